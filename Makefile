@@ -1,0 +1,79 @@
+# mura - the one place for build flags, and every top-level target.
+#
+#   make            build lib/libmura.a and the tools in bin/
+#   make deps       install what is missing (Debian packages), quickly nothing when all is there
+#   make check      deps, build, then every test; ends with "N passed, N failed, N skipped"
+#   make demo       deps, build, then the whole pipeline on generated data
+#   make bench      performance figures beside PyTorch's (not part of check)
+
+VERSION    = 0.1.0
+PREFIX    ?= /usr/local
+CC        ?= cc
+PKGS       = vips libpng openblas
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CFLAGS    ?= -O2
+CFLAGS    += -std=c11 -Wall -Wextra
+CPPFLAGS  += -D_POSIX_C_SOURCE=200809L -DMURA_VERSION_STRING='"$(VERSION)"' -Ilib $(PKG_CFLAGS) -MMD -MP
+LDLIBS    += $(PKG_LIBS) -lm -lpthread
+
+# Debian packages: to build, to run the tests' reference peers, for reports.
+DEPS_BUILD = build-essential pkg-config libvips-dev libpng-dev libopenblas-dev parallel
+DEPS_TEST  = python3-torch python3-torchvision python3-sklearn python3-numpy python3-pil gnuplot-nox groff-base
+DEPS       = $(DEPS_BUILD) $(DEPS_TEST)
+
+LIB_SRC   := $(sort $(wildcard lib/*.c lib/*/*.c))
+LIB_OBJ   := $(LIB_SRC:.c=.o)
+TOOLS     := $(patsubst %.c,%,$(sort $(wildcard bin/mura-*.c)))
+TESTS_C   := $(patsubst %.c,%,$(sort $(wildcard tests/*.c)))
+TESTS_SH  := $(sort $(wildcard tests/t-*.sh))
+DEPFILES  := $(LIB_OBJ:.o=.d) $(TOOLS:=.d) $(TESTS_C:=.d)
+
+.PHONY: all deps check demo bench clean install uninstall
+.DELETE_ON_ERROR:
+
+all: lib/libmura.a $(TOOLS)
+
+lib/libmura.a: $(LIB_OBJ)
+	$(AR) rcs $@.tmp $^ && mv $@.tmp $@
+
+bin/mura-%: bin/mura-%.c lib/libmura.a
+	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< lib/libmura.a $(LDFLAGS) $(LDLIBS)
+
+tests/%: tests/%.c lib/libmura.a
+	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< lib/libmura.a $(LDFLAGS) $(LDLIBS)
+
+# Install missing Debian packages.  One dpkg-query call answers "all there?"
+# in a few milliseconds; only then is apt-get considered.
+deps:
+	@missing=$$(dpkg-query -W -f='$${Package} $${db:Status-Abbrev}\n' $(DEPS) 2>/dev/null \
+	    | awk '$$2 == "ii" { ok[$$1] = 1 } END { n = split("$(DEPS)", a, " "); \
+	           for (i = 1; i <= n; i++) if (!(a[i] in ok)) printf "%s ", a[i] }'); \
+	if [ -n "$$missing" ]; then \
+	    if [ "$$(id -u)" != 0 ]; then \
+	        echo "make deps: missing Debian packages: $$missing" >&2; \
+	        echo "make deps: run as root:  apt-get update && apt-get install -y $$missing" >&2; \
+	        exit 1; \
+	    fi; \
+	    echo "make deps: installing $$missing"; \
+	    export DEBIAN_FRONTEND=noninteractive; \
+	    apt-get install -y -q $$missing || { apt-get update -q && apt-get install -y -q $$missing; } \
+	        || { echo "make deps: apt-get failed" >&2; exit 1; }; \
+	fi
+
+check: deps
+	@$(MAKE) --no-print-directory all $(TESTS_C)
+	@sh tests/run.sh $(TESTS_C) $(TESTS_SH)
+
+demo: deps
+	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory -f pipelines/demo.mk
+
+bench: deps
+	@$(MAKE) --no-print-directory all
+	@sh tests/bench/run.sh
+
+clean:
+	rm -f lib/libmura.a $(LIB_OBJ) $(TOOLS) $(TESTS_C) $(DEPFILES)
+
+-include $(DEPFILES)

@@ -1,0 +1,85 @@
+/*
+ * tool.h - what every mura tool shares: its name for messages, die() and
+ * warn() in the "mura-X: context: reason" style, and the exit codes
+ * (0 success, 1 failure, 2 usage error).  Only tools include this; the
+ * library never exits (see lib/error.h).
+ */
+#ifndef MURA_TOOL_H
+#define MURA_TOOL_H
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+
+#define EXIT_USAGE 2
+
+static const char *argv0 = "mura";
+
+static void
+vwarn_(const char *fmt, va_list ap)
+{
+	fprintf(stderr, "%s: ", argv0);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+}
+
+static void __attribute__((unused, format(printf, 1, 2)))
+warn(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vwarn_(fmt, ap);
+	va_end(ap);
+}
+
+static void __attribute__((unused, noreturn, format(printf, 1, 2)))
+die(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vwarn_(fmt, ap);
+	va_end(ap);
+	exit(1);
+}
+
+/* Print the library's last message, prefixed by the tool's name, and exit 1. */
+static void __attribute__((unused, noreturn))
+die_lib(void)
+{
+	die("%s", mura_error_get());
+}
+
+/* A bad option value: message and exit 2. */
+static void __attribute__((unused, noreturn, format(printf, 1, 2)))
+die_usage(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vwarn_(fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "Try '%s --help' for more information.\n", argv0);
+	exit(EXIT_USAGE);
+}
+
+static void __attribute__((unused))
+set_argv0(const char *a)
+{
+	const char *s = strrchr(a, '/');
+	argv0 = s ? s + 1 : a;
+}
+
+/* Close stdout and check it, so a full disk or a closed pipe is a failure. */
+static int __attribute__((unused))
+close_stdout(void)
+{
+	if (fflush(stdout) != 0 || ferror(stdout) || fclose(stdout) != 0) {
+		warn("stdout: write error");
+		return 1;
+	}
+	return 0;
+}
+
+#endif

@@ -1,0 +1,51 @@
+/*
+ * util.h - small helpers shared by the library and the tools: checked
+ * number parsing, atomic output files, MURA path parsing.
+ */
+#ifndef MURA_UTIL_H
+#define MURA_UTIL_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+/* Parse a whole string as a number within [lo, hi].  Return 0, or -1 with
+ * mura_error set ("'abc' is not a number", "'7' is out of range [0, 5]"). */
+int mura_parse_long(const char *s, long lo, long hi, long *out);
+int mura_parse_double(const char *s, double lo, double hi, double *out);
+/* A comma-separated list of exactly n numbers ("0.485,0.456,0.406"). */
+int mura_parse_doubles(const char *s, int n, double *out);
+
+/*
+ * An output file that appears under its name only when complete: data goes
+ * to "NAME.tmp.PID" in the same folder, and mura_out_commit() flushes, fsyncs
+ * and renames it into place.  mura_out_abort() removes the temporary file.
+ * "-" (or NULL) means stdout, which commit only flushes (and checks).
+ */
+struct mura_out {
+	FILE *f;
+	char path[4200];
+	char tmp[4300];
+	int is_stdout;
+};
+int mura_out_open(struct mura_out *o, const char *path);
+int mura_out_commit(struct mura_out *o);
+void mura_out_abort(struct mura_out *o);
+
+/* Make every missing folder of path (like mkdir -p).  Return 0 or -1. */
+int mura_mkdirs(const char *path, int mode);
+
+/*
+ * What a MURA path says: ".../XR_WRIST/patient00001/study1_positive/image2.png"
+ * gives type wrist, patient 1, study 1, label 1, image 2.  Fields that the
+ * path does not carry are left as unknown (0, and label -1).  Returns 0 if
+ * at least the study type was found, else -1 with mura_error set.
+ */
+struct mura_path_info {
+	int type;
+	uint32_t patient;
+	uint16_t study, image;
+	float label;
+};
+int mura_path_parse(const char *path, struct mura_path_info *pi);
+
+#endif
