@@ -34,14 +34,23 @@ DEPFILES  := $(LIB_OBJ:.o=.d) $(TOOLS:=.d) $(TESTS_C:=.d)
 
 all: lib/libmura.a $(TOOLS)
 
+# Quiet by default; `make V=1` shows the commands.
+Q = $(if $(V),,@)
+lib/%.o: lib/%.c
+	@$(if $(Q),echo "  CC      $@")
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+
 lib/libmura.a: $(LIB_OBJ)
-	$(AR) rcs $@.tmp $^ && mv $@.tmp $@
+	@$(if $(Q),echo "  AR      $@")
+	$(Q)rm -f $@.tmp && $(AR) rcs $@.tmp $^ && mv $@.tmp $@
 
 bin/mura-%: bin/mura-%.c lib/libmura.a
-	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< lib/libmura.a $(LDFLAGS) $(LDLIBS)
+	@$(if $(Q),echo "  CCLD    $@")
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< lib/libmura.a $(LDFLAGS) $(LDLIBS)
 
 tests/%: tests/%.c lib/libmura.a
-	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< lib/libmura.a $(LDFLAGS) $(LDLIBS)
+	@$(if $(Q),echo "  CCLD    $@")
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< lib/libmura.a $(LDFLAGS) $(LDLIBS)
 
 # Install missing Debian packages.  One dpkg-query call answers "all there?"
 # in a few milliseconds; only then is apt-get considered.
