@@ -85,4 +85,32 @@ bench: deps
 clean:
 	rm -f lib/libmura.a $(LIB_OBJ) $(TOOLS) $(TESTS_C) $(DEPFILES)
 
+# Installation: tools, library and headers with a pkg-config file, man pages,
+# and the pipelines under share/mura.  DESTDIR is honoured.
+BINDIR   = $(PREFIX)/bin
+LIBDIR   = $(PREFIX)/lib
+INCDIR   = $(PREFIX)/include/mura
+MANDIR   = $(PREFIX)/share/man
+SHAREDIR = $(PREFIX)/share/mura
+LIB_HDR := $(sort $(wildcard lib/*.h lib/*/*.h))
+MANPAGES := $(sort $(wildcard man/man*/*.[0-9]))
+
+install: all
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(SHAREDIR)/pipelines
+	install -m 755 $(TOOLS) $(DESTDIR)$(BINDIR)
+	install -m 644 lib/libmura.a $(DESTDIR)$(LIBDIR)
+	printf '%s\n' 'prefix=$(PREFIX)' 'includedir=$${prefix}/include/mura' 'libdir=$${prefix}/lib' '' \
+	  'Name: mura' 'Description: abnormality detection in musculoskeletal radiographs' \
+	  'Version: $(VERSION)' 'Requires: $(PKGS)' 'Cflags: -I$${includedir}' \
+	  'Libs: -L$${libdir} -lmura -lm -lpthread' > $(DESTDIR)$(LIBDIR)/pkgconfig/mura.pc
+	for h in $(LIB_HDR); do install -D -m 644 $$h $(DESTDIR)$(INCDIR)/$${h#lib/}; done
+	for m in $(MANPAGES); do install -D -m 644 $$m $(DESTDIR)$(MANDIR)/$${m#man/}; done
+	for p in $(wildcard pipelines/*); do install -m 644 $$p $(DESTDIR)$(SHAREDIR)/pipelines; done
+
+uninstall:
+	rm -f $(addprefix $(DESTDIR)$(BINDIR)/,$(notdir $(TOOLS)))
+	rm -f $(DESTDIR)$(LIBDIR)/libmura.a $(DESTDIR)$(LIBDIR)/pkgconfig/mura.pc
+	rm -rf $(DESTDIR)$(INCDIR) $(DESTDIR)$(SHAREDIR)
+	rm -f $(addprefix $(DESTDIR)$(MANDIR)/,$(MANPAGES:man/%=%))
+
 -include $(DEPFILES)

@@ -1,0 +1,20 @@
+#!/bin/sh
+# make install / uninstall into a temporary prefix: the tools run from there,
+# a program builds against the installed library with pkg-config, and
+# uninstall leaves nothing behind.
+. "$(dirname "$0")/lib.sh"
+
+d="$T/root" p=/opt/mura-test
+check "make install into DESTDIR" make -s -C "$MURA_TOP" install DESTDIR="$d" PREFIX="$p"
+check_eq "installed mura-info runs" "$("$d$p/bin/mura-info" --version | cut -d' ' -f1)" "mura-info"
+check "man pages installed" test -f "$d$p/share/man/man5/mura-tensor.5"
+check "headers installed" test -f "$d$p/include/mura/tensor.h"
+cat > "$T/x.c" <<'EOC'
+#include <mura.h>
+int main(void) { struct mura_record r; mura_record_init(&r); return mura_record_alloc(&r, MURA_DTYPE_U8, 1, 2, 2); }
+EOC
+check "a program builds and runs against the installed library" sh -c \
+	"PKG_CONFIG_SYSROOT_DIR='$d' PKG_CONFIG_PATH='$d$p/lib/pkgconfig' && export PKG_CONFIG_SYSROOT_DIR PKG_CONFIG_PATH &&
+	 cc -o '$T/x' '$T/x.c' \$(pkg-config --cflags --libs mura) && '$T/x'"
+check "make uninstall" make -s -C "$MURA_TOP" uninstall DESTDIR="$d" PREFIX="$p"
+check_eq "uninstall leaves no files" "$(find "$d" -type f | wc -l)" 0
