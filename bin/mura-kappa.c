@@ -1,0 +1,286 @@
+/* mura-kappa - study-level kappa, AUC and the rest from a scores table, per study type. */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "metrics.h"
+#include "mura.h"
+#include "tool.h"
+
+struct options {
+	int aggregate;
+	int format;
+	double threshold;          /* for every type not set otherwise */
+	const char *thresholds;    /* file to read */
+	const char *tune;          /* validation scores to tune on */
+	const char *write_thresholds;
+	const char *roc;           /* folder for the ROC curves */
+	struct mura_eval_opts eval;
+};
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+	        "usage: %s [options] [SCORES.tsv]\n"
+	        "Study-level Cohen's kappa, ROC AUC, sensitivity, specificity, accuracy, F1 and\n"
+	        "confusion counts per study type and overall, from a scores table as mura-score\n"
+	        "writes it (stdin when no file or '-').\n"
+	        "  -a, --aggregate mean|max     a study's probability from its images' (mean)\n"
+	        "      --threshold T            abnormal when probability > T, every type (0.5)\n"
+	        "  -t, --thresholds FILE        per-type thresholds, lines 'type<TAB>threshold'\n"
+	        "  -u, --tune-thresholds VALID  per type, the threshold maximising kappa on VALID\n"
+	        "  -w, --write-thresholds FILE  write the thresholds used to FILE\n"
+	        "  -b, --bootstrap N            resamples for 95%% intervals, 0 for none (1000)\n"
+	        "  -s, --seed S                 seed of the resampling (1)\n"
+	        "  -f, --format table|tsv|json  output format (table)\n"
+	        "  -r, --roc DIR                ROC curves as DIR/roc-TYPE.png and .tsv\n"
+	        "  -h, --help                   show this help\n"
+	        "  -V, --version                show the version\n",
+	        argv0);
+}
+
+/* Read and aggregate a scores table; any error ends the tool. */
+static void
+load_studies(struct mura_studies *st, const char *path, int aggregate)
+{
+	struct mura_scores s;
+
+	mura_scores_init(&s);
+	if (mura_scores_read(&s, path, MURA_SCORES_LABELED) < 0)
+		die_lib();
+	if (mura_studies_aggregate(st, &s, aggregate) < 0)
+		die("%s: %s", !path || !strcmp(path, "-") ? "stdin" : path, mura_error_get());
+	mura_scores_free(&s);
+}
+
+/* A path inside a gnuplot single-quoted string, where '' stands for '. */
+static void
+gp_path(FILE *gp, const char *path)
+{
+	fputc('\'', gp);
+	for (; *path; path++) {
+		if (*path == '\'')
+			fputc('\'', gp);
+		fputc(*path, gp);
+	}
+	fputc('\'', gp);
+}
+
+/* Draw one ROC curve from its TSV into png (atomically) with gnuplot. */
+static void
+plot_roc(const char *tsv, const char *png, const char *group, const struct mura_group_eval *g)
+{
+	char tmp[4300], thr[40];
+	FILE *gp;
+	int st;
+
+	snprintf(tmp, sizeof tmp, "%s.tmp.%ld", png, (long)getpid());
+	if (!(gp = popen("gnuplot", "w")))
+		die("gnuplot: %s", strerror(errno));
+	fprintf(gp, "if (strstrt(GPVAL_TERMINALS, 'pngcairo') > 0) {\n"
+	            "  set terminal pngcairo size 640,640\n"
+	            "} else {\n"
+	            "  set terminal png size 640,640\n"
+	            "}\n"
+	            "set output ");
+	gp_path(gp, tmp);
+	fprintf(gp, "\nset title \"ROC %s: AUC %.4f, %zu studies (%zu abnormal)\"\n", group,
+	        g->value[MURA_METRIC_AUC], g->studies, g->abnormal);
+	fprintf(gp, "set xlabel 'false positive rate (1 - specificity)'\n"
+	            "set ylabel 'true positive rate (sensitivity)'\n"
+	            "set xrange [0:1]\nset yrange [0:1]\nset size square\nset grid\n"
+	            "set key bottom right\n"
+	            "plot ");
+	gp_path(gp, tsv);
+	if (isnan(g->threshold))
+		snprintf(thr, sizeof thr, "per-type thresholds");
+	else
+		snprintf(thr, sizeof thr, "threshold %g", g->threshold);
+	fprintf(gp, " skip 1 using 2:3 with lines lw 2 title 'model', "
+	            "x with lines dt 2 lc rgb 'gray' title 'chance', "
+	            "'-' using 1:2 with points pt 7 ps 1.5 title '%s'\n%.17g %.17g\ne\n", thr,
+	        1 - mura_specificity(&g->cm), mura_sensitivity(&g->cm));
+	st = pclose(gp);
+	if (st == -1 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+		unlink(tmp);
+		if (st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 127)
+			die("gnuplot: not found (install the Debian package gnuplot-nox)");
+		die("%s: gnuplot failed", png);
+	}
+	if (rename(tmp, png) < 0) {
+		unlink(tmp);
+		die("%s: %s", png, strerror(errno));
+	}
+}
+
+/* For every shown group with a defined AUC: DIR/roc-GROUP.tsv and .png. */
+static void
+write_rocs(const char *dir, const struct mura_studies *st, const struct mura_report *r)
+{
+	double *prob = malloc((st->n ? st->n : 1) * sizeof *prob);
+	int *label = malloc((st->n ? st->n : 1) * sizeof *label);
+
+	if (!prob || !label)
+		die("out of memory");
+	if (mura_mkdirs(dir, 0777) < 0)
+		die_lib();
+	for (int gi = 0; gi < MURA_GROUP_COUNT; gi++) {
+		const struct mura_group_eval *g = &r->group[gi];
+		const char *name = mura_group_name(gi);
+		struct mura_roc_point *pts;
+		struct mura_out o;
+		char tsv[4200], png[4200], b[3][40];
+		size_t n = 0, np;
+
+		if (isnan(g->value[MURA_METRIC_AUC]))
+			continue;
+		for (size_t i = 0; i < st->n; i++)
+			if (gi == MURA_GROUP_ALL || st->v[i].type == gi) {
+				prob[n] = st->v[i].prob;
+				label[n++] = st->v[i].label;
+			}
+		if (mura_roc(prob, label, n, &pts, &np) < 0)
+			die_lib();
+		snprintf(tsv, sizeof tsv, "%s/roc-%s.tsv", dir, name);
+		snprintf(png, sizeof png, "%s/roc-%s.png", dir, name);
+		if (mura_out_open(&o, tsv) < 0)
+			die_lib();
+		fprintf(o.f, "threshold\tfpr\ttpr\n");
+		for (size_t i = 0; i < np; i++)
+			fprintf(o.f, "%s\t%s\t%s\n", mura_number_format(b[0], pts[i].threshold),
+			        mura_number_format(b[1], pts[i].fpr), mura_number_format(b[2], pts[i].tpr));
+		if (mura_out_commit(&o) < 0)
+			die_lib();
+		free(pts);
+		plot_roc(tsv, png, name, g);
+	}
+	free(prob);
+	free(label);
+}
+
+int
+main(int argc, char **argv)
+{
+	enum { OPT_THRESHOLD = 256 };
+	static const struct option longopts[] = {
+		{"aggregate", required_argument, NULL, 'a'},
+		{"threshold", required_argument, NULL, OPT_THRESHOLD},
+		{"thresholds", required_argument, NULL, 't'},
+		{"tune-thresholds", required_argument, NULL, 'u'},
+		{"write-thresholds", required_argument, NULL, 'w'},
+		{"bootstrap", required_argument, NULL, 'b'},
+		{"seed", required_argument, NULL, 's'},
+		{"format", required_argument, NULL, 'f'},
+		{"roc", required_argument, NULL, 'r'},
+		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},
+		{0},
+	};
+	struct options o = {.aggregate = MURA_AGGREGATE_MEAN, .format = MURA_REPORT_TABLE, .threshold = 0.5};
+	struct mura_studies st;
+	struct mura_report rep;
+	struct mura_report_info info;
+	char source[4300];
+	const char *path;
+	long v;
+	int c;
+
+	set_argv0(argv[0]);
+	mura_eval_opts_init(&o.eval);
+	o.eval.bootstrap = 1000;
+	while ((c = getopt_long(argc, argv, "a:t:u:w:b:s:f:r:hV", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'a':
+			if ((o.aggregate = mura_aggregate_parse(optarg)) < 0)
+				die_usage("--aggregate: '%s' is not mean or max", optarg);
+			break;
+		case OPT_THRESHOLD:
+			if (mura_parse_double(optarg, 0, 1, &o.threshold) < 0)
+				die_usage("--threshold: %s", mura_error_get());
+			break;
+		case 't':
+			o.thresholds = optarg;
+			break;
+		case 'u':
+			o.tune = optarg;
+			break;
+		case 'w':
+			o.write_thresholds = optarg;
+			break;
+		case 'b':
+			if (mura_parse_long(optarg, 0, 1000000, &v) < 0)
+				die_usage("--bootstrap: %s", mura_error_get());
+			o.eval.bootstrap = (int)v;
+			break;
+		case 's':
+			if (mura_parse_long(optarg, 0, LONG_MAX, &v) < 0)
+				die_usage("--seed: %s", mura_error_get());
+			o.eval.seed = (uint64_t)v;
+			break;
+		case 'f':
+			if ((o.format = mura_report_format_parse(optarg)) < 0)
+				die_usage("--format: '%s' is not table, tsv or json", optarg);
+			break;
+		case 'r':
+			o.roc = optarg;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		case 'V':
+			printf("%s %s\n", argv0, MURA_VERSION_STRING);
+			return 0;
+		default:
+			usage(stderr);
+			return EXIT_USAGE;
+		}
+	}
+	if (argc - optind > 1)
+		die_usage("one scores file at most");
+	path = optind < argc ? argv[optind] : "-";
+	if (o.tune && !strcmp(o.tune, "-") && !strcmp(path, "-"))
+		die_usage("--tune-thresholds and the scores cannot both be stdin");
+	if (o.write_thresholds && !strcmp(o.write_thresholds, "-"))
+		die_usage("--write-thresholds needs a file, not stdout");
+
+	for (int t = 0; t < MURA_TYPE_COUNT; t++)
+		o.eval.threshold[t] = o.threshold;
+	snprintf(source, sizeof source, "%g for every type", o.threshold);
+	if (o.thresholds) {
+		if (mura_thresholds_read(o.thresholds, o.eval.threshold) < 0)
+			die_lib();
+		snprintf(source, sizeof source, "from %s, else %g", o.thresholds, o.threshold);
+	}
+	if (o.tune) {
+		struct mura_studies valid;
+		double base[MURA_TYPE_COUNT];
+
+		load_studies(&valid, o.tune, o.aggregate);
+		memcpy(base, o.eval.threshold, sizeof base);
+		if (mura_thresholds_tune(&valid, base, o.eval.threshold, NULL) < 0)
+			die_lib();
+		mura_studies_free(&valid);
+		snprintf(source, sizeof source, "per type, tuned for kappa on %s",
+		         strcmp(o.tune, "-") ? o.tune : "stdin");
+	}
+
+	load_studies(&st, path, o.aggregate);
+	if (mura_evaluate(&rep, &st, &o.eval) < 0)
+		die_lib();
+	if (o.write_thresholds && mura_thresholds_write(o.write_thresholds, o.eval.threshold) < 0)
+		die_lib();
+	if (o.roc)
+		write_rocs(o.roc, &st, &rep);
+
+	info = (struct mura_report_info){strcmp(path, "-") ? path : "stdin", o.aggregate, source};
+	if (mura_report_write(stdout, &rep, &info, o.format) < 0)
+		die_lib();
+	mura_studies_free(&st);
+	return close_stdout();
+}

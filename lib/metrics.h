@@ -1,0 +1,240 @@
+/*
+ * metrics.h - evaluating abnormality scores the way the MURA paper does:
+ * the scores table that mura-score writes and mura-kappa reads, images
+ * aggregated to studies, Cohen's kappa, ROC AUC, sensitivity, specificity,
+ * accuracy and F1 per study type and overall, percentile bootstrap
+ * intervals, and per-type thresholds (read, written, tuned for kappa).
+ *
+ * The scores table (mura-kappa(1) describes it for users; the two agree):
+ * UTF-8 text, fields separated by one TAB, lines ended by LF (a CR before
+ * it is ignored).  The first line is the header, exactly
+ *
+ *   path	type	patient	study	image	label	prob
+ *
+ * then one line per image:
+ *   path     the image's source path; may be empty; no TAB or LF inside
+ *   type     study type: elbow finger forearm hand humerus shoulder wrist
+ *            or unknown (XR_ELBOW etc. accepted too, any case)
+ *   patient  integer in [0, 4294967295]  (0 unknown)
+ *   study    integer in [0, 65535]       (0 unknown)
+ *   image    integer in [0, 65535]       (0 unknown)
+ *   label    1 abnormal, 0 normal, -1 unknown (a number equal to one of
+ *            them, so "1.0" is read as 1); evaluation refuses -1
+ *   prob     the model's probability of abnormality, a number in [0, 1]
+ * A study is the set of rows sharing (type, patient, study); its rows must
+ * agree on the label.  A file with no line at all, or the header only, is
+ * an empty table.
+ *
+ * Metrics that are undefined (kappa when pe = 1, AUC with one class only,
+ * sensitivity without abnormal studies, ...) are NAN, never 0.
+ */
+#ifndef MURA_METRICS_H
+#define MURA_METRICS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "tensor.h"
+
+#define MURA_SCORES_HEADER "path\ttype\tpatient\tstudy\timage\tlabel\tprob"
+
+/* One image's row.  Its path lives in the table's string pool. */
+struct mura_score {
+	int type;       /* enum mura_type */
+	uint32_t patient;
+	uint16_t study, image;
+	int label;      /* 0, 1, or -1 unknown */
+	double prob;    /* in [0, 1] */
+	size_t line;    /* line of the file it was read from; 0 when added in memory */
+	size_t path;    /* offset of its NUL-terminated path in the pool */
+};
+
+struct mura_scores {
+	struct mura_score *v;
+	size_t n, cap;
+	char *pool;
+	size_t pool_len, pool_cap;
+};
+
+/* Require labels 0 or 1 when reading (evaluation); else -1 is allowed. */
+#define MURA_SCORES_LABELED 1
+
+void mura_scores_init(struct mura_scores *s);
+void mura_scores_free(struct mura_scores *s);
+/* Forget the rows, keep the memory (one table reused every epoch). */
+void mura_scores_clear(struct mura_scores *s);
+const char *mura_scores_path(const struct mura_scores *s, size_t i);
+/* Append a row (path NULL means empty).  Checks the values as the reader
+ * does; returns 0, or -1 with mura_error set. */
+int mura_scores_add(struct mura_scores *s, const char *path, int type, uint32_t patient,
+                    uint16_t study, uint16_t image, int label, double prob);
+/* Read a whole table from path ("-" or NULL: stdin), appending its rows.
+ * Errors read "NAME: line N: what is wrong". */
+int mura_scores_read(struct mura_scores *s, const char *path, int flags);
+int mura_scores_read_file(struct mura_scores *s, FILE *f, const char *name, int flags);
+/* Write the header line, or one row.  The probability is written with the
+ * fewest digits that read back as the same double. */
+int mura_scores_write_header(FILE *f);
+int mura_scores_write_row(FILE *f, const char *path, const struct mura_score *row);
+
+/* v with the fewest digits (15 to 17) that read back as the same double;
+ * "n/a" for NAN, "inf" for infinity.  Returns buf or the constant. */
+const char *mura_number_format(char buf[40], double v);
+
+/* A study: its images' probabilities aggregated into one. */
+enum mura_aggregate {
+	MURA_AGGREGATE_MEAN, /* arithmetic mean, in the order the rows came: the MURA paper's */
+	MURA_AGGREGATE_MAX,
+};
+int mura_aggregate_parse(const char *s); /* "mean" or "max"; -1 if neither */
+const char *mura_aggregate_name(int agg);
+
+struct mura_study {
+	int type;
+	uint32_t patient;
+	uint16_t study;
+	int label;
+	uint32_t images;
+	double prob;
+};
+
+struct mura_studies {
+	struct mura_study *v; /* sorted by (type, patient, study) */
+	size_t n;
+	size_t images;
+};
+
+/* Group the rows into studies.  Every row must have label 0 or 1 and the
+ * rows of a study the same label; otherwise -1 with mura_error naming the
+ * line ("line 7: label 1 differs from label 0 of its study on line 3"). */
+int mura_studies_aggregate(struct mura_studies *st, const struct mura_scores *s, int agg);
+void mura_studies_free(struct mura_studies *st);
+
+/* Binary confusion counts; a case is called abnormal when prob > threshold. */
+struct mura_confusion {
+	uint64_t tp, fp, tn, fn;
+};
+void mura_confusion_count(struct mura_confusion *c, const double *prob, const int *label, size_t n,
+                          double threshold);
+/* Cohen's kappa (p0 - pe) / (1 - pe), computed from the integer counts. */
+double mura_kappa(const struct mura_confusion *c);
+double mura_sensitivity(const struct mura_confusion *c); /* TP / (TP + FN) */
+double mura_specificity(const struct mura_confusion *c); /* TN / (TN + FP) */
+double mura_accuracy(const struct mura_confusion *c);    /* (TP + TN) / N */
+double mura_f1(const struct mura_confusion *c);          /* 2TP / (2TP + FP + FN) */
+
+/* ROC AUC over every threshold, ties counted half: the Mann-Whitney U
+ * statistic divided by (positives * negatives), which is what
+ * scikit-learn's roc_auc_score gives.  *auc is NAN with one class only.
+ * Returns 0, or -1 (no memory). */
+int mura_auc(const double *prob, const int *label, size_t n, double *auc);
+
+/* The ROC curve: one point per distinct probability s, from the highest
+ * down, where "prob >= s" is called abnormal; the first point is (0, 0)
+ * with threshold +inf.  *pts is malloc'd.  Returns 0 or -1. */
+struct mura_roc_point {
+	double threshold, fpr, tpr;
+};
+int mura_roc(const double *prob, const int *label, size_t n, struct mura_roc_point **pts,
+             size_t *npts);
+
+enum mura_metric {
+	MURA_METRIC_KAPPA,
+	MURA_METRIC_AUC,
+	MURA_METRIC_SENSITIVITY,
+	MURA_METRIC_SPECIFICITY,
+	MURA_METRIC_ACCURACY,
+	MURA_METRIC_F1,
+	MURA_METRIC_COUNT
+};
+const char *mura_metric_name(int m); /* "kappa", "auc", "sensitivity", ... */
+
+/* Groups of a report: one per study type, then all studies together. */
+#define MURA_GROUP_ALL MURA_TYPE_COUNT
+#define MURA_GROUP_COUNT (MURA_TYPE_COUNT + 1)
+const char *mura_group_name(int g); /* a type's name, or "all" */
+
+struct mura_eval_opts {
+	double threshold[MURA_TYPE_COUNT]; /* per study type */
+	int bootstrap;                     /* resamples; 0: no intervals */
+	uint64_t seed;
+	double confidence;                 /* of the intervals, e.g. 0.95 */
+};
+/* Thresholds 0.5, no bootstrap, seed 1, confidence 0.95. */
+void mura_eval_opts_init(struct mura_eval_opts *o);
+
+struct mura_group_eval {
+	size_t studies, abnormal, images;
+	double threshold; /* NAN for "all" when the types in it differ */
+	struct mura_confusion cm;
+	double value[MURA_METRIC_COUNT]; /* NAN where undefined */
+	double lo[MURA_METRIC_COUNT], hi[MURA_METRIC_COUNT]; /* NAN without bootstrap */
+	int resamples[MURA_METRIC_COUNT]; /* bootstrap resamples where the metric was defined */
+};
+
+struct mura_report {
+	struct mura_group_eval group[MURA_GROUP_COUNT];
+	int bootstrap;
+	uint64_t seed;
+	double confidence;
+};
+
+/*
+ * Evaluate the studies per type and overall.  With o->bootstrap = B > 0,
+ * each group's studies are resampled with replacement B times (a stream
+ * derived from the seed and the group's name, so one group's interval does
+ * not depend on the others); a metric's interval is the percentile interval
+ * (linear interpolation between order statistics, as numpy.percentile) of
+ * the resamples in which it is defined.  Returns 0, or -1 (no memory).
+ */
+int mura_evaluate(struct mura_report *r, const struct mura_studies *st,
+                  const struct mura_eval_opts *o);
+
+/*
+ * Pick per study type the threshold that maximises kappa on the studies:
+ * candidates are base[type] and the midpoints between consecutive distinct
+ * study probabilities of that type.  The highest kappa wins; on equal
+ * kappa base[type] wins, then the candidate nearest to it, then the lower.
+ * Types without studies, or where no candidate gives a defined kappa, keep
+ * base[type].  kappa (may be NULL) receives the kappa of the chosen
+ * thresholds (NAN where undefined).  Returns 0, or -1 (no memory).
+ */
+int mura_thresholds_tune(const struct mura_studies *st, const double base[MURA_TYPE_COUNT],
+                         double out[MURA_TYPE_COUNT], double kappa[MURA_TYPE_COUNT]);
+
+/*
+ * The thresholds file: lines "type<TAB>threshold", an optional first line
+ * "type<TAB>threshold", at most one line per type, thresholds in [0, 1].
+ * Reading sets the types it lists and leaves the others as they were.
+ * Writing (atomic, "-" is stdout) lists every type.
+ */
+int mura_thresholds_read(const char *path, double thr[MURA_TYPE_COUNT]);
+int mura_thresholds_write(const char *path, const double thr[MURA_TYPE_COUNT]);
+
+/* Study-level kappa of the MURA paper's baseline and radiologists, from the
+ * seed paper's Table 1 (group "all": baseline and best radiologist only).
+ * NAN where not given. */
+struct mura_reference {
+	double baseline, worst, best;
+};
+void mura_reference_kappa(int group, struct mura_reference *ref);
+
+/* Print a report as an aligned table, TSV (one row per group, %.17g) or
+ * JSON (undefined values null).  Groups without studies are left out,
+ * except "all".  name: the scores file, for the table's and JSON's header. */
+enum mura_report_format {
+	MURA_REPORT_TABLE,
+	MURA_REPORT_TSV,
+	MURA_REPORT_JSON,
+};
+int mura_report_format_parse(const char *s); /* -1 if unknown */
+struct mura_report_info {
+	const char *name;       /* the scores file */
+	int aggregate;
+	const char *thresholds; /* where the thresholds came from, in words */
+};
+int mura_report_write(FILE *f, const struct mura_report *r, const struct mura_report_info *info,
+                      int format);
+
+#endif

@@ -1,0 +1,167 @@
+#!/bin/sh
+# mura-kappa: parity with scikit-learn on random score files (ties included),
+# malformed rows, degenerate input, threshold tuning, ROC curves, usage errors.
+. "$(dirname "$0")/lib.sh"
+
+cd "$T" || exit 1
+HEAD='path	type	patient	study	image	label	prob'
+REF="$MURA_TOP/tests/py/kappa_ref.py"
+
+# A fixed table made without Python: 200 studies over the seven types and
+# unknown, 1 to 3 images each, probabilities on a grid of 0.01 (ties).
+awk -v h="$HEAD" 'BEGIN {
+	split("unknown elbow finger forearm hand humerus shoulder wrist", ty, " ")
+	print h
+	for (i = 1; i <= 200; i++) {
+		lab = (i * 7) % 3 == 0
+		for (k = 1; k <= i % 3 + 1; k++)
+			printf "p%d/i%d.png\t%s\t%d\t1\t%d\t%d\t%.2f\n", i, k, ty[i % 8 + 1], i, k, lab,
+			       ((i * 37 + k * 11) % 61 + (lab ? 30 : 5)) / 100
+	}
+}' >fixed.tsv
+
+# ---- usage ----
+out=$(mura-kappa --help) && case $out in usage:*) echo "PASS: --help";; *) echo "FAIL: --help: $out";; esac
+check_eq "--version" "$(mura-kappa --version)" "mura-kappa $(sed -n 's/^VERSION *= *//p' "$MURA_TOP/Makefile")"
+check_fails "unknown option exits 2" 2 "unrecognized option|invalid option" mura-kappa --bogus fixed.tsv
+check_fails "bad --format exits 2" 2 "--format: 'xml'" mura-kappa --format xml fixed.tsv
+check_fails "bad --aggregate exits 2" 2 "--aggregate: 'median'" mura-kappa --aggregate median fixed.tsv
+check_fails "negative --bootstrap exits 2" 2 "--bootstrap: '-1'" mura-kappa --bootstrap -1 fixed.tsv
+check_fails "bad --threshold exits 2" 2 "--threshold: '1.5' is out of range" mura-kappa --threshold 1.5 fixed.tsv
+check_fails "two scores files exit 2" 2 "one scores file at most" mura-kappa fixed.tsv fixed.tsv
+check_fails "tuning and scores both on stdin exit 2" 2 "cannot both be stdin" mura-kappa -u - - <fixed.tsv
+check_fails "missing file exits 1" 1 "mura-kappa: nope.tsv: No such file" mura-kappa nope.tsv
+
+# ---- malformed rows: message with the line number, exit 1, nothing on stdout ----
+bad() { # NAME PATTERN ROW: the row goes on line 3, after a good one
+	printf '%s\nok.png\thand\t1\t1\t1\t1\t0.3\n%b\n' "$HEAD" "$3" >bad.tsv
+	check_fails "malformed: $1" 1 "^mura-kappa: bad.tsv: line 3: $2" mura-kappa bad.tsv
+}
+bad "unknown label -1" "label is -1 \(unknown\)" 'x\thand\t2\t1\t1\t-1\t0.7'
+bad "fractional label" "label '0.5' is not 0 or 1" 'x\thand\t2\t1\t1\t0.5\t0.7'
+bad "prob above 1" "prob '1.01' is not a probability" 'x\thand\t2\t1\t1\t1\t1.01'
+bad "prob not a number" "prob 'high' is not a probability" 'x\thand\t2\t1\t1\t1\thigh'
+bad "unknown type" "type 'knee' is not a study type" 'x\tknee\t2\t1\t1\t1\t0.7'
+bad "missing field" "6 fields, want 7" 'x\thand\t2\t1\t1\t0.7'
+bad "extra field" "8 fields, want 7" 'x\thand\t2\t1\t1\t1\t0.7\textra'
+bad "patient not an integer" "patient: '2x' is not an integer" 'x\thand\t2x\t1\t1\t1\t0.7'
+bad "study out of range" "study: '65536' is out of range" 'x\thand\t2\t65536\t1\t1\t0.7'
+bad "empty line" "1 field, want 7" ''
+bad "labels differ within a study" "label 0 differs from label 1 of its study on line 2" 'x\thand\t1\t1\t2\t0\t0.7'
+printf 'path,type\n' >bad.tsv
+check_fails "malformed: not a scores header" 1 "bad.tsv: line 1: not a scores header" mura-kappa bad.tsv
+printf 'elbow\t0.3\nelbow 0.4\n' >bad-thr.tsv
+check_fails "malformed thresholds file" 1 "bad-thr.tsv: line 2: want 'type<TAB>threshold'" \
+	mura-kappa -t bad-thr.tsv fixed.tsv
+
+# ---- degenerate input: n/a, never a crash or a silent 0 ----
+: >empty.tsv
+printf '%s\n' "$HEAD" >header.tsv
+for f in empty header; do
+	check "$f file: exit 0" mura-kappa $f.tsv
+	check_eq "$f file: only the overall row, 0 studies, n/a metrics" \
+		"$(mura-kappa -f tsv $f.tsv | cut -f 1,2,6,9,12,15,18,21,24-27 | tail -n +2)" \
+		"all	0	n/a	n/a	n/a	n/a	n/a	n/a	0	0	0	0"
+	check_eq "$f file: JSON nulls" \
+		"$(mura-kappa -f json $f.tsv | grep -o '"kappa": [a-z0-9.]*, "kappa_lo": [a-z]*, "kappa_hi": [a-z]*, "auc": [a-z]*')" \
+		'"kappa": null, "kappa_lo": null, "kappa_hi": null, "auc": null'
+done
+check_eq "empty file on stdin: table shows n/a" \
+	"$(mura-kappa <empty.tsv | awk '$1 == "all" { print $2, $5, $6 }')" "0 n/a n/a"
+{
+	printf '%s\n' "$HEAD"
+	printf 'a\twrist\t1\t1\t1\t1\t0.9\nb\twrist\t2\t1\t1\t1\t0.2\nc\twrist\t3\t1\t1\t1\t0.7\n'
+	printf 'd\thand\t4\t1\t1\t0\t0.2\ne\thand\t5\t1\t1\t1\t0.6\nf\thand\t6\t1\t1\t0\t0.4\n'
+	printf 'g\telbow\t7\t1\t1\t0\t0.1\n'
+} >oneclass.tsv
+row() { mura-kappa -b 50 -f tsv oneclass.tsv | awk -F '\t' -v t="$1" '$1 == t'; }
+check_eq "one-class type: kappa 0 (pe < 1, as sklearn), AUC and specificity n/a, sensitivity 2/3" \
+	"$(row wrist | cut -f 2,3,6,7,8,9,10,11,12,15,16,17)" \
+	"3	3	0	0	0	n/a	n/a	n/a	0.6666666666666666	n/a	n/a	n/a"
+check_eq "single normal study: kappa and AUC n/a, specificity 1" \
+	"$(row elbow | cut -f 2,3,6,9,12,15)" "1	0	n/a	n/a	n/a	1"
+check_eq "a defined type beside them: kappa 1, AUC 1" "$(row hand | cut -f 6,9)" "1	1"
+check_eq "one-class type in the table: kappa 0.000, AUC and specificity n/a" \
+	"$(mura-kappa -b 0 oneclass.tsv | awk '$1 == "wrist" { print $5, $6, $8 }')" "0.000 n/a n/a"
+
+# ---- determinism: golden checksums, stdin, seeds ----
+check_eq "golden checksum, tsv with bootstrap (seed 7)" \
+	"$(mura-kappa -b 200 -s 7 -f tsv fixed.tsv | cksum)" "2963517974 2899"
+check_eq "golden checksum, table" "$(mura-kappa -b 100 -s 3 <fixed.tsv | cksum)" "4051221631 1936"
+check_eq "stdin and a file give the same report" \
+	"$(mura-kappa -f tsv -b 20 <fixed.tsv | cksum)" "$(mura-kappa -f tsv -b 20 fixed.tsv | cksum)"
+a=$(mura-kappa -f tsv -s 1 fixed.tsv | cksum) b=$(mura-kappa -f tsv -s 2 fixed.tsv | cksum)
+[ "$a" != "$b" ] && echo "PASS: another seed gives other intervals" || echo "FAIL: seeds 1 and 2 give the same intervals"
+check_eq "intervals are ordered: lo <= hi" "$(mura-kappa -f tsv fixed.tsv | awk -F '\t' 'NR > 1 {
+	for (c = 6; c <= 21; c += 3) if ($(c + 1) != "n/a" && $(c + 1) > $(c + 2)) print $1, c }')" ""
+
+# ---- thresholds: file in, file out, tuning ----
+printf 'type\tthreshold\nelbow\t0.25\nwrist\t0.75\n' >thr.tsv
+check_eq "--thresholds sets listed types, 0.5 elsewhere" \
+	"$(mura-kappa -b 0 -f tsv -t thr.tsv fixed.tsv | awk -F '\t' 'NR > 1 { printf "%s=%s ", $1, $5 }')" \
+	"unknown=0.5 elbow=0.25 finger=0.5 forearm=0.5 hand=0.5 humerus=0.5 shoulder=0.5 wrist=0.75 all=n/a "
+check_eq "--threshold sets every type" \
+	"$(mura-kappa -b 0 -f tsv --threshold 0.3 fixed.tsv | awk -F '\t' 'NR > 1 { printf "%s ", $5 }')" \
+	"0.3 0.3 0.3 0.3 0.3 0.3 0.3 0.3 0.3 "
+mura-kappa -b 0 -f tsv -u fixed.tsv -w tuned.tsv fixed.tsv >tuned.out 2>tuned.err
+check_eq "tuning writes its thresholds, every type, atomically" \
+	"$(cut -f 1 tuned.tsv | tr '\n' ' '; ls | grep -c '\.tmp')" \
+	"type elbow finger forearm hand humerus shoulder wrist unknown 0"
+check_eq "written thresholds read back give the same report" \
+	"$(mura-kappa -b 0 -f tsv -t tuned.tsv fixed.tsv | cksum)" "$(cksum <tuned.out)"
+check_eq "tuned kappa on the tuning file is at least the kappa at 0.5, per type" \
+	"$(mura-kappa -b 0 -f tsv fixed.tsv | paste - tuned.out | awk -F '\t' 'NR > 1 && $1 != "all" && ($36 + 0 < $6 + 0) { print $1, $6, $36 }')" ""
+moved=$(awk -F '\t' 'NR > 1 && $2 != 0.5' tuned.tsv | wc -l)
+[ "$moved" -gt 0 ] && echo "PASS: tuning moved $moved thresholds" || echo "FAIL: tuning moved no threshold"
+check_fails "--write-thresholds to stdout is refused" 2 "needs a file" mura-kappa -w - fixed.tsv
+
+# ---- ROC curves ----
+if mura-kappa -b 0 -f json -r roc oneclass.tsv >roc.json 2>roc.err; then
+	check_eq "--roc: PNGs for the groups with an AUC only" "$(cd roc && ls | tr '\n' ' ')" \
+		"roc-all.png roc-all.tsv roc-hand.png roc-hand.tsv "
+	for f in roc/roc-all.png roc/roc-hand.png; do
+		check_eq "$f is a PNG" "$(od -An -c -N4 "$f" | tr -d ' ')" '211PNG'
+	done
+	check_eq "--roc: TSV of the overall curve" "$(cat roc/roc-all.tsv | tr '\t\n' ', ')" \
+		"threshold,fpr,tpr inf,0,0 0.9,0,0.25 0.7,0,0.5 0.6,0,0.75 0.4,0.3333333333333333,0.75 0.2,0.6666666666666666,1 0.1,1,1 "
+else
+	echo "FAIL: --roc: mura-kappa failed"; sed 's/^/    /' roc.err
+fi
+
+# ---- parity with scikit-learn ----
+if ! need_python sklearn numpy; then
+	skip "parity with scikit-learn" "sklearn not importable by $PY"
+	exit 0
+fi
+: >manifest
+for seed in 1 2 3 4 5 6; do
+	for n in 3 25 400; do
+		f=s$seed-$n
+		"$PY" "$REF" gen $f.tsv $seed $n
+		"$PY" "$REF" thresholds $f.thr $seed
+		mura-kappa -b 0 -f json $f.tsv >$f.mean.json && echo "$f.tsv $f.mean.json mean -" >>manifest
+		mura-kappa -b 30 -s $seed -a max -f json $f.tsv >$f.max.json && echo "$f.tsv $f.max.json max -" >>manifest
+		mura-kappa -b 0 -t $f.thr -f json $f.tsv >$f.thr.json && echo "$f.tsv $f.thr.json mean $f.thr" >>manifest
+	done
+done
+check_eq "every run of mura-kappa succeeded" "$(wc -l <manifest | tr -d ' ')" 54
+check "kappa, AUC, sensitivity, specificity, accuracy, F1, confusion counts equal sklearn's (1e-9)" \
+	"$PY" "$REF" check manifest
+"$PY" "$REF" gen valid.tsv 11 600
+"$PY" "$REF" gen test.tsv 12 600
+for agg in mean max; do
+	mura-kappa -b 0 -a $agg -u valid.tsv -w tuned-$agg.tsv -f json valid.tsv >v.json
+	check "tuned thresholds ($agg) maximise kappa on the validation file (brute force with sklearn)" \
+		"$PY" "$REF" tune valid.tsv tuned-$agg.tsv $agg
+	mura-kappa -b 0 -a $agg -u valid.tsv -f json test.tsv >t-$agg.json
+	echo "test.tsv t-$agg.json $agg tuned-$agg.tsv" >manifest2
+	check "tuned thresholds ($agg) applied to another file: parity with sklearn" "$PY" "$REF" check manifest2
+done
+mura-kappa -b 100 -s 5 -f json fixed.tsv >boot1.json
+check "bootstrap intervals equal a redraw with sklearn and numpy.percentile (fixed table)" \
+	"$PY" "$REF" boot fixed.tsv boot1.json
+mura-kappa -b 60 -s 9 -a max -f json s2-25.tsv >boot2.json
+check "bootstrap intervals equal a redraw (few studies, one-class resamples, max)" \
+	"$PY" "$REF" boot s2-25.tsv boot2.json
+mura-kappa -b 0 -f json -r roc2 s1-400.tsv >r.json
+check "ROC points equal sklearn's roc_curve and their area the AUC" "$PY" "$REF" roc roc2 r.json s1-400.tsv mean
