@@ -38,7 +38,7 @@ usage(FILE *f)
 	        "  -w, --write-thresholds FILE  write the thresholds used to FILE\n"
 	        "  -b, --bootstrap N            resamples for 95%% intervals, 0 for none (1000)\n"
 	        "  -s, --seed S                 seed of the resampling (1)\n"
-	        "  -f, --format table|tsv|json  output format (table)\n"
+	        "  -f, --format F               table, markdown, tsv or json (table)\n"
 	        "  -r, --roc DIR                ROC curves as DIR/roc-TYPE.png and .tsv\n"
 	        "  -h, --help                   show this help\n"
 	        "  -V, --version                show the version\n",
@@ -225,7 +225,7 @@ main(int argc, char **argv)
 			break;
 		case 'f':
 			if ((o.format = mura_report_format_parse(optarg)) < 0)
-				die_usage("--format: '%s' is not table, tsv or json", optarg);
+				die_usage("--format: '%s' is not table, markdown, tsv or json", optarg);
 			break;
 		case 'r':
 			o.roc = optarg;

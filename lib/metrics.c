@@ -824,6 +824,8 @@ mura_report_format_parse(const char *s)
 		return MURA_REPORT_TSV;
 	if (!strcmp(s, "json"))
 		return MURA_REPORT_JSON;
+	if (!strcmp(s, "markdown"))
+		return MURA_REPORT_MARKDOWN;
 	return -1;
 }
 
@@ -874,8 +876,9 @@ cell_ci(struct table *t, const struct mura_group_eval *g, int m)
 		cell(t, "[%.3f, %.3f]", g->lo[m], g->hi[m]);
 }
 
+/* The table aligned for a terminal, or (markdown) as a Markdown table. */
 static int
-write_table(FILE *f, const struct mura_report *r, const struct mura_report_info *in)
+write_table(FILE *f, const struct mura_report *r, const struct mura_report_info *in, int markdown)
 {
 	static const char *const head[] = {
 		"type", "studies", "abnormal", "threshold", "kappa", "95% CI", "AUC", "95% CI", "sens",
@@ -934,8 +937,19 @@ write_table(FILE *f, const struct mura_report *r, const struct mura_report_info 
 				width[j] = (int)strlen(t->cell[i][j]);
 	for (int i = 0; i < t->rows; i++) {
 		for (int j = 0; j < t->cols; j++)
-			fprintf(f, j == 0 ? "%-*s" : "  %*s", width[j], t->cell[i][j]);
+			if (markdown)
+				fprintf(f, j == 0 ? "| %-*s |" : " %*s |", width[j], t->cell[i][j]);
+			else
+				fprintf(f, j == 0 ? "%-*s" : "  %*s", width[j], t->cell[i][j]);
 		fputc('\n', f);
+		for (int j = 0; markdown && i == 0 && j < t->cols; j++) {
+			fputs(j == 0 ? "|" : "", f);
+			for (int k = 0; k < width[j] + 1; k++)
+				fputc('-', f);
+			fputs(j == 0 ? "-|" : ":|", f);
+			if (j == t->cols - 1)
+				fputc('\n', f);
+		}
 	}
 	free(t);
 	return 0;
@@ -1036,7 +1050,8 @@ mura_report_write(FILE *f, const struct mura_report *r, const struct mura_report
 {
 	switch (format) {
 	case MURA_REPORT_TABLE:
-		if (write_table(f, r, info) < 0)
+	case MURA_REPORT_MARKDOWN:
+		if (write_table(f, r, info, format == MURA_REPORT_MARKDOWN) < 0)
 			return -1;
 		break;
 	case MURA_REPORT_TSV:

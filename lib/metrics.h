@@ -227,6 +227,7 @@ enum mura_report_format {
 	MURA_REPORT_TABLE,
 	MURA_REPORT_TSV,
 	MURA_REPORT_JSON,
+	MURA_REPORT_MARKDOWN,
 };
 int mura_report_format_parse(const char *s); /* -1 if unknown */
 struct mura_report_info {

@@ -165,3 +165,11 @@ check "bootstrap intervals equal a redraw (few studies, one-class resamples, max
 	"$PY" "$REF" boot s2-25.tsv boot2.json
 mura-kappa -b 0 -f json -r roc2 s1-400.tsv >r.json
 check "ROC points equal sklearn's roc_curve and their area the AUC" "$PY" "$REF" roc roc2 r.json s1-400.tsv mean
+
+mura-kappa -b 0 -f markdown s1-400.tsv >md.txt
+mura-kappa -b 0 -f table s1-400.tsv >tb.txt
+check_eq "markdown table has the header rule of a Markdown table" \
+	"$(grep -c '^|-*|[-:|]*$' md.txt)" 1
+check_eq "markdown table holds the same cells as the plain table" \
+	"$(grep '^| ' md.txt | sed 's/|/ /g' | tr -s ' ' | sed 's/^ //; s/ $//')" \
+	"$(sed -n '/^type/,$p' tb.txt | tr -s ' ')"
