@@ -6,6 +6,9 @@
 # FAIL line is itself counted as a failure, so a crash never passes.
 # The last line is "N passed, N failed, N skipped"; exit status 1 if any failed.
 export MURA_TOP="$(cd "$(dirname "$0")/.." && pwd)"
+# Tests run as from a shell, not as part of the make that started them
+# (a nested make would print "Entering directory" lines, take -j, ...).
+unset MAKELEVEL MAKEFLAGS MFLAGS
 export PATH="$MURA_TOP/bin:$PATH"
 pass=0 fail=0 skip=0
 skipped="" failed=""
