@@ -16,6 +16,8 @@ CFLAGS    ?= -O2
 CFLAGS    += -std=c11 -Wall -Wextra
 CPPFLAGS  += -D_POSIX_C_SOURCE=200809L -DMURA_VERSION_STRING='"$(VERSION)"' -Ilib $(PKG_CFLAGS) -MMD -MP
 LDLIBS    += $(PKG_LIBS) -lm -lpthread
+# The engine's elementwise loops (lib/nn) only vectorise with -O3's cost model.
+NN_CFLAGS  = -O3
 
 # Debian packages: to build, to run the tests' reference peers, for reports.
 DEPS_BUILD = build-essential pkg-config libvips-dev libpng-dev libopenblas-dev parallel
@@ -29,7 +31,7 @@ TESTS_C   := $(patsubst %.c,%,$(sort $(wildcard tests/*.c)))
 TESTS_SH  := $(sort $(wildcard tests/t-*.sh))
 DEPFILES  := $(LIB_OBJ:.o=.d) $(TOOLS:=.d) $(TESTS_C:=.d)
 
-.PHONY: all deps check demo bench clean install uninstall
+.PHONY: all deps check demo bench bench-preprocess clean install uninstall
 .DELETE_ON_ERROR:
 
 all: lib/libmura.a $(TOOLS)
@@ -39,6 +41,8 @@ Q = $(if $(V),,@)
 lib/%.o: lib/%.c
 	@$(if $(Q),echo "  CC      $@")
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+
+$(filter lib/nn/%,$(LIB_OBJ)): CFLAGS += $(NN_CFLAGS)
 
 lib/libmura.a: $(LIB_OBJ)
 	@$(if $(Q),echo "  AR      $@")
@@ -81,6 +85,10 @@ demo: deps
 bench: deps
 	@$(MAKE) --no-print-directory all
 	@sh tests/bench/run.sh
+
+bench-preprocess: deps
+	@$(MAKE) --no-print-directory all
+	@sh tests/bench/preprocess.sh
 
 clean:
 	rm -f lib/libmura.a $(LIB_OBJ) $(TOOLS) $(TESTS_C) $(DEPFILES)

@@ -1,0 +1,124 @@
+/* mura-score - the probability of abnormality of every image, by a model or an ensemble. */
+#define _GNU_SOURCE
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "metrics.h"
+#include "mura.h"
+#include "score.h"
+#include "tool.h"
+
+#define MAX_MODELS 64
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+	        "usage: %s --model MODEL [--model MODEL ...] [options] [FILE]\n"
+	        "Score image records (stdin when no file or '-'): one row per image, with a\n"
+	        "header, as mura-kappa(1) reads it.  With several models and views, the\n"
+	        "probability is the mean of their probabilities.\n"
+	        "  -m, --model FILE      a model (safetensors); repeat for an ensemble\n"
+	        "  -a, --arch A          architecture of a plain torchvision file (no metadata)\n"
+	        "  -t, --tta T           test-time views: none, flip, rot or flip,rot (none)\n"
+	        "  -b, --batch N         images per forward pass (16)\n"
+	        "  -j, --threads N       threads (MURA_THREADS, else every core)\n"
+	        "  -h, --help            show this help\n"
+	        "  -V, --version         show the version\n",
+	        argv0);
+}
+
+static void
+say(void *arg, const char *msg)
+{
+	(void)arg;
+	warn("%s", msg);
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"model", required_argument, NULL, 'm'},
+		{"arch", required_argument, NULL, 'a'},
+		{"tta", required_argument, NULL, 't'},
+		{"batch", required_argument, NULL, 'b'},
+		{"threads", required_argument, NULL, 'j'},
+		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},
+		{0},
+	};
+	const char *models[MAX_MODELS];
+	struct mura_scorer_config c = {0};
+	struct mura_scorer *s;
+	struct mura_reader rd;
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *mem;
+	long v;
+	long long n;
+	int ch;
+
+	set_argv0(argv[0]);
+	c.models = models;
+	c.batch = 16;
+	while ((ch = getopt_long(argc, argv, "m:a:t:b:j:hV", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'm':
+			if (c.nmodels == MAX_MODELS)
+				die_usage("--model: at most %d models", MAX_MODELS);
+			models[c.nmodels++] = optarg;
+			break;
+		case 'a':
+			if ((c.arch = mura_arch_parse(optarg)) < 0)
+				die_usage("--arch: %s", mura_error_get());
+			break;
+		case 't':
+			if ((c.tta = mura_tta_parse(optarg)) < 0)
+				die_usage("--tta: %s", mura_error_get());
+			break;
+		case 'b':
+			if (mura_parse_long(optarg, 1, 4096, &v) < 0)
+				die_usage("--batch: %s", mura_error_get());
+			c.batch = (int)v;
+			break;
+		case 'j':
+			if (mura_parse_long(optarg, 1, 1024, &v) < 0)
+				die_usage("--threads: %s", mura_error_get());
+			c.threads = (int)v;
+			break;
+		case 'h':
+			usage(stdout);
+			return close_stdout();
+		case 'V':
+			printf("%s %s\n", argv0, MURA_VERSION_STRING);
+			return close_stdout();
+		default:
+			usage(stderr);
+			return EXIT_USAGE;
+		}
+	}
+	if (!c.nmodels)
+		die_usage("--model FILE is required");
+	if (optind + 1 < argc)
+		die_usage("unexpected argument '%s'", argv[optind + 1]);
+	if (mura_reader_open(&rd, optind < argc ? argv[optind] : "-") < 0)
+		die_lib();
+	if (!(s = mura_scorer_create(&c, say, NULL)))
+		die_lib();
+	/* The rows wait in memory, so that a failure writes nothing. */
+	if (!(mem = open_memstream(&buf, &len)))
+		die("out of memory");
+	if (mura_scores_write_header(mem) < 0 || (n = mura_scorer_run(s, &rd, mem)) < 0)
+		die_lib();
+	if (fclose(mem) != 0)
+		die("out of memory");
+	mura_scorer_free(s);
+	mura_reader_free(&rd);
+	if (fwrite(buf, 1, len, stdout) != len)
+		die("stdout: write error");
+	free(buf);
+	return close_stdout();
+}

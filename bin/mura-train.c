@@ -1,0 +1,537 @@
+/* mura-train - train a network on labelled image records (lib/train.h does the work). */
+#define _GNU_SOURCE
+#include <getopt.h>
+#include <limits.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "augment.h"
+#include "mura.h"
+#include "train.h"
+#include "tool.h"
+
+static volatile sig_atomic_t stop_signal;
+
+static void
+on_signal(int sig)
+{
+	stop_signal = sig;
+}
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+	        "usage: %s [options] --out MODEL.safetensors TRAIN.mt\n"
+	        "Train a network on labelled image records (TRAIN '-': stdin, one epoch).\n"
+	        "Model:\n"
+	        "  -a, --arch A              densenet121 densenet169 densenet201 resnet18\n"
+	        "                            resnet34 resnet50 (densenet169, or --weights')\n"
+	        "      --head fc|conv        classifier head (fc)\n"
+	        "      --dropout P           dropout before the head's last layer (0)\n"
+	        "  -w, --weights FILE        start from an ImageNet import or a model\n"
+	        "      --freeze-backbone     train the head only\n"
+	        "      --unfreeze-at E       unfreeze the backbone at the start of epoch E\n"
+	        "      --lr-after-unfreeze X learning rate from that epoch on\n"
+	        "      --mean M,M,M          normalisation of u8 and u16 records (ImageNet's,\n"
+	        "      --std S,S,S           or what --weights records)\n"
+	        "Data:\n"
+	        "  -v, --valid FILE          validation records, evaluated after every epoch\n"
+	        "      --augment SPEC        as mura-augment(1) takes it, or none (default:\n"
+	        "                            flips, rotations up to 30 degrees, zoom, contrast)\n"
+	        "Optimisation:\n"
+	        "      --optimizer O         sgd, adam or adamw (adam)\n"
+	        "  -l, --lr X                learning rate (0.0001)\n"
+	        "      --momentum X          SGD momentum (0)\n"
+	        "      --nesterov            SGD: Nesterov momentum\n"
+	        "      --betas B1,B2         Adam and AdamW betas (0.9,0.999)\n"
+	        "      --weight-decay X      L2, decoupled for adamw (0; adamw 0.01)\n"
+	        "  -b, --batch N             images per step (8)\n"
+	        "  -e, --epochs N            epochs (10; 1 for a stream)\n"
+	        "      --loss bce|focal      loss (bce)\n"
+	        "      --gamma G             focal loss exponent (2)\n"
+	        "      --alpha A             focal loss weight of abnormal images (none)\n"
+	        "      --class-weights W     none, global or per-type (per-type)\n"
+	        "      --boost B             factor on the abnormal weight (1)\n"
+	        "  -s, --seed S              initialisation, order, augmentation (1)\n"
+	        "  -j, --threads N           threads (MURA_THREADS, else every core)\n"
+	        "Callbacks (with --valid):\n"
+	        "      --monitor M           val_loss or val_auc: best model, plateau, early\n"
+	        "                            stopping (val_loss)\n"
+	        "      --plateau-factor F    on a plateau, multiply the rate by F; 1: never (0.1)\n"
+	        "      --plateau-patience N  epochs without improvement tolerated (1)\n"
+	        "      --early-stop N        stop after N epochs without improvement (0: never)\n"
+	        "      --keep-top K          keep the K models of lowest val_loss (0)\n"
+	        "Files:\n"
+	        "  -o, --out MODEL           the model after the last epoch; MODEL.best,\n"
+	        "                            .topN and .ckpt beside it (see mura-train(1))\n"
+	        "      --log FILE            one TSV row per epoch\n"
+	        "  -r, --resume CKPT         continue an interrupted run from its checkpoint\n"
+	        "  -h, --help                show this help\n"
+	        "  -V, --version             show the version\n",
+	        argv0);
+}
+
+enum {
+	OPT_HEAD = 256, OPT_DROPOUT, OPT_FREEZE, OPT_UNFREEZE_AT, OPT_LR_AFTER, OPT_MEAN, OPT_STD,
+	OPT_AUGMENT, OPT_OPTIMIZER, OPT_MOMENTUM, OPT_NESTEROV, OPT_BETAS, OPT_WD, OPT_LOSS, OPT_GAMMA,
+	OPT_ALPHA, OPT_CW, OPT_BOOST, OPT_MONITOR, OPT_PF, OPT_PP, OPT_ES, OPT_TOP, OPT_LOG,
+};
+
+/* What the command line says, before it becomes a mura_train_config. */
+struct options {
+	struct mura_train_config c;
+	int optimizer;
+	double lr, momentum, beta[2], wd;
+	int nesterov;
+	int given[512];  /* by option code */
+};
+
+/* The progress display: a bar on a terminal, one line per epoch otherwise. */
+struct progress {
+	int tty;
+	int bar;             /* a bar is on the line now */
+	double last;         /* when it was drawn */
+	long steps;          /* steps taken by this process */
+	long stop_after;     /* MURA_TRAIN_STOP_AFTER_STEPS, 0: none */
+	int told;            /* the interruption was announced */
+};
+
+static double
+now(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+static void
+clear_bar(struct progress *p)
+{
+	if (p->bar) {
+		fputs("\r\033[K", stderr);
+		p->bar = 0;
+	}
+}
+
+static const char *
+num(char *buf, size_t len, const char *fmt, double v)
+{
+	if (isnan(v))
+		snprintf(buf, len, "n/a");
+	else
+		snprintf(buf, len, fmt, v);
+	return buf;
+}
+
+static void
+report(void *arg, const struct mura_train_report *r)
+{
+	struct progress *p = arg;
+	char b[8][32];
+
+	switch (r->event) {
+	case MURA_TRAIN_INFO:
+		clear_bar(p);
+		warn("%s", r->msg);
+		break;
+	case MURA_TRAIN_STEP:
+		p->steps++;
+		if (p->stop_after > 0 && p->steps == p->stop_after)
+			raise(SIGTERM);
+		if (stop_signal && !p->told) {
+			clear_bar(p);
+			warn("%s: finishing the step, then writing a checkpoint (again to quit without one)",
+			     stop_signal == SIGINT ? "interrupt" : "terminated");
+			p->told = 1;
+		}
+		if (p->tty && (now() - p->last > 0.2 || r->step == r->steps)) {
+			int width = 20, fill = r->steps > 0 ? (int)(width * r->step / r->steps) : 0;
+			char bar[32];
+			memset(bar, '#', (size_t)fill);
+			memset(bar + fill, '.', (size_t)(width - fill));
+			bar[width] = 0;
+			if (r->eta >= 0)
+				snprintf(b[0], sizeof b[0], "%d:%02d left", (int)(r->eta / 60), (int)fmod(r->eta, 60));
+			else
+				snprintf(b[0], sizeof b[0], "?");
+			if (r->steps > 0)
+				snprintf(b[1], sizeof b[1], "%ld/%ld", r->step, r->steps);
+			else
+				snprintf(b[1], sizeof b[1], "%ld", r->step);
+			fprintf(stderr, "\r\033[Kepoch %d/%d [%s] %s loss %s acc %s %s img/s %s", r->epoch, r->epochs, bar,
+			        b[1], num(b[2], sizeof b[2], "%.4f", r->loss), num(b[3], sizeof b[3], "%.3f", r->acc),
+			        num(b[4], sizeof b[4], "%.1f", r->images_per_s), b[0]);
+			p->bar = 1;
+			p->last = now();
+		}
+		break;
+	case MURA_TRAIN_VALIDATING:
+		if (p->tty) {
+			fprintf(stderr, "\r\033[Kepoch %d/%d validating", r->epoch, r->epochs);
+			p->bar = 1;
+		}
+		break;
+	case MURA_TRAIN_EPOCH:
+		clear_bar(p);
+		fprintf(stderr, "epoch %d/%d: lr %g, loss %s, acc %s, val_loss %s, val_auc %s, val_kappa %s, "
+		                "%.1f s, %s img/s%s%s\n",
+		        r->epoch, r->epochs, r->lr, num(b[0], sizeof b[0], "%.4f", r->loss),
+		        num(b[1], sizeof b[1], "%.3f", r->acc), num(b[2], sizeof b[2], "%.4f", r->val_loss),
+		        num(b[3], sizeof b[3], "%.4f", r->val_auc), num(b[4], sizeof b[4], "%.4f", r->val_kappa),
+		        r->seconds, num(b[5], sizeof b[5], "%.1f", r->images_per_s), r->best ? " (best)" : "",
+		        r->lr_reduced ? " (lr reduced)" : "");
+		break;
+	}
+	fflush(stderr);
+}
+
+/* The command line, quoted for a shell, for the models' metadata. */
+static void
+command_line(char *buf, size_t len, int argc, char **argv)
+{
+	size_t o = 0;
+
+	buf[0] = 0;
+	for (int i = 0; i < argc && o + 4 < len; i++) {
+		const char *a = i ? argv[i] : argv0;
+		int plain = *a && strspn(a, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+		                            "-_./,=:@+%") == strlen(a);
+		if (i)
+			buf[o++] = ' ';
+		if (!plain)
+			buf[o++] = '\'';
+		for (; *a && o + 5 < len; a++) {
+			if (*a == '\'' && !plain) {
+				memcpy(buf + o, "'\\''", 4);
+				o += 4;
+			} else
+				buf[o++] = *a;
+		}
+		if (!plain)
+			buf[o++] = '\'';
+		buf[o] = 0;
+	}
+}
+
+static double
+parse_num(const char *opt, const char *s, double lo, double hi)
+{
+	double v;
+	if (mura_parse_double(s, lo, hi, &v) < 0)
+		die_usage("%s: %s", opt, mura_error_get());
+	return v;
+}
+
+static int
+parse_int(const char *opt, const char *s, long lo, long hi)
+{
+	long v;
+	if (mura_parse_long(s, lo, hi, &v) < 0)
+		die_usage("%s: %s", opt, mura_error_get());
+	return (int)v;
+}
+
+static void
+parse(struct options *o, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"arch", required_argument, NULL, 'a'},
+		{"head", required_argument, NULL, OPT_HEAD},
+		{"dropout", required_argument, NULL, OPT_DROPOUT},
+		{"weights", required_argument, NULL, 'w'},
+		{"freeze-backbone", no_argument, NULL, OPT_FREEZE},
+		{"unfreeze-at", required_argument, NULL, OPT_UNFREEZE_AT},
+		{"lr-after-unfreeze", required_argument, NULL, OPT_LR_AFTER},
+		{"mean", required_argument, NULL, OPT_MEAN},
+		{"std", required_argument, NULL, OPT_STD},
+		{"valid", required_argument, NULL, 'v'},
+		{"augment", required_argument, NULL, OPT_AUGMENT},
+		{"optimizer", required_argument, NULL, OPT_OPTIMIZER},
+		{"lr", required_argument, NULL, 'l'},
+		{"momentum", required_argument, NULL, OPT_MOMENTUM},
+		{"nesterov", no_argument, NULL, OPT_NESTEROV},
+		{"betas", required_argument, NULL, OPT_BETAS},
+		{"weight-decay", required_argument, NULL, OPT_WD},
+		{"batch", required_argument, NULL, 'b'},
+		{"epochs", required_argument, NULL, 'e'},
+		{"loss", required_argument, NULL, OPT_LOSS},
+		{"gamma", required_argument, NULL, OPT_GAMMA},
+		{"alpha", required_argument, NULL, OPT_ALPHA},
+		{"class-weights", required_argument, NULL, OPT_CW},
+		{"boost", required_argument, NULL, OPT_BOOST},
+		{"seed", required_argument, NULL, 's'},
+		{"threads", required_argument, NULL, 'j'},
+		{"monitor", required_argument, NULL, OPT_MONITOR},
+		{"plateau-factor", required_argument, NULL, OPT_PF},
+		{"plateau-patience", required_argument, NULL, OPT_PP},
+		{"early-stop", required_argument, NULL, OPT_ES},
+		{"keep-top", required_argument, NULL, OPT_TOP},
+		{"out", required_argument, NULL, 'o'},
+		{"log", required_argument, NULL, OPT_LOG},
+		{"resume", required_argument, NULL, 'r'},
+		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},
+		{0},
+	};
+	struct mura_train_config *c = &o->c;
+	struct mura_aug_spec spec;
+	double d[3];
+	long v;
+	int ch;
+
+	while ((ch = getopt_long(argc, argv, "a:w:v:l:b:e:s:j:o:r:hV", longopts, NULL)) != -1) {
+		if (ch > 0 && ch < 512)
+			o->given[ch] = 1;
+		switch (ch) {
+		case 'a':
+			if ((c->model.arch = mura_arch_parse(optarg)) < 0)
+				die_usage("--arch: %s", mura_error_get());
+			break;
+		case OPT_HEAD:
+			if ((c->model.head = mura_head_parse(optarg)) < 0)
+				die_usage("--head: %s", mura_error_get());
+			break;
+		case OPT_DROPOUT:
+			c->model.dropout = (float)parse_num("--dropout", optarg, 0, 0.99);
+			break;
+		case 'w':
+			c->weights = optarg;
+			break;
+		case OPT_FREEZE:
+			c->freeze_backbone = 1;
+			break;
+		case OPT_UNFREEZE_AT:
+			c->unfreeze_at = parse_int("--unfreeze-at", optarg, 1, INT_MAX);
+			break;
+		case OPT_LR_AFTER:
+			c->lr_after_unfreeze = parse_num("--lr-after-unfreeze", optarg, 0, 1e300);
+			break;
+		case OPT_MEAN:
+		case OPT_STD:
+			if (mura_parse_doubles(optarg, 3, d) < 0)
+				die_usage("%s: %s", ch == OPT_MEAN ? "--mean" : "--std", mura_error_get());
+			for (int i = 0; i < 3; i++) {
+				if (ch == OPT_STD && !(d[i] > 0))
+					die_usage("--std: %g is not positive", d[i]);
+				(ch == OPT_MEAN ? c->model.mean : c->model.std)[i] = (float)d[i];
+			}
+			c->norm_given = 1;
+			break;
+		case 'v':
+			c->valid = optarg;
+			break;
+		case OPT_AUGMENT:
+			if (mura_aug_spec_parse(&spec, optarg) < 0)
+				die_usage("--augment: %s", mura_error_get());
+			c->augment = optarg;
+			break;
+		case OPT_OPTIMIZER:
+			if ((o->optimizer = mura_optim_kind_parse(optarg)) < 0)
+				die_usage("--optimizer: %s", mura_error_get());
+			break;
+		case 'l':
+			o->lr = parse_num("--lr", optarg, 0, 1e300);
+			break;
+		case OPT_MOMENTUM:
+			o->momentum = parse_num("--momentum", optarg, 0, 1);
+			break;
+		case OPT_NESTEROV:
+			o->nesterov = 1;
+			break;
+		case OPT_BETAS:
+			if (mura_parse_doubles(optarg, 2, o->beta) < 0)
+				die_usage("--betas: %s", mura_error_get());
+			break;
+		case OPT_WD:
+			o->wd = parse_num("--weight-decay", optarg, 0, 1e6);
+			break;
+		case 'b':
+			c->batch = parse_int("--batch", optarg, 1, 65536);
+			break;
+		case 'e':
+			c->epochs = parse_int("--epochs", optarg, 1, 1000000);
+			break;
+		case OPT_LOSS:
+			if ((c->loss.kind = mura_loss_kind_parse(optarg)) < 0)
+				die_usage("--loss: %s", mura_error_get());
+			break;
+		case OPT_GAMMA:
+			c->loss.gamma = (float)parse_num("--gamma", optarg, 0, 100);
+			break;
+		case OPT_ALPHA:
+			c->loss.alpha = (float)parse_num("--alpha", optarg, 0, 1);
+			break;
+		case OPT_CW:
+			if ((c->weights_mode = mura_weights_mode_parse(optarg)) < 0)
+				die_usage("--class-weights: %s", mura_error_get());
+			break;
+		case OPT_BOOST:
+			c->boost = parse_num("--boost", optarg, 1e-6, 1e6);
+			break;
+		case 's':
+			if (mura_parse_long(optarg, 0, LONG_MAX, &v) < 0)
+				die_usage("--seed: %s", mura_error_get());
+			c->seed = (uint64_t)v;
+			break;
+		case 'j':
+			c->model.threads = parse_int("--threads", optarg, 1, 1024);
+			break;
+		case OPT_MONITOR:
+			if ((c->monitor = mura_monitor_parse(optarg)) < 0)
+				die_usage("--monitor: %s", mura_error_get());
+			break;
+		case OPT_PF:
+			c->plateau_factor = parse_num("--plateau-factor", optarg, 0, 1);
+			if (c->plateau_factor <= 0)
+				die_usage("--plateau-factor: 0 would stop learning; 1 turns the reduction off");
+			break;
+		case OPT_PP:
+			c->plateau_patience = parse_int("--plateau-patience", optarg, 0, INT_MAX);
+			break;
+		case OPT_ES:
+			c->early_stop = parse_int("--early-stop", optarg, 0, INT_MAX);
+			break;
+		case OPT_TOP:
+			c->keep_top = parse_int("--keep-top", optarg, 0, 100);
+			break;
+		case 'o':
+			c->out = optarg;
+			break;
+		case OPT_LOG:
+			c->log = optarg;
+			break;
+		case 'r':
+			c->resume = optarg;
+			break;
+		case 'h':
+			usage(stdout);
+			exit(close_stdout());
+		case 'V':
+			printf("%s %s\n", argv0, MURA_VERSION_STRING);
+			exit(close_stdout());
+		default:
+			usage(stderr);
+			exit(EXIT_USAGE);
+		}
+	}
+}
+
+/* The options that only make sense together, and the optimizer. */
+static void
+check(struct options *o, int argc, char **argv)
+{
+	struct mura_train_config *c = &o->c;
+	const int *g = o->given;
+	struct mura_optim probe;
+
+	if (!c->out)
+		die_usage("--out MODEL.safetensors is required");
+	if (optind >= argc)
+		die_usage("no training file (give TRAIN.mt, or '-' for stdin)");
+	if (optind + 1 < argc)
+		die_usage("unexpected argument '%s'", argv[optind + 1]);
+	c->train = argv[optind];
+	if (!strcmp(c->train, "-")) {
+		if (g['e'] && c->epochs > 1)
+			die_usage("a stream ('-') is read once: one epoch, not %d (give a file for more)", c->epochs);
+		c->epochs = 1;
+		if (c->weights_mode != MURA_WEIGHTS_NONE)
+			die_usage("--class-weights %s needs the counts of the whole training set, which a stream "
+			          "read once cannot give: give a file, or --class-weights none",
+			          mura_weights_mode_name(c->weights_mode));
+	}
+	if (c->weights && c->resume)
+		die_usage("--weights and --resume exclude each other (a checkpoint holds the weights)");
+	if (c->unfreeze_at && !c->freeze_backbone)
+		die_usage("--unfreeze-at needs --freeze-backbone");
+	if (g[OPT_LR_AFTER] && !c->unfreeze_at)
+		die_usage("--lr-after-unfreeze needs --unfreeze-at");
+	if ((g[OPT_GAMMA] || g[OPT_ALPHA]) && c->loss.kind != MURA_LOSS_FOCAL)
+		die_usage("--gamma and --alpha are for --loss focal");
+	if (!c->valid) {
+		static const struct {
+			int code;
+			const char *name;
+		} need[] = {{OPT_MONITOR, "--monitor"}, {OPT_PF, "--plateau-factor"}, {OPT_PP, "--plateau-patience"},
+		            {OPT_ES, "--early-stop"}, {OPT_TOP, "--keep-top"}};
+		for (size_t i = 0; i < sizeof need / sizeof need[0]; i++)
+			if (g[need[i].code])
+				die_usage("%s needs --valid", need[i].name);
+	}
+
+	/* The optimizer: the kind's defaults, then what was given. */
+	mura_optim_config_default(&c->optim, o->optimizer);
+	c->optim.lr = g['l'] ? o->lr : 1e-4;
+	if (g[OPT_MOMENTUM] || g[OPT_NESTEROV]) {
+		if (o->optimizer != MURA_OPTIM_SGD)
+			die_usage("--momentum and --nesterov are for --optimizer sgd");
+		c->optim.momentum = o->momentum;
+		c->optim.nesterov = o->nesterov;
+	}
+	if (g[OPT_BETAS]) {
+		if (o->optimizer == MURA_OPTIM_SGD)
+			die_usage("--betas are for --optimizer adam and adamw");
+		c->optim.beta1 = o->beta[0];
+		c->optim.beta2 = o->beta[1];
+	}
+	if (g[OPT_WD])
+		c->optim.weight_decay = o->wd;
+	if (mura_optim_init(&probe, &c->optim, NULL, 0) < 0)
+		die_usage("--optimizer %s: %s", mura_optim_kind_name(o->optimizer), mura_error_get());
+	mura_optim_free(&probe);
+}
+
+int
+main(int argc, char **argv)
+{
+	static struct options o;
+	struct progress p = {0};
+	struct sigaction sa;
+	char cmd[8192];
+	const char *e;
+	int rc;
+
+	set_argv0(argv[0]);
+	mura_train_config_default(&o.c);
+	o.optimizer = MURA_OPTIM_ADAM;
+	parse(&o, argc, argv);
+	check(&o, argc, argv);
+	command_line(cmd, sizeof cmd, argc, argv);
+	o.c.command = cmd;
+
+	p.tty = isatty(2);
+	if ((e = getenv("MURA_TRAIN_STOP_AFTER_STEPS")) && *e) {
+		long v;
+		if (mura_parse_long(e, 1, LONG_MAX, &v) < 0)
+			die_usage("MURA_TRAIN_STOP_AFTER_STEPS: %s", mura_error_get());
+		p.stop_after = v;
+	}
+	o.c.report = report;
+	o.c.report_arg = &p;
+	o.c.stop = &stop_signal;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_signal;
+	sa.sa_flags = SA_RESTART | SA_RESETHAND;  /* a second signal acts at once */
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+
+	rc = mura_train_run(&o.c);
+	clear_bar(&p);
+	if (rc < 0)
+		die_lib();
+	if (rc == MURA_TRAIN_STOPPED) {
+		char ck[4200];
+		mura_train_path(ck, sizeof ck, o.c.out, "ckpt");
+		warn("%s: checkpoint written to %s; continue with the same options and --resume %s",
+		     stop_signal == SIGINT ? "interrupted" : "terminated", ck, ck);
+		return 128 + (stop_signal ? stop_signal : SIGTERM);
+	}
+	return 0;
+}

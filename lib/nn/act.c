@@ -1,0 +1,183 @@
+/*
+ * act.c - elementwise operations and their backward passes: ReLU, sigmoid,
+ * the residual addition and dropout.  Each loop is split between the
+ * pool's threads in parts of at least GRAIN values.
+ */
+#include <math.h>
+
+#include "ops.h"
+
+#define GRAIN 32768
+
+struct ew_job {
+	const float *a, *b;
+	float *y;
+	int acc;
+};
+
+static void
+relu_fwd_part(void *v, size_t lo, size_t hi)
+{
+	const struct ew_job *j = v;
+
+	for (size_t i = lo; i < hi; i++)
+		j->y[i] = j->a[i] > 0 ? j->a[i] : 0;
+}
+
+void
+mura_relu_forward(struct mura_nn_ctx *ctx, size_t n, const float *x, float *y)
+{
+	struct ew_job j = {x, NULL, y, 0};
+	const double t0 = mura_prof_start(ctx);
+
+	mura_pool_for(ctx->pool, n, GRAIN, relu_fwd_part, &j);
+	mura_prof_stop(ctx, MURA_PROF_ELEMENTWISE, t0, 0);
+}
+
+/* a = y of the forward, b = dy */
+static void
+relu_bwd_part(void *v, size_t lo, size_t hi)
+{
+	const struct ew_job *j = v;
+
+	const float *y = j->a, *dy = j->b;
+	float *dx = j->y;
+	const int acc = j->acc;
+
+#pragma GCC ivdep
+	for (size_t i = lo; i < hi; i++) {
+		float g = dy[i];  /* loaded whatever y says: the select then vectorises */
+		g = y[i] > 0 ? g : 0;
+		dx[i] = acc ? dx[i] + g : g;
+	}
+}
+
+void
+mura_relu_backward(struct mura_nn_ctx *ctx, size_t n, const float *y, const float *dy,
+                   float *dx, int acc)
+{
+	struct ew_job j = {y, dy, dx, acc};
+	const double t0 = mura_prof_start(ctx);
+
+	mura_pool_for(ctx->pool, n, GRAIN, relu_bwd_part, &j);
+	mura_prof_stop(ctx, MURA_PROF_ELEMENTWISE, t0, 0);
+}
+
+/* Never exp() of a large positive number: no overflow for any x. */
+static void
+sigmoid_fwd_part(void *v, size_t lo, size_t hi)
+{
+	const struct ew_job *j = v;
+
+	for (size_t i = lo; i < hi; i++) {
+		float x = j->a[i];
+		if (x >= 0) {
+			j->y[i] = 1.0f / (1.0f + expf(-x));
+		} else {
+			float e = expf(x);
+			j->y[i] = e / (1.0f + e);
+		}
+	}
+}
+
+void
+mura_sigmoid_forward(struct mura_nn_ctx *ctx, size_t n, const float *x, float *y)
+{
+	struct ew_job j = {x, NULL, y, 0};
+	const double t0 = mura_prof_start(ctx);
+
+	mura_pool_for(ctx->pool, n, GRAIN, sigmoid_fwd_part, &j);
+	mura_prof_stop(ctx, MURA_PROF_ELEMENTWISE, t0, 0);
+}
+
+/* dsigmoid/dx = y (1 - y); a = y of the forward, b = dy */
+static void
+sigmoid_bwd_part(void *v, size_t lo, size_t hi)
+{
+	const struct ew_job *j = v;
+
+	for (size_t i = lo; i < hi; i++) {
+		float g = j->b[i] * j->a[i] * (1.0f - j->a[i]);
+		j->y[i] = j->acc ? j->y[i] + g : g;
+	}
+}
+
+void
+mura_sigmoid_backward(struct mura_nn_ctx *ctx, size_t n, const float *y, const float *dy,
+                      float *dx, int acc)
+{
+	struct ew_job j = {y, dy, dx, acc};
+	const double t0 = mura_prof_start(ctx);
+
+	mura_pool_for(ctx->pool, n, GRAIN, sigmoid_bwd_part, &j);
+	mura_prof_stop(ctx, MURA_PROF_ELEMENTWISE, t0, 0);
+}
+
+static void
+add_fwd_part(void *v, size_t lo, size_t hi)
+{
+	const struct ew_job *j = v;
+
+	for (size_t i = lo; i < hi; i++)
+		j->y[i] = j->a[i] + j->b[i];
+}
+
+void
+mura_add_forward(struct mura_nn_ctx *ctx, size_t n, const float *a, const float *b, float *y)
+{
+	struct ew_job j = {a, b, y, 0};
+	const double t0 = mura_prof_start(ctx);
+
+	mura_pool_for(ctx->pool, n, GRAIN, add_fwd_part, &j);
+	mura_prof_stop(ctx, MURA_PROF_ELEMENTWISE, t0, 0);
+}
+
+/* a = dy; b (when not NULL) multiplies it, as dropout's mask */
+static void
+pass_bwd_part(void *v, size_t lo, size_t hi)
+{
+	const struct ew_job *j = v;
+
+	for (size_t i = lo; i < hi; i++) {
+		float g = j->b ? j->a[i] * j->b[i] : j->a[i];
+		j->y[i] = j->acc ? j->y[i] + g : g;
+	}
+}
+
+void
+mura_add_backward(struct mura_nn_ctx *ctx, size_t n, const float *dy, float *dx, int acc)
+{
+	struct ew_job j = {dy, NULL, dx, acc};
+
+	if (dx == dy && !acc)
+		return;
+	const double t0 = mura_prof_start(ctx);
+
+	mura_pool_for(ctx->pool, n, GRAIN, pass_bwd_part, &j);
+	mura_prof_stop(ctx, MURA_PROF_ELEMENTWISE, t0, 0);
+}
+
+/* The mask is drawn on the caller's thread: one random stream, one order. */
+void
+mura_dropout_forward(struct mura_nn_ctx *ctx, size_t n, float p, struct mura_rng *rng,
+                     const float *x, float *mask, float *y)
+{
+	float keep = p < 1 ? 1.0f / (1.0f - p) : 0.0f;
+
+	(void)ctx;
+	for (size_t i = 0; i < n; i++) {
+		mask[i] = p > 0 && mura_rng_float(rng) < p ? 0.0f : keep;
+		y[i] = x[i] * mask[i];
+	}
+}
+
+void
+mura_dropout_backward(struct mura_nn_ctx *ctx, size_t n, const float *mask,
+                      const float *dy, float *dx, int acc)
+{
+	struct ew_job j = {dy, mask, dx, acc};
+	const double t0 = mura_prof_start(ctx);
+
+	mura_pool_for(ctx->pool, n, GRAIN, pass_bwd_part, &j);
+	mura_prof_stop(ctx, MURA_PROF_ELEMENTWISE, t0, 0);
+}

@@ -1,0 +1,368 @@
+/*
+ * conv.c - 2-D convolution, forward and backward, as im2col + GEMM.
+ *
+ * With x in [Cin][N][H][W] and y in [Cout][N][Ho][Wo] (ops.h), let M =
+ * N * Ho * Wo and K = Cin * k * k.  col[K][M] holds, in row (ci, ky, kx)
+ * and column (n, oh, ow), the input value x[ci][n][oh*s - p + ky][ow*s - p + kx]
+ * (0 outside the image).  Then
+ *     y  = W col              W: [Cout][K], torchvision's weight as it lies
+ *     gW += dy col^T          (the rows of col are W's columns)
+ *     dcol = W^T dy,  dx = col2im(dcol)   (the sum of every window's share)
+ * A 1x1 convolution with stride 1 and no padding has col == x, so it is a
+ * plain GEMM on x with no copy.
+ *
+ * A "same" convolution (stride 1, odd k, padding (k - 1) / 2) gets dx as a
+ * forward convolution of dy instead: with ky' = k - 1 - ky, the input
+ * position (ih, iw) receives W[co][ci][ky][kx] dy[co][ih - p + ky'][iw - p + kx'],
+ * so dx = conv(dy, Wt) with Wt[ci][co][ky'][kx'] = W[co][ci][ky][kx], the
+ * same padding and stride 1.  That GEMM has K = Cout * k * k rather than
+ * Cout (a DenseNet layer's 3x3 convolution has Cout = 32: K = 32 would run
+ * at a third of the speed), and it needs no col2im.
+ *
+ * col is built a chunk of columns at a time, in ctx scratch.  The forward
+ * builds a chunk of at most FWD_BUDGET floats with all threads (split by
+ * rows), then multiplies it with mura_sgemm (split by rows of W or columns
+ * of col, whichever packs less twice).  The backward gives each thread
+ * whole input channels (whole rows of col): it builds its rows of col for
+ * gW and its rows of dcol for dx, in chunks of at most BWD_BUDGET floats
+ * each, so each thread owns whole channels of dx (col2im of neighbouring
+ * positions adds to shared input values) and whole columns of gW: no two
+ * threads ever write the same value, and there is one dispatch per chunk.
+ */
+#include <string.h>
+
+#include <cblas.h>
+
+#include "ops.h"
+
+/* Floats of col in a forward chunk (all threads), and per thread and chunk
+ * in the backward (col and dcol each).  A forward chunk large enough that
+ * W is packed for the GEMM a few times per layer at most, not per 200
+ * columns (at 320 px, layer4 of a ResNet has 800 columns and K = 4608);
+ * backward chunks that stay in cache while the GEMMs read them back. */
+#define FWD_BUDGET ((size_t)4 << 20)
+#define BWD_BUDGET ((size_t)1 << 20)
+
+static int
+is_direct(const struct mura_conv *cv)
+{
+	return cv->k == 1 && cv->stride == 1 && cv->pad == 0;
+}
+
+/* Columns per chunk when a chunk has `rows` rows. */
+static size_t
+chunk_cols(size_t budget, size_t rows, size_t cols)
+{
+	size_t c = budget / (rows ? rows : 1);
+
+	c = c < 64 ? 64 : c / 16 * 16;
+	return c < cols ? c : cols;
+}
+
+/* Rows of the backward's share of K for one thread (at most). */
+static size_t
+rows_per_thread(const struct mura_conv *cv, int nt)
+{
+	size_t kk = (size_t)cv->k * cv->k;
+
+	return ((size_t)cv->cin + (size_t)nt - 1) / (size_t)nt * kk;
+}
+
+static int
+is_same(const struct mura_conv *cv)
+{
+	return cv->stride == 1 && cv->k > 1 && cv->k % 2 == 1 && cv->pad == (cv->k - 1) / 2;
+}
+
+size_t
+mura_conv_scratch(const struct mura_conv *cv, const struct mura_fm *x, int nt)
+{
+	if (is_direct(cv))
+		return 0;
+	int ho = mura_window_out(x->h, cv->k, cv->stride, cv->pad);
+	int wo = mura_window_out(x->w, cv->k, cv->stride, cv->pad);
+	size_t m = (size_t)x->n * ho * wo, kk = (size_t)cv->k * cv->k, kdim = (size_t)cv->cin * kk;
+	size_t fwd = kdim * chunk_cols(FWD_BUDGET, kdim, m);
+	size_t rt = rows_per_thread(cv, nt), bwd = (size_t)nt * 2 * rt * chunk_cols(BWD_BUDGET, rt, m);
+	size_t need = fwd > bwd ? fwd : bwd;
+	if (is_same(cv)) {  /* dx's forward convolution: its col, then Wt */
+		size_t tk = (size_t)cv->cout * kk, tcol = tk * chunk_cols(FWD_BUDGET, tk, m);
+		size_t t = tcol + (size_t)cv->cin * tk;
+		need = need > t ? need : t;
+	}
+	return need;
+}
+
+/* The geometry every helper below needs. */
+struct geom {
+	const struct mura_conv *cv;
+	int h, w, ho, wo, kk;
+	size_t plane, m; /* input N*H*W, output N*Ho*Wo */
+};
+
+static struct geom
+geom_of(const struct mura_conv *cv, const struct mura_fm *x)
+{
+	struct geom g = {cv, x->h, x->w, 0, 0, cv->k * cv->k, 0, 0};
+
+	g.ho = mura_window_out(x->h, cv->k, cv->stride, cv->pad);
+	g.wo = mura_window_out(x->w, cv->k, cv->stride, cv->pad);
+	g.plane = (size_t)x->n * x->h * x->w;
+	g.m = (size_t)x->n * g.ho * g.wo;
+	return g;
+}
+
+/* The output columns ow in [lo, hi) whose input column ow*s - p + kx lies
+ * inside [0, w). */
+static void
+valid_cols(const struct geom *g, int kx, int *lo, int *hi)
+{
+	int s = g->cv->stride, p = g->cv->pad;
+	int a = p - kx > 0 ? (p - kx + s - 1) / s : 0;
+	int b = (g->w - 1 + p - kx) >= 0 ? (g->w - 1 + p - kx) / s + 1 : 0;
+
+	*lo = a < g->wo ? a : g->wo;
+	*hi = b < g->wo ? b : g->wo;
+	if (*hi < *lo)
+		*hi = *lo;
+}
+
+/*
+ * The two directions of the same walk over rows [r0, r1) and columns
+ * [j0, j1) of col: gather (im2col: col = x) or scatter-add (col2im:
+ * x += col).  One output row segment (n, oh, ow0..ow1) at a time.
+ */
+static void
+col_walk(const struct geom *g, float *x, float *col, size_t r0, size_t r1, size_t j0, size_t j1,
+         int scatter)
+{
+	const int k = g->cv->k, s = g->cv->stride, p = g->cv->pad;
+	const size_t howo = (size_t)g->ho * g->wo, ncols = j1 - j0;
+
+	for (size_t r = r0; r < r1; r++) {
+		int ci = (int)(r / (size_t)g->kk), ky = (int)(r / (size_t)k % (size_t)k), kx = (int)(r % (size_t)k);
+		const int off = kx - p;  /* row[ow * s + off] is the input under output column ow */
+		float *src = x + (size_t)ci * g->plane;
+		float *d = col + (r - r0) * ncols;
+		int vlo, vhi;
+
+		valid_cols(g, kx, &vlo, &vhi);
+		size_t img = j0 / howo, rem = j0 % howo;
+		int oh = (int)(rem / (size_t)g->wo), ow0 = (int)(rem % (size_t)g->wo);
+		/* one output row segment (img, oh, ow0 .. ow1) at a time; d follows it */
+		for (size_t j = j0; j < j1;) {
+			int ow1 = g->wo;
+			if ((size_t)(ow1 - ow0) > j1 - j)
+				ow1 = ow0 + (int)(j1 - j);
+			int ih = oh * s - p + ky, n = ow1 - ow0;
+			int a = ow0 > vlo ? ow0 : vlo, b = ow1 < vhi ? ow1 : vhi;
+			if (b <= a || ih < 0 || ih >= g->h)
+				a = b = ow1;  /* nothing of the image under this segment */
+			float *row = a < b ? src + img * (size_t)g->h * g->w + (size_t)ih * g->w : NULL;
+			if (scatter) {
+				for (int ow = a; ow < b; ow++)
+					row[ow * s + off] += d[ow - ow0];
+			} else {
+				for (int ow = ow0; ow < a; ow++)
+					d[ow - ow0] = 0;
+				if (s == 1)
+					for (int ow = a; ow < b; ow++)
+						d[ow - ow0] = row[ow + off];
+				else
+					for (int ow = a; ow < b; ow++)
+						d[ow - ow0] = row[ow * s + off];
+				for (int ow = b; ow < ow1; ow++)
+					d[ow - ow0] = 0;
+			}
+			d += n;
+			j += (size_t)n;
+			ow0 = 0;
+			if (++oh == g->ho)
+				oh = 0, img++;
+		}
+	}
+}
+
+struct conv_job {
+	struct mura_nn_ctx *ctx;
+	struct geom g;
+	const struct mura_fm *x, *dy;
+	struct mura_fm *dx;
+	int acc;
+};
+
+/* Rows [lo, hi) of a forward chunk of col (columns [c0, c1)). */
+struct im2col_job {
+	const struct geom *g;
+	float *x, *col;
+	size_t c0, c1;
+};
+
+static void
+im2col_part(void *v, size_t lo, size_t hi)
+{
+	const struct im2col_job *j = v;
+
+	col_walk(j->g, j->x, j->col + lo * (j->c1 - j->c0), lo, hi, j->c0, j->c1, 0);
+}
+
+struct bias_job {
+	const struct mura_conv *cv;
+	float *y;
+	size_t m;
+};
+
+static void
+bias_part(void *v, size_t lo, size_t hi)
+{
+	const struct bias_job *j = v;
+
+	for (size_t co = lo; co < hi; co++) {
+		float *yr = j->y + co * j->m, b = j->cv->b[co];
+		for (size_t i = 0; i < j->m; i++)
+			yr[i] += b;
+	}
+}
+
+/* y = W col (beta 0) or y += W col (beta 1), col built in ctx scratch. */
+static void
+gemm_forward(struct mura_nn_ctx *ctx, const struct mura_conv *cv, const struct mura_fm *x,
+             struct mura_fm *y, float beta)
+{
+	const struct geom g = geom_of(cv, x);
+	const size_t m = g.m, kdim = (size_t)cv->cin * g.kk;
+
+	if (is_direct(cv)) {
+		mura_sgemm(ctx->pool, 0, 0, cv->cout, (int)m, cv->cin, 1.0f, cv->w, cv->cin, x->d, (int)m,
+		           beta, y->d, (int)m);
+		return;
+	}
+	const size_t cc = chunk_cols(FWD_BUDGET, kdim, m);
+	for (size_t c0 = 0; c0 < m; c0 += cc) {
+		size_t c1 = c0 + cc < m ? c0 + cc : m;
+		struct im2col_job j = {&g, x->d, ctx->scratch, c0, c1};
+		double t1 = mura_prof_start(ctx);
+		mura_pool_for(ctx->pool, kdim, 1, im2col_part, &j);
+		mura_prof_stop(ctx, MURA_PROF_IM2COL, t1, 0);
+		mura_sgemm(ctx->pool, 0, 0, cv->cout, (int)(c1 - c0), (int)kdim, 1.0f, cv->w, (int)kdim,
+		           ctx->scratch, (int)(c1 - c0), beta, y->d + c0, (int)m);
+	}
+}
+
+void
+mura_conv_forward(struct mura_nn_ctx *ctx, const struct mura_conv *cv,
+                  const struct mura_fm *x, struct mura_fm *y)
+{
+	const size_t m = mura_fm_plane(y), kdim = (size_t)cv->cin * cv->k * cv->k;
+	const double t0 = mura_prof_start(ctx);
+
+	gemm_forward(ctx, cv, x, y, 0.0f);
+	if (cv->b) {
+		struct bias_job bj = {cv, y->d, m};
+		mura_pool_for(ctx->pool, (size_t)cv->cout, 1, bias_part, &bj);
+	}
+	mura_prof_stop(ctx, MURA_PROF_CONV_FWD, t0, 2.0 * (double)cv->cout * (double)kdim * (double)m);
+}
+
+static void
+conv_bwd_part(void *v, int t, int nt)
+{
+	const struct conv_job *j = v;
+	const struct mura_conv *cv = j->g.cv;
+	const size_t m = j->g.m, kk = (size_t)j->g.kk, kdim = (size_t)cv->cin * kk;
+	const float *dy = j->dy->d;
+	size_t lo, hi;
+
+	if (cv->gb) {
+		mura_split((size_t)cv->cout, t, nt, 1, &lo, &hi);
+		for (size_t co = lo; co < hi; co++) {
+			double s = 0;
+			for (size_t i = 0; i < m; i++)
+				s += dy[co * m + i];
+			cv->gb[co] += (float)s;
+		}
+	}
+	/* Whole input channels per thread when dx is wanted (see the top). */
+	mura_split(kdim, t, nt, j->dx ? kk : 1, &lo, &hi);
+	if (lo == hi)
+		return;
+	size_t rows = hi - lo;
+	if (is_direct(cv)) {
+		if (cv->gw)
+			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, cv->cout, (int)rows, (int)m,
+			            1.0f, dy, (int)m, j->x->d + lo * m, (int)m, 1.0f, cv->gw + lo, (int)kdim);
+		if (j->dx)
+			cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)rows, (int)m, cv->cout,
+			            1.0f, cv->w + lo, (int)kdim, dy, (int)m, j->acc ? 1.0f : 0.0f,
+			            j->dx->d + lo * m, (int)m);
+		return;
+	}
+	if (j->dx && !j->acc)
+		memset(j->dx->d + lo / kk * j->g.plane, 0, rows / kk * j->g.plane * sizeof(float));
+	size_t rt = rows_per_thread(cv, nt), cc = chunk_cols(BWD_BUDGET, rt, m);
+	float *col = j->ctx->scratch + (size_t)t * (j->ctx->scratch_n / (size_t)nt);
+	float *dcol = col + rt * cc;
+	for (size_t c0 = 0; c0 < m; c0 += cc) {
+		size_t c1 = c0 + cc < m ? c0 + cc : m, n = c1 - c0;
+		if (cv->gw) {
+			col_walk(&j->g, j->x->d, col, lo, hi, c0, c1, 0);
+			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, cv->cout, (int)rows, (int)n,
+			            1.0f, dy + c0, (int)m, col, (int)n, 1.0f, cv->gw + lo, (int)kdim);
+		}
+		if (j->dx) {
+			cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)rows, (int)n, cv->cout,
+			            1.0f, cv->w + lo, (int)kdim, dy + c0, (int)m, 0.0f, dcol, (int)n);
+			col_walk(&j->g, j->dx->d, dcol, lo, hi, c0, c1, 1);
+		}
+	}
+}
+
+struct flip_job {
+	const struct mura_conv *cv;
+	float *wt;
+};
+
+/* Rows [lo, hi) of Wt: Wt[ci][co][k*k - 1 - q] = W[co][ci][q]. */
+static void
+flip_part(void *v, size_t lo, size_t hi)
+{
+	const struct flip_job *j = v;
+	const struct mura_conv *cv = j->cv;
+	const size_t kk = (size_t)cv->k * cv->k, tk = (size_t)cv->cout * kk;
+
+	for (size_t ci = lo; ci < hi; ci++)
+		for (size_t co = 0; co < (size_t)cv->cout; co++)
+			for (size_t q = 0; q < kk; q++)
+				j->wt[ci * tk + co * kk + (kk - 1 - q)] = cv->w[(co * (size_t)cv->cin + ci) * kk + q];
+}
+
+/* dx (+)= conv(dy, Wt) for a "same" convolution (see the top); Wt is laid
+ * out after the col chunk that gemm_forward uses at the start of scratch. */
+static void
+same_backward_dx(struct mura_nn_ctx *ctx, const struct mura_conv *cv, const struct mura_fm *dy,
+                 struct mura_fm *dx, int acc)
+{
+	const size_t tk = (size_t)cv->cout * cv->k * cv->k;
+	struct flip_job j = {cv, ctx->scratch + tk * chunk_cols(FWD_BUDGET, tk, mura_fm_plane(dy))};
+	struct mura_conv t = {cv->cout, cv->cin, cv->k, 1, cv->pad, j.wt, NULL, NULL, NULL};
+
+	mura_pool_for(ctx->pool, (size_t)cv->cin, 8, flip_part, &j);
+	gemm_forward(ctx, &t, dy, dx, acc ? 1.0f : 0.0f);
+}
+
+void
+mura_conv_backward(struct mura_nn_ctx *ctx, const struct mura_conv *cv,
+                   const struct mura_fm *x, const struct mura_fm *dy,
+                   struct mura_fm *dx, int acc)
+{
+	const int same = dx && is_same(cv);
+	struct conv_job j = {ctx, geom_of(cv, x), x, dy, same ? NULL : dx, acc};
+	const double t0 = mura_prof_start(ctx);
+	const double gemm = 2.0 * (double)cv->cout * cv->cin * j.g.kk * (double)j.g.m;
+
+	if (cv->gw || cv->gb || j.dx)
+		mura_pool_run(ctx->pool, conv_bwd_part, &j);
+	if (same)
+		same_backward_dx(ctx, cv, dy, dx, acc);
+	mura_prof_stop(ctx, MURA_PROF_CONV_BWD, t0, (cv->gw ? gemm : 0) + (dx ? gemm : 0));
+}

@@ -1,0 +1,334 @@
+/*
+ * densenet.c - DenseNet-BC 121/169/201 as torchvision.models.densenet
+ * builds them (Huang et al. 2017): growth rate 32, 64 initial features,
+ * bottleneck width 4 x 32, compression 0.5, no dropout inside.
+ *
+ *   features.conv0  7x7 s2 p3, 3 -> 64     features.norm0 + relu0
+ *   features.pool0  max 3x3 s2 p1
+ *   features.denseblockB.denselayerL:  norm1 + relu1, conv1 1x1 -> 128,
+ *                                      norm2 + relu2, conv2 3x3 p1 -> 32,
+ *                                      output appended to the block's input
+ *   features.transitionT: norm + relu, conv 1x1 -> half, avg pool 2x2 s2
+ *   features.norm5, then (forward) relu: the backbone's output.
+ *
+ * Memory.  A block's input and its layers' outputs live in one buffer
+ * [C_out][N][H][W]: layer L reads channels [0, c_L) and writes channels
+ * [c_L, c_L + 32), which is the concatenation with no copy.  Backward runs
+ * the layers in reverse over a gradient buffer of the same shape: layer L
+ * takes the gradient of its 32 channels (complete by then: only later layers
+ * and the transition read them) and adds its input's gradient into [0, c_L).
+ * A training plan keeps each layer's norm1, conv1 and norm2 outputs (what
+ * backward needs); the gradients inside a layer use buffers shared by all
+ * layers.  Recomputing norm1/norm2 outputs in backward instead of keeping
+ * them (Pleiss et al. 2017) is the next saving: only dense_layer_* and the
+ * plan change.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "error.h"
+#include "net.h"
+
+#define GROWTH 32
+#define BN_SIZE 4
+#define INIT_FEATURES 64
+
+static const struct {
+	int arch;
+	int layers[4];
+} table[] = {
+	{MURA_ARCH_DENSENET121, {6, 12, 24, 16}},
+	{MURA_ARCH_DENSENET169, {6, 12, 32, 32}},
+	{MURA_ARCH_DENSENET201, {6, 12, 48, 32}},
+};
+
+struct dense_layer {
+	int cin;
+	struct mura_bn norm1, norm2;
+	struct mura_conv conv1, conv2;
+	float *a1, *a2, *a3;  /* relu1(norm1(x)) [cin], conv1 [128], relu2(norm2()) [128] */
+};
+
+struct dense_block {
+	int nlayers, cin, cout, h, w;
+	struct dense_layer *layer;
+	float *x, *dx;        /* [cout][n][h][w]: input, then each layer's output */
+};
+
+struct transition {
+	struct mura_bn norm;
+	struct mura_conv conv;
+	float *t1, *t2;       /* relu(norm(x)) [cin], conv [cin / 2] */
+};
+
+struct densenet {
+	struct mura_conv conv0;
+	struct mura_bn norm0;
+	struct mura_maxpool pool0;
+	int h0, w0;           /* after conv0 */
+	float *c0, *r0;       /* conv0 and relu0(norm0()) [64][n][h0][w0] */
+	struct dense_block block[4];
+	struct transition trans[3];
+	struct mura_bn norm5;
+	float *g_a1, *g_a3, *g_t1, *g_t2, *g_r0;  /* gradients, shared */
+};
+
+enum {
+	SLOT_C0, SLOT_R0, SLOT_BLOCK_A, SLOT_BLOCK_B, SLOT_A1, SLOT_A2, SLOT_A3,
+	SLOT_T1, SLOT_T2, SLOT_G_A1, SLOT_G_A3, SLOT_G_T1, SLOT_G_T2, SLOT_G_R0,
+};
+
+static struct mura_fm
+fm(float *d, int c, int n, int h, int w)
+{
+	struct mura_fm f = {d, c, n, h, w};
+	return f;
+}
+
+/* "features.denseblockK.denselayerL.part" (1-based, as torchvision) in buf[128] */
+static const char *
+layer_name(char *buf, int k, int l, const char *part)
+{
+	snprintf(buf, 128, "features.denseblock%d.denselayer%d.%s", k + 1, l + 1, part);
+	return buf;
+}
+
+int
+densenet_build(struct mura_model *m, struct net_build *b)
+{
+	struct densenet *dn = m->backbone;
+	char name[128];
+	int t = -1;
+
+	for (size_t i = 0; i < sizeof table / sizeof table[0]; i++)
+		if (table[i].arch == m->cfg.arch)
+			t = (int)i;
+	if (t < 0)
+		return mura_error("not a DenseNet: arch %d", m->cfg.arch);
+	if (!dn) {
+		if (!(dn = m->backbone = calloc(1, sizeof *dn)))
+			return mura_error("out of memory");
+		for (int k = 0; k < 4; k++) {
+			dn->block[k].nlayers = table[t].layers[k];
+			dn->block[k].layer = calloc((size_t)table[t].layers[k], sizeof(struct dense_layer));
+			if (!dn->block[k].layer)
+				return mura_error("out of memory");
+		}
+	}
+	dn->pool0 = (struct mura_maxpool){3, 2, 1, NULL};
+	net_conv(b, &dn->conv0, "features.conv0", 3, INIT_FEATURES, 7, 2, 3, 0, NET_INIT_KAIMING_IN);
+	net_bn(b, &dn->norm0, "features.norm0", INIT_FEATURES);
+	int c = INIT_FEATURES;
+	for (int k = 0; k < 4; k++) {
+		struct dense_block *blk = &dn->block[k];
+		blk->cin = c;
+		for (int l = 0; l < blk->nlayers; l++) {
+			struct dense_layer *L = &blk->layer[l];
+			L->cin = c;
+			net_bn(b, &L->norm1, layer_name(name, k, l, "norm1"), c);
+			net_conv(b, &L->conv1, layer_name(name, k, l, "conv1"), c, BN_SIZE * GROWTH, 1, 1, 0, 0,
+			         NET_INIT_KAIMING_IN);
+			net_bn(b, &L->norm2, layer_name(name, k, l, "norm2"), BN_SIZE * GROWTH);
+			net_conv(b, &L->conv2, layer_name(name, k, l, "conv2"), BN_SIZE * GROWTH, GROWTH, 3, 1, 1,
+			         0, NET_INIT_KAIMING_IN);
+			c += GROWTH;
+		}
+		blk->cout = c;
+		if (k < 3) {
+			snprintf(name, sizeof name, "features.transition%d.norm", k + 1);
+			net_bn(b, &dn->trans[k].norm, name, c);
+			snprintf(name, sizeof name, "features.transition%d.conv", k + 1);
+			net_conv(b, &dn->trans[k].conv, name, c, c / 2, 1, 1, 0, 0, NET_INIT_KAIMING_IN);
+			c /= 2;
+		}
+	}
+	net_bn(b, &dn->norm5, "features.norm5", c);
+	m->feat_c = c;
+	return 0;
+}
+
+void
+densenet_free(void *v)
+{
+	struct densenet *dn = v;
+
+	if (!dn)
+		return;
+	for (int k = 0; k < 4; k++)
+		free(dn->block[k].layer);
+	free(dn);
+}
+
+int
+densenet_plan(struct mura_model *m, struct net_plan *p, int n, int h, int w)
+{
+	struct densenet *dn = m->backbone;
+	struct mura_fm x = fm(NULL, 3, n, h, w);
+
+	dn->h0 = mura_window_out(h, 7, 2, 3);
+	dn->w0 = mura_window_out(w, 7, 2, 3);
+	int hb = mura_window_out(dn->h0, 3, 2, 1), wb = mura_window_out(dn->w0, 3, 2, 1);
+	for (int k = 0; k < 3; k++) {
+		dn->block[k].h = hb, dn->block[k].w = wb;
+		hb = mura_window_out(hb, 2, 2, 0), wb = mura_window_out(wb, 2, 2, 0);
+	}
+	dn->block[3].h = hb, dn->block[3].w = wb;
+	if (hb < 1 || wb < 1)
+		return mura_error("%dx%d is too small for a DenseNet (at least 32x32)", h, w);
+
+	size_t plane0 = (size_t)n * dn->h0 * dn->w0;
+	net_conv_scratch(p, &dn->conv0, &x);
+	dn->c0 = net_keep(p, SLOT_C0, INIT_FEATURES * plane0);
+	dn->r0 = net_keep(p, SLOT_R0, INIT_FEATURES * plane0);
+	if (p->training)
+		dn->g_r0 = net_slot(p, SLOT_G_R0, INIT_FEATURES * plane0);
+	for (int k = 0; k < 4; k++) {
+		struct dense_block *blk = &dn->block[k];
+		size_t plane = (size_t)n * blk->h * blk->w;
+		if (k == 0)
+			dn->pool0.arg = p->training ? (int32_t *)net_take(p, INIT_FEATURES * plane) : NULL;
+		blk->x = net_keep(p, k % 2 ? SLOT_BLOCK_B : SLOT_BLOCK_A, (size_t)blk->cout * plane);
+		blk->dx = p->training ? net_take(p, (size_t)blk->cout * plane) : NULL;
+		for (int l = 0; l < blk->nlayers; l++) {
+			struct dense_layer *L = &blk->layer[l];
+			struct mura_fm a3 = fm(NULL, BN_SIZE * GROWTH, n, blk->h, blk->w);
+			L->a1 = net_keep(p, SLOT_A1, (size_t)L->cin * plane);
+			L->a2 = net_keep(p, SLOT_A2, BN_SIZE * GROWTH * plane);
+			L->a3 = net_keep(p, SLOT_A3, BN_SIZE * GROWTH * plane);
+			net_conv_scratch(p, &L->conv2, &a3);
+			if (p->training) {
+				dn->g_a1 = net_slot(p, SLOT_G_A1, (size_t)L->cin * plane);
+				dn->g_a3 = net_slot(p, SLOT_G_A3, BN_SIZE * GROWTH * plane);
+			}
+		}
+		if (k < 3) {
+			struct transition *tr = &dn->trans[k];
+			tr->t1 = net_keep(p, SLOT_T1, (size_t)blk->cout * plane);
+			tr->t2 = net_keep(p, SLOT_T2, (size_t)blk->cout / 2 * plane);
+			if (p->training) {
+				dn->g_t1 = net_slot(p, SLOT_G_T1, (size_t)blk->cout * plane);
+				dn->g_t2 = net_slot(p, SLOT_G_T2, (size_t)blk->cout / 2 * plane);
+			}
+		}
+	}
+	const struct dense_block *last = &dn->block[3];
+	size_t fsize = (size_t)m->feat_c * n * last->h * last->w;
+	m->feat = fm(net_take(p, fsize), m->feat_c, n, last->h, last->w);
+	m->dfeat = fm(p->training ? net_take(p, fsize) : NULL, m->feat_c, n, last->h, last->w);
+	return 0;
+}
+
+static void
+layer_forward(struct mura_nn_ctx *ctx, struct dense_layer *L, const struct mura_fm *blk, int train)
+{
+	struct mura_fm x = mura_fm_slice(blk, 0, L->cin), out = mura_fm_slice(blk, L->cin, GROWTH);
+	struct mura_fm a1 = fm(L->a1, L->cin, blk->n, blk->h, blk->w);
+	struct mura_fm a2 = fm(L->a2, BN_SIZE * GROWTH, blk->n, blk->h, blk->w);
+	struct mura_fm a3 = fm(L->a3, BN_SIZE * GROWTH, blk->n, blk->h, blk->w);
+
+	mura_bn_forward(ctx, &L->norm1, &x, &a1, train, 1);
+	mura_conv_forward(ctx, &L->conv1, &a1, &a2);
+	mura_bn_forward(ctx, &L->norm2, &a2, &a3, train, 1);
+	mura_conv_forward(ctx, &L->conv2, &a3, &out);
+}
+
+/* The gradient of the layer's output is in dblk's channels [cin, cin + 32);
+ * its input's is added to dblk's channels [0, cin). */
+static void
+layer_backward(struct mura_nn_ctx *ctx, const struct densenet *dn, struct dense_layer *L,
+               const struct mura_fm *blk, struct mura_fm *dblk)
+{
+	struct mura_fm x = mura_fm_slice(blk, 0, L->cin);
+	struct mura_fm dx = mura_fm_slice(dblk, 0, L->cin), dout = mura_fm_slice(dblk, L->cin, GROWTH);
+	struct mura_fm a1 = fm(L->a1, L->cin, blk->n, blk->h, blk->w);
+	struct mura_fm a2 = fm(L->a2, BN_SIZE * GROWTH, blk->n, blk->h, blk->w);
+	struct mura_fm a3 = fm(L->a3, BN_SIZE * GROWTH, blk->n, blk->h, blk->w);
+	struct mura_fm g1 = fm(dn->g_a1, L->cin, blk->n, blk->h, blk->w);
+	struct mura_fm g3 = fm(dn->g_a3, BN_SIZE * GROWTH, blk->n, blk->h, blk->w);
+
+	mura_conv_backward(ctx, &L->conv2, &a3, &dout, &g3, 0);
+	mura_bn_backward(ctx, &L->norm2, &a2, &a3, &g3, &g3, 1, 1, 0);  /* g3 now d(a2) */
+	mura_conv_backward(ctx, &L->conv1, &a1, &g3, &g1, 0);
+	mura_bn_backward(ctx, &L->norm1, &x, &a1, &g1, &dx, 1, 1, 1);
+}
+
+void
+densenet_forward(struct mura_model *m, int n, int train)
+{
+	struct densenet *dn = m->backbone;
+	struct mura_nn_ctx *ctx = &m->ctx;
+	const int t = net_backbone_train(m, train);
+	struct mura_fm c0 = fm(dn->c0, INIT_FEATURES, n, dn->h0, dn->w0);
+	struct mura_fm r0 = fm(dn->r0, INIT_FEATURES, n, dn->h0, dn->w0);
+
+	mura_conv_forward(ctx, &dn->conv0, &m->in, &c0);
+	mura_bn_forward(ctx, &dn->norm0, &c0, &r0, t, 1);
+	for (int k = 0; k < 4; k++) {
+		struct dense_block *blk = &dn->block[k];
+		struct mura_fm x = fm(blk->x, blk->cout, n, blk->h, blk->w);
+		struct mura_fm in = mura_fm_slice(&x, 0, blk->cin);
+		if (k == 0) {
+			struct mura_maxpool mp = dn->pool0;
+			if (!t)
+				mp.arg = NULL;  /* no backward to come */
+			mura_maxpool_forward(ctx, &mp, &r0, &in);
+		} else {
+			const struct dense_block *prev = &dn->block[k - 1];
+			struct transition *tr = &dn->trans[k - 1];
+			struct mura_fm px = fm(prev->x, prev->cout, n, prev->h, prev->w);
+			struct mura_fm t1 = fm(tr->t1, prev->cout, n, prev->h, prev->w);
+			struct mura_fm t2 = fm(tr->t2, prev->cout / 2, n, prev->h, prev->w);
+			mura_bn_forward(ctx, &tr->norm, &px, &t1, t, 1);
+			mura_conv_forward(ctx, &tr->conv, &t1, &t2);
+			mura_avgpool_forward(ctx, 2, 2, &t2, &in);
+		}
+		for (int l = 0; l < blk->nlayers; l++)
+			layer_forward(ctx, &blk->layer[l], &x, t);
+	}
+	const struct dense_block *last = &dn->block[3];
+	struct mura_fm x = fm(last->x, last->cout, n, last->h, last->w);
+	m->feat.n = n;
+	mura_bn_forward(ctx, &dn->norm5, &x, &m->feat, t, 1);
+}
+
+void
+densenet_backward(struct mura_model *m, int n)
+{
+	struct densenet *dn = m->backbone;
+	struct mura_nn_ctx *ctx = &m->ctx;
+
+	const struct dense_block *last = &dn->block[3];
+	struct mura_fm x = fm(last->x, last->cout, n, last->h, last->w);
+	struct mura_fm dx = fm(last->dx, last->cout, n, last->h, last->w);
+	m->feat.n = m->dfeat.n = n;
+	mura_bn_backward(ctx, &dn->norm5, &x, &m->feat, &m->dfeat, &dx, 1, 1, 0);
+	for (int k = 3; k >= 0; k--) {
+		struct dense_block *blk = &dn->block[k];
+		struct mura_fm bx = fm(blk->x, blk->cout, n, blk->h, blk->w);
+		struct mura_fm bdx = fm(blk->dx, blk->cout, n, blk->h, blk->w);
+		struct mura_fm din = mura_fm_slice(&bdx, 0, blk->cin);
+		for (int l = blk->nlayers - 1; l >= 0; l--)
+			layer_backward(ctx, dn, &blk->layer[l], &bx, &bdx);
+		if (k == 0)
+			break;
+		const struct dense_block *prev = &dn->block[k - 1];
+		struct transition *tr = &dn->trans[k - 1];
+		struct mura_fm px = fm(prev->x, prev->cout, n, prev->h, prev->w);
+		struct mura_fm pdx = fm(prev->dx, prev->cout, n, prev->h, prev->w);
+		struct mura_fm t1 = fm(tr->t1, prev->cout, n, prev->h, prev->w);
+		struct mura_fm g1 = fm(dn->g_t1, prev->cout, n, prev->h, prev->w);
+		struct mura_fm g2 = fm(dn->g_t2, prev->cout / 2, n, prev->h, prev->w);
+		mura_avgpool_backward(ctx, 2, 2, &din, &g2, 0);
+		mura_conv_backward(ctx, &tr->conv, &t1, &g2, &g1, 0);
+		mura_bn_backward(ctx, &tr->norm, &px, &t1, &g1, &pdx, 1, 1, 0);
+	}
+	const struct dense_block *first = &dn->block[0];
+	struct mura_fm fdx = fm(first->dx, first->cout, n, first->h, first->w);
+	struct mura_fm dp = mura_fm_slice(&fdx, 0, first->cin);
+	struct mura_fm c0 = fm(dn->c0, INIT_FEATURES, n, dn->h0, dn->w0);
+	struct mura_fm r0 = fm(dn->r0, INIT_FEATURES, n, dn->h0, dn->w0);
+	struct mura_fm g0 = fm(dn->g_r0, INIT_FEATURES, n, dn->h0, dn->w0);
+	mura_maxpool_backward(ctx, &dn->pool0, &dp, &g0, 0);
+	mura_bn_backward(ctx, &dn->norm0, &c0, &r0, &g0, &g0, 1, 1, 0);
+	mura_conv_backward(ctx, &dn->conv0, &m->in, &g0, NULL, 0);
+}

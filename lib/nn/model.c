@@ -1,0 +1,928 @@
+/*
+ * model.c - the model API of model.h: configuration, the state's tensors
+ * and their initialisation, safetensors load and save, the memory plan,
+ * and forward and backward dispatched to the backbone and the head.
+ */
+#include <math.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+#include "net.h"
+#include "util.h"
+
+#define FORMAT "mura-model 1"
+
+static const char *const arch_names[MURA_ARCH_COUNT] = {
+	[MURA_ARCH_DENSENET121] = "densenet121", [MURA_ARCH_DENSENET169] = "densenet169",
+	[MURA_ARCH_DENSENET201] = "densenet201", [MURA_ARCH_RESNET18] = "resnet18",
+	[MURA_ARCH_RESNET34] = "resnet34",       [MURA_ARCH_RESNET50] = "resnet50",
+	[MURA_ARCH_HYBRID] = "hybrid",
+};
+static const char *const head_names[MURA_HEAD_COUNT] = {
+	[MURA_HEAD_FC] = "fc", [MURA_HEAD_CONV] = "conv", [MURA_HEAD_VIT] = "vit",
+};
+
+static int
+is_densenet(int arch)
+{
+	return arch >= MURA_ARCH_DENSENET121 && arch <= MURA_ARCH_DENSENET201;
+}
+
+static int
+is_hybrid(int arch)
+{
+	return arch == MURA_ARCH_HYBRID;
+}
+
+void
+mura_model_config_default(struct mura_model_config *c)
+{
+	static const float mean[3] = {0.485f, 0.456f, 0.406f}, std[3] = {0.229f, 0.224f, 0.225f};
+
+	memset(c, 0, sizeof *c);
+	c->arch = MURA_ARCH_DENSENET169;
+	c->head = MURA_HEAD_FC;
+	c->seed = 1;
+	c->input_h = c->input_w = 320;
+	c->hybrid_stage = 4;
+	c->vit_dim = 256, c->vit_depth = 4, c->vit_heads = 8, c->vit_mlp = 4;
+	memcpy(c->mean, mean, sizeof mean);
+	memcpy(c->std, std, sizeof std);
+}
+
+int
+mura_arch_parse(const char *s)
+{
+	for (int i = 1; i < MURA_ARCH_COUNT; i++)
+		if (strcmp(s, arch_names[i]) == 0)
+			return i;
+	return mura_error("unknown architecture '%s' (densenet121, densenet169, densenet201, "
+	                  "resnet18, resnet34, resnet50, hybrid)", s);
+}
+
+int
+mura_head_parse(const char *s)
+{
+	for (int i = 1; i < MURA_HEAD_COUNT; i++)
+		if (strcmp(s, head_names[i]) == 0)
+			return i;
+	return mura_error("unknown head '%s' (fc, conv; vit for the hybrid)", s);
+}
+
+const char *
+mura_arch_name(int arch)
+{
+	return arch > 0 && arch < MURA_ARCH_COUNT ? arch_names[arch] : "unknown";
+}
+
+const char *
+mura_head_name(int head)
+{
+	return head > 0 && head < MURA_HEAD_COUNT ? head_names[head] : "unknown";
+}
+
+/* ---- the state's tensors ------------------------------------------------ */
+
+static struct net_tensor *
+add_tensor(struct net_build *b, const char *prefix, const char *suffix, int kind, int ndim,
+           const int64_t *shape, int init, int fan_in, int fan_out)
+{
+	struct mura_model *m = b->m;
+	size_t n = 1;
+	struct net_tensor *t = NULL;
+
+	for (int i = 0; i < ndim; i++)
+		n *= (size_t)shape[i];
+	if (b->pass == 1) {
+		t = &m->tensor[b->ntensor];
+		if (suffix)
+			snprintf(t->t.name, sizeof t->t.name, "%s.%s", prefix, suffix);
+		else
+			snprintf(t->t.name, sizeof t->t.name, "%s", prefix);
+		t->t.kind = kind;
+		t->t.ndim = ndim;
+		memcpy(t->t.shape, shape, (size_t)ndim * sizeof *shape);
+		t->t.n = n;
+		t->t.head = b->head;
+		t->init = init;
+		t->fan_in = fan_in;
+		t->fan_out = fan_out;
+		switch (kind) {
+		case MURA_TENSOR_PARAM:
+			t->t.data = m->param + b->nparam;
+			t->t.grad = m->grad + b->nparam;
+			break;
+		case MURA_TENSOR_BUFFER: t->t.data = m->buf + b->nbuf; break;
+		case MURA_TENSOR_COUNT: t->t.count = m->count + b->ncount; break;
+		}
+	}
+	if (b->head && m->head_first == (size_t)-1)
+		m->head_first = b->ntensor;
+	b->ntensor++;
+	switch (kind) {
+	case MURA_TENSOR_PARAM: b->nparam += n; break;
+	case MURA_TENSOR_BUFFER: b->nbuf += n; break;
+	case MURA_TENSOR_COUNT: b->ncount += n; break;
+	}
+	return t;
+}
+
+static float *
+data_of(struct net_tensor *t)
+{
+	return t ? t->t.data : NULL;
+}
+
+static float *
+grad_of(struct net_tensor *t)
+{
+	return t ? t->t.grad : NULL;
+}
+
+static float *
+work(struct net_build *b, size_t n)
+{
+	float *p = b->pass == 1 ? b->m->work + b->nwork : NULL;
+	b->nwork += n;
+	return p;
+}
+
+void
+net_conv(struct net_build *b, struct mura_conv *cv, const char *name, int cin, int cout, int k,
+         int stride, int pad, int bias, int init)
+{
+	int64_t ws[4] = {cout, cin, k, k}, bs[1] = {cout};
+	int fan_in = cin * k * k, fan_out = cout * k * k;
+	struct net_tensor *w = add_tensor(b, name, "weight", MURA_TENSOR_PARAM, 4, ws, init, fan_in, fan_out);
+
+	*cv = (struct mura_conv){cin, cout, k, stride, pad, data_of(w), grad_of(w), NULL, NULL};
+	if (bias) {
+		struct net_tensor *t = add_tensor(b, name, "bias", MURA_TENSOR_PARAM, 1, bs,
+		                                  NET_INIT_UNIFORM_FANIN, fan_in, fan_out);
+		cv->b = data_of(t);
+		cv->gb = grad_of(t);
+	}
+}
+
+void
+net_bn(struct net_build *b, struct mura_bn *bn, const char *name, int c)
+{
+	int64_t s[1] = {c};
+	struct net_tensor *w = add_tensor(b, name, "weight", MURA_TENSOR_PARAM, 1, s, NET_INIT_ONE, c, c);
+	struct net_tensor *bi = add_tensor(b, name, "bias", MURA_TENSOR_PARAM, 1, s, NET_INIT_ZERO, c, c);
+	struct net_tensor *rm = add_tensor(b, name, "running_mean", MURA_TENSOR_BUFFER, 1, s, NET_INIT_ZERO, c, c);
+	struct net_tensor *rv = add_tensor(b, name, "running_var", MURA_TENSOR_BUFFER, 1, s, NET_INIT_ONE, c, c);
+	struct net_tensor *nb = add_tensor(b, name, "num_batches_tracked", MURA_TENSOR_COUNT, 0, s,
+	                                   NET_INIT_ZERO, 0, 0);
+
+	bn->c = c;
+	bn->w = data_of(w), bn->gw = grad_of(w);
+	bn->b = data_of(bi), bn->gb = grad_of(bi);
+	bn->rmean = data_of(rm), bn->rvar = data_of(rv);
+	bn->nbt = nb ? nb->t.count : NULL;
+	bn->mean = work(b, (size_t)c);
+	bn->invstd = work(b, (size_t)c);
+	bn->momentum = 0.1f;
+	bn->eps = 1e-5f;
+}
+
+void
+net_linear(struct net_build *b, struct mura_linear *l, const char *name, int in, int out, int bias_init)
+{
+	int64_t ws[2] = {out, in}, bs[1] = {out};
+	struct net_tensor *w = add_tensor(b, name, "weight", MURA_TENSOR_PARAM, 2, ws,
+	                                  NET_INIT_UNIFORM_FANIN, in, out);
+	struct net_tensor *bi = add_tensor(b, name, "bias", MURA_TENSOR_PARAM, 1, bs, bias_init, in, out);
+
+	*l = (struct mura_linear){in, out, data_of(w), grad_of(w), data_of(bi), grad_of(bi)};
+}
+
+float *
+net_param(struct net_build *b, const char *prefix, const char *suffix, int ndim, const int64_t *shape,
+          int init, float **grad)
+{
+	int fan_in = ndim > 1 ? (int)shape[ndim - 1] : (int)shape[0];
+	struct net_tensor *t = add_tensor(b, prefix, suffix, MURA_TENSOR_PARAM, ndim, shape, init, fan_in,
+	                                  (int)shape[0]);
+
+	*grad = grad_of(t);
+	return data_of(t);
+}
+
+static void
+init_tensor(struct mura_model *m, struct net_tensor *t, int init)
+{
+	float *d = t->t.data;
+
+	if (t->t.kind == MURA_TENSOR_COUNT) {
+		*t->t.count = 0;
+		return;
+	}
+	for (size_t i = 0; i < t->t.n; i++)
+		switch (init) {
+		case NET_INIT_ZERO: d[i] = 0; break;
+		case NET_INIT_ONE: d[i] = 1; break;
+		case NET_INIT_KAIMING_IN: d[i] = (float)(mura_rng_normal(&m->rng) * sqrt(2.0 / t->fan_in)); break;
+		case NET_INIT_KAIMING_OUT: d[i] = (float)(mura_rng_normal(&m->rng) * sqrt(2.0 / t->fan_out)); break;
+		case NET_INIT_UNIFORM_FANIN: {
+			double bound = 1.0 / sqrt((double)t->fan_in);
+			d[i] = (float)mura_rng_uniform(&m->rng, -bound, bound);
+			break;
+		}
+		case NET_INIT_TRUNC_NORMAL: {
+			double v;
+			do
+				v = mura_rng_normal(&m->rng) * 0.02;
+			while (fabs(v) > 2);
+			d[i] = (float)v;
+			break;
+		}
+		}
+}
+
+static int
+build(struct mura_model *m, struct net_build *b)
+{
+	int dense = is_densenet(m->cfg.arch);
+
+	m->head_first = (size_t)-1;
+	if ((dense ? densenet_build(m, b) : resnet_build(m, b)) < 0)
+		return -1;
+	return is_hybrid(m->cfg.arch) ? hybrid_build(m, b) : head_build(m, b);
+}
+
+static void *
+alloc_floats(size_t n)
+{
+	void *p = NULL;
+	size_t bytes = (n * sizeof(float) + 63) / 64 * 64;
+
+	p = aligned_alloc(64, bytes ? bytes : 64);
+	if (p)
+		memset(p, 0, bytes);
+	return p;
+}
+
+/* The hybrid's head and shape checked, its grid made; the vit head refused
+ * elsewhere. */
+static int
+hybrid_config(struct mura_model_config *c)
+{
+	if (!is_hybrid(c->arch)) {
+		if (c->head == MURA_HEAD_VIT)
+			return mura_error("the vit head is the hybrid's (--arch hybrid), not %s's",
+			                  mura_arch_name(c->arch));
+		return 0;
+	}
+	if (c->head == MURA_HEAD_CONV)
+		return mura_error("the hybrid has its transformer head (vit), not the conv head");
+	c->head = MURA_HEAD_VIT;
+	if (c->hybrid_stage != 3 && c->hybrid_stage != 4)
+		return mura_error("hybrid stage %d: the ResNet50 is cut after layer3 or layer4 (3 or 4)",
+		                  c->hybrid_stage);
+	if (c->vit_dim < 1 || c->vit_dim > 65536 || c->vit_depth < 1 || c->vit_depth > 1000 ||
+	    c->vit_heads < 1 || c->vit_mlp < 1 || c->vit_mlp > 64)
+		return mura_error("hybrid: D %d, L %d, H %d, R %d out of range", c->vit_dim, c->vit_depth,
+		                  c->vit_heads, c->vit_mlp);
+	if (c->vit_dim % c->vit_heads)
+		return mura_error("hybrid: D %d is not a multiple of H %d (each head takes D / H values)",
+		                  c->vit_dim, c->vit_heads);
+	if (!c->vit_grid_h || !c->vit_grid_w) {
+		c->vit_grid_h = resnet_out_size(c->input_h, c->hybrid_stage);
+		c->vit_grid_w = resnet_out_size(c->input_w, c->hybrid_stage);
+	}
+	if (c->vit_grid_h < 1 || c->vit_grid_w < 1 || c->vit_grid_h > 4096 || c->vit_grid_w > 4096)
+		return mura_error("hybrid: a position grid of %dx%d (input %dx%d)", c->vit_grid_h, c->vit_grid_w,
+		                  c->input_h, c->input_w);
+	return 0;
+}
+
+struct mura_model *
+mura_model_create(const struct mura_model_config *cfg)
+{
+	struct mura_model *m;
+	struct net_build b = {0};
+
+	if (cfg->arch <= 0 || cfg->arch >= MURA_ARCH_COUNT) {
+		mura_error("unknown architecture %d", cfg->arch);
+		return NULL;
+	}
+	if (cfg->head <= 0 || cfg->head >= MURA_HEAD_COUNT) {
+		mura_error("unknown head %d", cfg->head);
+		return NULL;
+	}
+	if (!(cfg->dropout >= 0 && cfg->dropout < 1)) {
+		mura_error("dropout %g is not in [0, 1)", cfg->dropout);
+		return NULL;
+	}
+	struct mura_model_config c = *cfg;
+	if (hybrid_config(&c) < 0)
+		return NULL;
+	if (!(m = calloc(1, sizeof *m))) {
+		mura_error("out of memory");
+		return NULL;
+	}
+	m->cfg = c;
+	mura_rng_seed(&m->rng, cfg->seed);
+	if (!(m->pool = mura_pool_create(cfg->threads)))
+		goto fail;
+	m->ctx.pool = m->pool;
+
+	b.m = m;
+	if (build(m, &b) < 0)
+		goto fail;
+	m->ntensor = b.ntensor;
+	m->nparam = b.nparam;
+	m->tensor = calloc(b.ntensor, sizeof *m->tensor);
+	m->param = alloc_floats(b.nparam);
+	m->grad = alloc_floats(b.nparam);
+	m->buf = alloc_floats(b.nbuf);
+	m->work = alloc_floats(b.nwork);
+	m->count = calloc(b.ncount + 1, sizeof *m->count);
+	if (!m->tensor || !m->param || !m->grad || !m->buf || !m->work || !m->count) {
+		mura_error("out of memory");
+		goto fail;
+	}
+	b = (struct net_build){m, 1, 0, 0, 0, 0, 0, 0};
+	if (build(m, &b) < 0)
+		goto fail;
+
+	for (size_t i = 0; i < m->ntensor; i++) {
+		init_tensor(m, &m->tensor[i], m->tensor[i].init);
+		if (m->tensor[i].t.kind == MURA_TENSOR_PARAM)
+			m->nparams++;
+	}
+	if (!(m->params = calloc(m->nparams, sizeof *m->params))) {
+		mura_error("out of memory");
+		goto fail;
+	}
+	for (size_t i = 0, k = 0; i < m->ntensor; i++) {
+		const struct mura_model_tensor *t = &m->tensor[i].t;
+		if (t->kind == MURA_TENSOR_PARAM)
+			m->params[k++] = (struct mura_param){t->name, t->data, t->grad, t->n, 0, 0};
+	}
+	return m;
+fail:
+	mura_model_free(m);
+	return NULL;
+}
+
+void
+mura_model_free(struct mura_model *m)
+{
+	if (!m)
+		return;
+	if (is_densenet(m->cfg.arch))
+		densenet_free(m->backbone);
+	else
+		resnet_free(m->backbone);
+	if (is_hybrid(m->cfg.arch))
+		hybrid_free(m->head);
+	else
+		head_free(m->head);
+	mura_pool_free(m->pool);
+	free(m->tensor);
+	free(m->param);
+	free(m->grad);
+	free(m->buf);
+	free(m->work);
+	free(m->count);
+	free(m->params);
+	free(m->arena);
+	free(m);
+}
+
+const struct mura_model_config *
+mura_model_config(const struct mura_model *m)
+{
+	return &m->cfg;
+}
+
+size_t
+mura_model_tensor_count(const struct mura_model *m)
+{
+	return m->ntensor;
+}
+
+const struct mura_model_tensor *
+mura_model_tensor_at(const struct mura_model *m, size_t i)
+{
+	return i < m->ntensor ? &m->tensor[i].t : NULL;
+}
+
+const struct mura_model_tensor *
+mura_model_tensor_find(const struct mura_model *m, const char *name)
+{
+	for (size_t i = 0; i < m->ntensor; i++)
+		if (strcmp(m->tensor[i].t.name, name) == 0)
+			return &m->tensor[i].t;
+	return NULL;
+}
+
+struct mura_param *
+mura_model_params(struct mura_model *m, size_t *n)
+{
+	*n = m->nparams;
+	return m->params;
+}
+
+void
+mura_model_zero_grad(struct mura_model *m)
+{
+	memset(m->grad, 0, m->nparam * sizeof *m->grad);
+}
+
+void
+mura_model_freeze_backbone(struct mura_model *m, int frozen)
+{
+	m->frozen = !!frozen;
+	for (size_t i = 0, k = 0; i < m->ntensor; i++)
+		if (m->tensor[i].t.kind == MURA_TENSOR_PARAM)
+			m->params[k++].frozen = m->frozen && !m->tensor[i].t.head;
+}
+
+int
+mura_model_backbone_frozen(const struct mura_model *m)
+{
+	return m->frozen;
+}
+
+void
+mura_model_profile(struct mura_model *m, struct mura_nn_prof *p)
+{
+	m->ctx.prof = p;
+}
+
+/* ---- files ------------------------------------------------------------------- */
+
+static void
+shape_str(char *buf, size_t len, int ndim, const int64_t *shape)
+{
+	size_t o = (size_t)snprintf(buf, len, "[");
+	for (int i = 0; i < ndim && o < len; i++)
+		o += (size_t)snprintf(buf + o, len - o, "%s%lld", i ? ", " : "", (long long)shape[i]);
+	if (o < len)
+		snprintf(buf + o, len - o, "]");
+}
+
+/* Append a sentence to info (len bytes, possibly 0). */
+static void
+info_add(char *info, size_t len, const char *s)
+{
+	size_t o = len ? strlen(info) : 0;
+
+	if (o + 2 < len)
+		snprintf(info + o, len - o, "%s%s", o ? " " : "", s);
+}
+
+/* The hybrid's shape from its metadata; a file without vit_grid has the
+ * grid of its input_size. */
+static int
+hybrid_config_read(const struct mura_st_file *f, struct mura_model_config *c)
+{
+	static const struct {
+		const char *key;
+		size_t off;
+		long lo, hi;
+	} keys[] = {
+		{"hybrid_stage", offsetof(struct mura_model_config, hybrid_stage), 3, 4},
+		{"vit_dim", offsetof(struct mura_model_config, vit_dim), 1, 65536},
+		{"vit_depth", offsetof(struct mura_model_config, vit_depth), 1, 1000},
+		{"vit_heads", offsetof(struct mura_model_config, vit_heads), 1, 65536},
+		{"vit_mlp", offsetof(struct mura_model_config, vit_mlp), 1, 64},
+	};
+	const char *v;
+	long n;
+
+	for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+		if (!(v = mura_st_meta(f, keys[i].key)))
+			return mura_error("%s: a hybrid model without metadata %s", f->path, keys[i].key);
+		if (mura_parse_long(v, keys[i].lo, keys[i].hi, &n) < 0)
+			return mura_error_prefix("%s: metadata %s", f->path, keys[i].key);
+		*(int *)((char *)c + keys[i].off) = (int)n;
+	}
+	c->vit_grid_h = c->vit_grid_w = 0;
+	if ((v = mura_st_meta(f, "vit_grid"))) {
+		int h, w, end = 0;
+		if (sscanf(v, "%dx%d%n", &h, &w, &end) != 2 || v[end] || h < 1 || w < 1)
+			return mura_error("%s: metadata vit_grid '%s' is not HxW", f->path, v);
+		c->vit_grid_h = h, c->vit_grid_w = w;
+	}
+	return 1;
+}
+
+int
+mura_model_config_read(const struct mura_st_file *f, struct mura_model_config *c)
+{
+	const char *fmt = mura_st_meta(f, "format"), *v;
+	double d;
+
+	if (!fmt)
+		return 0;
+	if (strcmp(fmt, FORMAT) != 0)
+		return mura_error("%s: unknown model format '%s' (this is %s)", f->path, fmt, FORMAT);
+	if (!(v = mura_st_meta(f, "arch")) || (c->arch = mura_arch_parse(v)) < 0)
+		return mura_error_prefix("%s: metadata arch", f->path);
+	if (!(v = mura_st_meta(f, "head")) || (c->head = mura_head_parse(v)) < 0)
+		return mura_error_prefix("%s: metadata head", f->path);
+	if ((v = mura_st_meta(f, "dropout"))) {
+		if (mura_parse_double(v, 0, 0.999999, &d) < 0)
+			return mura_error_prefix("%s: metadata dropout", f->path);
+		c->dropout = (float)d;
+	}
+	if ((v = mura_st_meta(f, "input_size"))) {
+		int h, w, end = 0;
+		if (sscanf(v, "%dx%d%n", &h, &w, &end) != 2 || v[end] || h < 1 || w < 1)
+			return mura_error("%s: metadata input_size '%s' is not HxW", f->path, v);
+		c->input_h = h, c->input_w = w;
+	}
+	double t[3];
+	if ((v = mura_st_meta(f, "normalize_mean"))) {
+		if (mura_parse_doubles(v, 3, t) < 0)
+			return mura_error_prefix("%s: metadata normalize_mean", f->path);
+		for (int i = 0; i < 3; i++)
+			c->mean[i] = (float)t[i];
+	}
+	if ((v = mura_st_meta(f, "normalize_std"))) {
+		if (mura_parse_doubles(v, 3, t) < 0)
+			return mura_error_prefix("%s: metadata normalize_std", f->path);
+		for (int i = 0; i < 3; i++)
+			c->std[i] = (float)t[i];
+	}
+	if (is_hybrid(c->arch))
+		return hybrid_config_read(f, c);
+	return 1;
+}
+
+/* Is this file tensor part of a torchvision classifier we drop? */
+static int
+is_classifier(const char *name, const char *prefix)
+{
+	size_t n = strlen(prefix);
+	return strncmp(name, prefix, n) == 0 && (strcmp(name + n, "weight") == 0 || strcmp(name + n, "bias") == 0);
+}
+
+/* A tensor of a ResNet50 file that a hybrid cut after layer3 has not. */
+static int
+hybrid_unused(const struct mura_model *m, const char *name)
+{
+	return is_hybrid(m->cfg.arch) && m->cfg.hybrid_stage == 3 && strncmp(name, "layer4.", 7) == 0;
+}
+
+int
+mura_model_load(struct mura_model *m, const struct mura_st_file *f, char *info, size_t infolen)
+{
+	const char *cls = is_densenet(m->cfg.arch) ? "classifier." : "fc.";
+	char clsw[32], a[256], b[96];
+	const struct mura_st_tensor *st;
+	int drop = 0, has_head = 0;
+
+	if (infolen)
+		info[0] = 0;
+	const char *arch = mura_st_meta(f, "arch");
+	if (mura_st_meta(f, "format") && arch && strcmp(arch, mura_arch_name(m->cfg.arch)) != 0)
+		return mura_error("%s: a %s model, not %s", f->path, arch, mura_arch_name(m->cfg.arch));
+
+	/* The torchvision classifier in the file: kept only if it is ours (one output). */
+	snprintf(clsw, sizeof clsw, "%sweight", cls);
+	if ((st = mura_st_find(f, clsw))) {
+		if (is_hybrid(m->cfg.arch)) {
+			drop = 1;
+			snprintf(a, sizeof a, "%s* dropped (the hybrid classifies with its transformer's head)", cls);
+		} else if (m->cfg.head != MURA_HEAD_FC) {
+			drop = 1;
+			snprintf(a, sizeof a, "%s* dropped (this model has the convolutional head)", cls);
+		} else if (st->ndim != 2 || st->shape[0] != 1) {
+			drop = 1;
+			shape_str(b, sizeof b, st->ndim, st->shape);
+			snprintf(a, sizeof a, "%s* of shape %s dropped (an ImageNet classifier, not one output)",
+			         cls, b);
+		}
+		if (drop)
+			info_add(info, infolen, a);
+	}
+	for (size_t i = 0; i < f->n; i++)
+		if (hybrid_unused(m, f->t[i].name)) {
+			info_add(info, infolen, "layer4.* dropped (the hybrid's ResNet50 ends with layer3)");
+			break;
+		}
+	for (size_t i = m->head_first; i < m->ntensor; i++)
+		if (mura_st_find(f, m->tensor[i].t.name) && !(drop && is_classifier(m->tensor[i].t.name, cls)))
+			has_head = 1;
+
+	/* Everything in the file must be ours. */
+	for (size_t i = 0; i < f->n; i++) {
+		const char *name = f->t[i].name;
+		if (strncmp(name, "optim.", 6) == 0 || (drop && is_classifier(name, cls)) || hybrid_unused(m, name))
+			continue;
+		if (!mura_model_tensor_find(m, name))
+			return mura_error("%s: unexpected tensor %s (not part of %s with the %s head)", f->path,
+			                  name, mura_arch_name(m->cfg.arch), mura_head_name(m->cfg.head));
+	}
+	/* Everything of ours must be in the file, with its shape: checked
+	 * before anything is copied. */
+	int missing_count = 0;
+	for (size_t i = 0; i < m->ntensor; i++) {
+		const struct mura_model_tensor *t = &m->tensor[i].t;
+		if (t->head && !has_head)
+			continue;
+		if (!(st = mura_st_find(f, t->name))) {
+			if (t->kind == MURA_TENSOR_COUNT) {
+				missing_count = 1;
+				continue;
+			}
+			return mura_error("%s: missing tensor %s", f->path, t->name);
+		}
+		int same = st->ndim == t->ndim;
+		for (int k = 0; same && k < t->ndim; k++)
+			same = st->shape[k] == t->shape[k];
+		if (t->kind == MURA_TENSOR_COUNT)  /* a scalar, or PyTorch < 1.x's [1] */
+			same = st->nelem == 1;
+		if (!same) {
+			shape_str(a, sizeof a, st->ndim, st->shape);
+			shape_str(b, sizeof b, t->ndim, t->shape);
+			return mura_error("%s: tensor %s has shape %s, %s needs %s", f->path, t->name, a,
+			                  mura_arch_name(m->cfg.arch), b);
+		}
+	}
+	for (size_t i = 0; i < m->ntensor; i++) {
+		const struct mura_model_tensor *t = &m->tensor[i].t;
+		if ((t->head && !has_head) || !(st = mura_st_find(f, t->name))) {
+			if (t->kind == MURA_TENSOR_COUNT)
+				*t->count = 0;
+			continue;
+		}
+		int rc = t->kind == MURA_TENSOR_COUNT ? mura_st_to_i64(st, t->count, 1)
+		                                      : mura_st_to_f32(st, t->data, t->n);
+		if (rc < 0)
+			return mura_error_prefix("%s", f->path);
+	}
+	if (!has_head) {
+		/* A new head as the user would make it in PyTorch:
+		 * model.classifier = nn.Linear(C, 1), or our conv head's defaults. */
+		for (size_t i = m->head_first; i < m->ntensor; i++) {
+			struct net_tensor *t = &m->tensor[i];
+			init_tensor(m, t, m->cfg.head == MURA_HEAD_FC ? NET_INIT_UNIFORM_FANIN : t->init);
+		}
+		info_add(info, infolen,
+		         m->cfg.head == MURA_HEAD_FC     ? "A fresh one-output classifier, initialised as torch.nn.Linear."
+		         : m->cfg.head == MURA_HEAD_VIT ? "A fresh transformer (patch_embed, cls_token, pos_embed, "
+		                                          "blocks, norm, head), initialised as timm's ViT."
+		                                        : "A fresh convolutional head.");
+	}
+	if (missing_count)
+		info_add(info, infolen, "num_batches_tracked missing in the file: taken as 0.");
+	return 0;
+}
+
+int
+mura_model_load_path(struct mura_model *m, const char *path, char *info, size_t infolen)
+{
+	struct mura_st_file f;
+
+	if (mura_st_open(&f, path) < 0)
+		return -1;
+	int rc = mura_model_load(m, &f, info, infolen);
+	mura_st_free(&f);
+	return rc;
+}
+
+/* The shortest decimal that reads back as v ("0.485", not "0.485000014"). */
+static void
+put_float(char *buf, size_t len, float v)
+{
+	for (int prec = 6; prec <= 9; prec++) {
+		snprintf(buf, len, "%.*g", prec, v);
+		if (strtof(buf, NULL) == v)
+			return;
+	}
+}
+
+/* "a,b,c" of three floats, each as put_float writes it. */
+static void
+put_floats3(char *buf, size_t len, const float *v)
+{
+	char a[3][32];
+
+	for (int i = 0; i < 3; i++)
+		put_float(a[i], sizeof a[i], v[i]);
+	snprintf(buf, len, "%s,%s,%s", a[0], a[1], a[2]);
+}
+
+int
+mura_model_save(const struct mura_model *m, const char *path,
+                const char *const *meta_key, const char *const *meta_val, size_t n_meta,
+                const struct mura_st_entry *extra, size_t n_extra)
+{
+	static const char *const ours[] = {"format", "arch", "head", "dropout", "input_size",
+	                                   "normalize_mean", "normalize_std", "hybrid_stage", "vit_dim",
+	                                   "vit_depth", "vit_heads", "vit_mlp", "vit_grid"};
+	enum { NOURS = sizeof ours / sizeof ours[0], NPLAIN = 7 };  /* the hybrid's come last */
+	const size_t nours = is_hybrid(m->cfg.arch) ? NOURS : NPLAIN;
+	char vals[NOURS][128];
+	const char **keys = NULL, **values = NULL;
+	struct mura_st_entry *e = NULL;
+	const struct mura_model_config *c = &m->cfg;
+	int rc = -1;
+
+	for (size_t i = 0; i < n_meta; i++)
+		for (size_t k = 0; k < NOURS; k++)
+			if (strcmp(meta_key[i], ours[k]) == 0)
+				return mura_error("%s: metadata key '%s' is the model's own", path, meta_key[i]);
+	snprintf(vals[0], sizeof vals[0], "%s", FORMAT);
+	snprintf(vals[1], sizeof vals[1], "%s", mura_arch_name(c->arch));
+	snprintf(vals[2], sizeof vals[2], "%s", mura_head_name(c->head));
+	put_float(vals[3], sizeof vals[3], c->dropout);
+	snprintf(vals[4], sizeof vals[4], "%dx%d", c->input_h, c->input_w);
+	put_floats3(vals[5], sizeof vals[5], c->mean);
+	put_floats3(vals[6], sizeof vals[6], c->std);
+	snprintf(vals[7], sizeof vals[7], "%d", c->hybrid_stage);
+	snprintf(vals[8], sizeof vals[8], "%d", c->vit_dim);
+	snprintf(vals[9], sizeof vals[9], "%d", c->vit_depth);
+	snprintf(vals[10], sizeof vals[10], "%d", c->vit_heads);
+	snprintf(vals[11], sizeof vals[11], "%d", c->vit_mlp);
+	snprintf(vals[12], sizeof vals[12], "%dx%d", c->vit_grid_h, c->vit_grid_w);
+
+	keys = calloc(NOURS + n_meta, sizeof *keys);
+	values = calloc(NOURS + n_meta, sizeof *values);
+	e = calloc(m->ntensor + n_extra, sizeof *e);
+	if (!keys || !values || !e) {
+		mura_error("out of memory");
+		goto done;
+	}
+	for (size_t k = 0; k < nours; k++)
+		keys[k] = ours[k], values[k] = vals[k];
+	for (size_t i = 0; i < n_meta; i++)
+		keys[nours + i] = meta_key[i], values[nours + i] = meta_val[i];
+	for (size_t i = 0; i < m->ntensor; i++) {
+		const struct mura_model_tensor *t = &m->tensor[i].t;
+		e[i].name = t->name;
+		e[i].ndim = t->ndim;
+		memcpy(e[i].shape, t->shape, (size_t)t->ndim * sizeof *t->shape);
+		e[i].dtype = t->kind == MURA_TENSOR_COUNT ? MURA_ST_I64 : MURA_ST_F32;
+		e[i].data = t->kind == MURA_TENSOR_COUNT ? (const void *)t->count : (const void *)t->data;
+	}
+	for (size_t i = 0; i < n_extra; i++)
+		e[m->ntensor + i] = extra[i];
+	rc = mura_st_write(path, e, m->ntensor + n_extra, keys, values, nours + n_meta);
+done:
+	free(keys);
+	free(values);
+	free(e);
+	return rc;
+}
+
+/* ---- the plan ----------------------------------------------------------------- */
+
+static size_t
+bytes_of(size_t nfloats)
+{
+	return (nfloats * sizeof(float) + 63) / 64 * 64;
+}
+
+float *
+net_take(struct net_plan *p, size_t nfloats)
+{
+	size_t o = p->off;
+
+	p->off += bytes_of(nfloats);
+	return p->pass ? (float *)(p->base + o) : NULL;
+}
+
+float *
+net_slot(struct net_plan *p, int slot, size_t nfloats)
+{
+	if (p->pass == 0) {
+		if (bytes_of(nfloats) > p->slot[slot])
+			p->slot[slot] = bytes_of(nfloats);
+		return NULL;
+	}
+	return (float *)(p->base + p->slot_off[slot]);
+}
+
+float *
+net_keep(struct net_plan *p, int slot, size_t nfloats)
+{
+	return p->training ? net_take(p, nfloats) : net_slot(p, slot, nfloats);
+}
+
+void
+net_conv_scratch(struct net_plan *p, const struct mura_conv *cv, const struct mura_fm *x)
+{
+	size_t s = mura_conv_scratch(cv, x, p->nthreads);
+	if (s > p->scratch)
+		p->scratch = s;
+}
+
+static int
+plan_parts(struct mura_model *m, struct net_plan *p, int n, int h, int w)
+{
+	m->in = (struct mura_fm){net_take(p, (size_t)3 * n * h * w), 3, n, h, w};
+	if ((is_densenet(m->cfg.arch) ? densenet_plan(m, p, n, h, w) : resnet_plan(m, p, n, h, w)) < 0)
+		return -1;
+	return is_hybrid(m->cfg.arch) ? hybrid_plan(m, p, n) : head_plan(m, p, n);
+}
+
+int
+mura_model_plan(struct mura_model *m, int batch, int h, int w, int training)
+{
+	struct net_plan p = {0};
+
+	free(m->arena);
+	m->arena = NULL;
+	m->arena_bytes = 0;
+	m->last_train = 0;
+	if (batch < 1 || batch > 65536)
+		return mura_error("batch size %d is out of range [1, 65536]", batch);
+	if (h < 32 || w < 32 || h > 16384 || w > 16384)
+		return mura_error("input size %dx%d is out of range [32, 16384]", h, w);
+	p.training = !!training;
+	p.nthreads = mura_pool_size(m->pool);
+	if (plan_parts(m, &p, batch, h, w) < 0)
+		return -1;
+
+	/* Pass 1 hands out: the slots, then the op scratch, then the rest. */
+	size_t off = 0;
+	for (int i = 0; i < NET_SLOTS; i++) {
+		p.slot_off[i] = off;
+		off += p.slot[i];
+	}
+	size_t scratch_off = off;
+	off += bytes_of(p.scratch);
+	size_t total = off + p.off;
+	if (!(m->arena = aligned_alloc(64, total ? total : 64)))
+		return mura_error("out of memory for a plan of %zu MB (batch %d, %dx%d)", total >> 20,
+		                  batch, h, w);
+	p.pass = 1;
+	p.base = (char *)m->arena;
+	p.off = off;
+	if (plan_parts(m, &p, batch, h, w) < 0) {
+		free(m->arena);
+		m->arena = NULL;
+		return -1;
+	}
+	m->ctx.scratch = (float *)(p.base + scratch_off);
+	m->ctx.scratch_n = p.scratch;
+	m->arena_bytes = total;
+	m->plan_n = batch, m->plan_h = h, m->plan_w = w, m->plan_training = p.training;
+	return 0;
+}
+
+size_t
+mura_model_plan_bytes(const struct mura_model *m)
+{
+	return m->arena_bytes;
+}
+
+/* ---- forward and backward -------------------------------------------------------- */
+
+int
+mura_model_forward(struct mura_model *m, const float *x, int n, int train, float *logits)
+{
+	if (!m->arena)
+		return mura_error("the model has no plan (mura_model_plan)");
+	if (n < 1 || n > m->plan_n)
+		return mura_error("%d images, the plan is for 1 to %d", n, m->plan_n);
+	if (train && !m->plan_training)
+		return mura_error("a training forward needs a training plan");
+	if (train && (size_t)n * m->feat.h * m->feat.w < 2)
+		return mura_error("batch norm in training needs more than one value per channel: "
+		                  "%d image(s) give a %dx%d feature map", n, m->feat.h, m->feat.w);
+	m->in.n = n;
+	mura_fm_from_nchw(&m->ctx, x, &m->in);
+	if (is_densenet(m->cfg.arch))
+		densenet_forward(m, n, train);
+	else
+		resnet_forward(m, n, train);
+	if (is_hybrid(m->cfg.arch))
+		hybrid_forward(m, n, train);
+	else
+		head_forward(m, n, train);
+	memcpy(logits, m->logits, (size_t)n * sizeof *logits);
+	m->last_n = n;
+	m->last_train = !!train;
+	return 0;
+}
+
+int
+mura_model_backward(struct mura_model *m, const float *dlogits)
+{
+	if (!m->last_train)
+		return mura_error("backward needs a training forward just before it");
+	m->last_train = 0;
+	memcpy(m->dlogits, dlogits, (size_t)m->last_n * sizeof *dlogits);
+	if (is_hybrid(m->cfg.arch))
+		hybrid_backward(m, m->last_n);
+	else
+		head_backward(m, m->last_n);
+	if (m->frozen)
+		return 0;
+	if (is_densenet(m->cfg.arch))
+		densenet_backward(m, m->last_n);
+	else
+		resnet_backward(m, m->last_n);
+	return 0;
+}

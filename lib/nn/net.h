@@ -1,0 +1,156 @@
+/*
+ * net.h - the inside of a model, shared by model.c (the API, weights,
+ * files), densenet.c and resnet.c (backbones) and head.c (classifiers).
+ * Not a public header.
+ *
+ * A model is a backbone and a head.  Each part provides four functions:
+ *   build     make its layers and register their tensors (state names)
+ *   plan      lay out its activations for a batch size and input size
+ *   forward   backbone: m->in -> m->feat;  head: m->feat -> m->logits
+ *   backward  head: m->dlogits -> m->dfeat (and parameter gradients);
+ *             backbone: m->dfeat -> parameter gradients
+ * model.c dispatches on cfg.arch and cfg.head.  The ResNet50 + ViT hybrid
+ * is resnet.c's backbone cut after a stage with hybrid.c's transformer as
+ * its head.
+ *
+ * Both build and plan run twice, the same code each time: a first pass
+ * that only counts (pointers come back NULL) and a second that hands out
+ * pointers into the one allocation the first pass sized.  So the sizes can
+ * never disagree with the layout.
+ */
+#ifndef MURA_NN_NET_H
+#define MURA_NN_NET_H
+
+#include "model.h"
+#include "ops.h"
+#include "rng.h"
+
+/* ---- building: the state's tensors --------------------------------------- */
+enum net_init {
+	NET_INIT_ZERO = 1,
+	NET_INIT_ONE,
+	NET_INIT_KAIMING_IN,     /* N(0, 2 / fan_in): kaiming_normal_, torchvision DenseNet convs */
+	NET_INIT_KAIMING_OUT,    /* N(0, 2 / fan_out): torchvision ResNet convs */
+	NET_INIT_UNIFORM_FANIN,  /* U(+-1/sqrt(fan_in)): torch.nn.Linear and Conv2d defaults */
+	NET_INIT_TRUNC_NORMAL,   /* N(0, 0.02^2) cut at +-2: timm's trunc_normal_(std=.02) (ViT) */
+};
+
+struct net_tensor {
+	struct mura_model_tensor t;   /* what the API shows */
+	int init;                     /* enum net_init */
+	int fan_in, fan_out;
+};
+
+struct net_build {
+	struct mura_model *m;
+	int pass;                /* 0: count; 1: assign */
+	int head;                /* registering the head's tensors now */
+	size_t nparam, nbuf, nwork, ncount, ntensor;
+};
+
+/* Register name.{weight,bias} and so on and fill the layer's pointers. */
+void net_conv(struct net_build *b, struct mura_conv *cv, const char *name, int cin, int cout,
+              int k, int stride, int pad, int bias, int init);
+void net_bn(struct net_build *b, struct mura_bn *bn, const char *name, int c);
+void net_linear(struct net_build *b, struct mura_linear *l, const char *name, int in, int out,
+                int bias_init);
+/* A parameter prefix.suffix (suffix NULL: prefix) of that shape; its data
+ * and its gradient (NULL in the counting pass). */
+float *net_param(struct net_build *b, const char *prefix, const char *suffix, int ndim,
+                 const int64_t *shape, int init, float **grad);
+
+/* ---- planning: activations --------------------------------------------- */
+/* Shared slots: a backbone numbers its own from 0, a head from NET_SLOT_HEAD. */
+#define NET_SLOTS 32
+#define NET_SLOT_HEAD 24
+
+struct net_plan {
+	int pass;                /* 0: measure; 1: assign */
+	int training;
+	char *base;
+	size_t off;              /* bytes handed out so far, after the slots */
+	size_t slot[NET_SLOTS];  /* bytes of each shared slot (max over users) */
+	size_t slot_off[NET_SLOTS];
+	size_t scratch;          /* floats of op scratch (max over ops) */
+	int nthreads;
+};
+
+/* Memory of its own for this plan (NULL in pass 0). */
+float *net_take(struct net_plan *p, size_t nfloats);
+/* Memory shared with every other user of the same slot (a buffer whose
+ * contents are dead by the time the next user writes it). */
+float *net_slot(struct net_plan *p, int slot, size_t nfloats);
+/* Kept for backward when training, else shared in slot. */
+float *net_keep(struct net_plan *p, int slot, size_t nfloats);
+/* Record a convolution's scratch need on input x. */
+void net_conv_scratch(struct net_plan *p, const struct mura_conv *cv, const struct mura_fm *x);
+
+/* ---- the model -------------------------------------------------------------- */
+struct mura_model {
+	struct mura_model_config cfg;
+	struct mura_pool *pool;
+	struct mura_nn_ctx ctx;
+	struct mura_rng rng;
+
+	struct net_tensor *tensor;   /* the state, in torchvision's order */
+	size_t ntensor;
+	size_t head_first;           /* tensors [head_first, ntensor) are the head's */
+	float *param, *grad, *buf, *work;
+	int64_t *count;
+	size_t nparam;
+	struct mura_param *params;   /* for the optimizer */
+	size_t nparams;
+
+	void *backbone, *head;       /* the parts' own structs */
+	int feat_c;                  /* channels of the backbone's output */
+	int frozen;
+
+	/* the plan */
+	void *arena;
+	size_t arena_bytes;
+	int plan_n, plan_h, plan_w, plan_training;
+	struct mura_fm in;           /* [3][n][h][w] */
+	struct mura_fm feat, dfeat;  /* the backbone's output and its gradient */
+	float *logits, *dlogits;     /* [n] */
+	int last_n, last_train;      /* of the last forward */
+};
+
+/* Training mode of the backbone's layers in a forward with `train`. */
+static inline int net_backbone_train(const struct mura_model *m, int train)
+{
+	return train && !m->frozen;
+}
+
+/* densenet.c */
+int densenet_build(struct mura_model *m, struct net_build *b);
+int densenet_plan(struct mura_model *m, struct net_plan *p, int n, int h, int w);
+void densenet_forward(struct mura_model *m, int n, int train);
+void densenet_backward(struct mura_model *m, int n);
+void densenet_free(void *dn);
+
+/* resnet.c */
+int resnet_build(struct mura_model *m, struct net_build *b);
+int resnet_plan(struct mura_model *m, struct net_plan *p, int n, int h, int w);
+void resnet_forward(struct mura_model *m, int n, int train);
+void resnet_backward(struct mura_model *m, int n);
+void resnet_free(void *rn);
+
+/* The side of a ResNet's map after `stages` stages, for an input side of in
+ * (< 1: too small). */
+int resnet_out_size(int in, int stages);
+
+/* hybrid.c: the hybrid's head, a transformer (model.h) */
+int hybrid_build(struct mura_model *m, struct net_build *b);
+int hybrid_plan(struct mura_model *m, struct net_plan *p, int n);
+void hybrid_forward(struct mura_model *m, int n, int train);
+void hybrid_backward(struct mura_model *m, int n);
+void hybrid_free(void *hy);
+
+/* head.c */
+int head_build(struct mura_model *m, struct net_build *b);
+int head_plan(struct mura_model *m, struct net_plan *p, int n);
+void head_forward(struct mura_model *m, int n, int train);
+void head_backward(struct mura_model *m, int n);
+void head_free(void *hd);
+
+#endif

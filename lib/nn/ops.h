@@ -1,0 +1,199 @@
+/*
+ * ops.h - the engine's operations, each with its forward and its backward.
+ *
+ * Feature maps are kept channel-major with the batch inside: [C][N][H][W]
+ * ("CNHW"), not PyTorch's [N][C][H][W].  In that layout
+ *   - a 1x1 convolution over the whole batch is one matrix product
+ *     (Y[Cout][N*H*W] = W[Cout][Cin] X[Cin][N*H*W]) and a k x k one is one
+ *     product after im2col, so small late-stage maps (7x7, 10x10) still
+ *     give GEMMs with N*H*W columns;
+ *   - channel concatenation is contiguity: channels [0, c) of a buffer are
+ *     a feature map, so a DenseNet block appends each layer's output after
+ *     the previous ones in one buffer and never copies (mura_concat exists
+ *     for the general case);
+ *   - batch norm statistics run over one contiguous span per channel.
+ * Models convert to and from NCHW only at their input (3 channels).
+ *
+ * Conventions: parameter gradients are always accumulated (+=), as in
+ * PyTorch, so a step zeroes them first.  Input gradients are written, or
+ * added when `acc` is non-zero (a DenseNet layer adds its input's gradient
+ * into the block's).  A NULL input gradient pointer means "not needed".
+ * Parallel loops and GEMMs run on ctx->pool; scratch memory comes from
+ * ctx->scratch, sized at plan time with the *_scratch() functions, so no
+ * operation allocates.
+ */
+#ifndef MURA_NN_OPS_H
+#define MURA_NN_OPS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rng.h"
+#include "thread.h"
+
+/* A feature map [c][n][h][w], contiguous. */
+struct mura_fm {
+	float *d;
+	int c, n, h, w;
+};
+
+static inline size_t mura_fm_plane(const struct mura_fm *f) { return (size_t)f->n * f->h * f->w; }
+static inline size_t mura_fm_size(const struct mura_fm *f) { return (size_t)f->c * mura_fm_plane(f); }
+/* Channels [c0, c0 + c) of f, as a feature map of its own (no copy). */
+static inline struct mura_fm
+mura_fm_slice(const struct mura_fm *f, int c0, int c)
+{
+	struct mura_fm s = {f->d ? f->d + (size_t)c0 * mura_fm_plane(f) : NULL, c, f->n, f->h, f->w};
+	return s;
+}
+
+/* Time spent per kind of operation, when a caller asks (ctx->prof). */
+enum mura_prof_kind {
+	MURA_PROF_CONV_FWD,      /* GEMMs and im2col of the forward */
+	MURA_PROF_IM2COL,        /* the forward im2col of both (a part of those) */
+	MURA_PROF_CONV_BWD,      /* GEMMs, im2col and col2im of the backward */
+	MURA_PROF_BN_FWD,        /* batch norm (+ ReLU) */
+	MURA_PROF_BN_BWD,
+	MURA_PROF_POOL,          /* max, average and global average pooling, both ways */
+	MURA_PROF_ELEMENTWISE,   /* ReLU, add, dropout, sigmoid, copies, both ways */
+	MURA_PROF_KINDS
+};
+
+struct mura_nn_prof {
+	double sec[MURA_PROF_KINDS];
+	double flop[MURA_PROF_KINDS];   /* multiply-adds count 2 */
+	long calls[MURA_PROF_KINDS];
+};
+
+extern const char *const mura_prof_names[MURA_PROF_KINDS];
+
+/* What every operation runs with.  A zeroed context (no pool, no scratch)
+ * runs an operation on the caller's thread: enough for everything but a
+ * convolution, which needs the scratch mura_conv_scratch() sized. */
+struct mura_nn_ctx {
+	struct mura_pool *pool;
+	float *scratch;     /* scratch_n floats, shared by all operations in turn */
+	size_t scratch_n;
+	struct mura_nn_prof *prof;  /* NULL: no timing */
+};
+
+double mura_nn_clock(void);  /* seconds, monotonic */
+
+static inline double
+mura_prof_start(const struct mura_nn_ctx *ctx)
+{
+	return ctx->prof ? mura_nn_clock() : 0;
+}
+
+static inline void
+mura_prof_stop(struct mura_nn_ctx *ctx, int kind, double t0, double flop)
+{
+	if (ctx->prof) {
+		ctx->prof->sec[kind] += mura_nn_clock() - t0;
+		ctx->prof->flop[kind] += flop;
+		ctx->prof->calls[kind]++;
+	}
+}
+
+/* Output size along one axis of a k-wide window moved by stride over in
+ * values padded by pad on both sides (floor mode); < 1 when in is too small. */
+static inline int mura_window_out(int in, int k, int stride, int pad)
+{
+	return in + 2 * pad < k ? 0 : (in + 2 * pad - k) / stride + 1;
+}
+
+/* ---- conv.c: 2-D convolution ------------------------------------------ */
+struct mura_conv {
+	int cin, cout, k, stride, pad;
+	float *w, *gw;   /* [cout][cin][k][k], torchvision's layout */
+	float *b, *gb;   /* [cout], or NULL without bias */
+};
+/* Floats of ctx scratch that forward and backward need for input x. */
+size_t mura_conv_scratch(const struct mura_conv *cv, const struct mura_fm *x, int nthreads);
+void mura_conv_forward(struct mura_nn_ctx *ctx, const struct mura_conv *cv,
+                       const struct mura_fm *x, struct mura_fm *y);
+/* Adds to cv->gw (and cv->gb); writes (acc: adds to) dx unless dx is NULL. */
+void mura_conv_backward(struct mura_nn_ctx *ctx, const struct mura_conv *cv,
+                        const struct mura_fm *x, const struct mura_fm *dy,
+                        struct mura_fm *dx, int acc);
+
+/* ---- bn.c: 2-D batch normalisation, optionally followed by ReLU --------- */
+struct mura_bn {
+	int c;
+	float *w, *gw, *b, *gb;      /* affine weight and bias, and their gradients */
+	float *rmean, *rvar;         /* running statistics (buffers) */
+	int64_t *nbt;                /* num_batches_tracked */
+	float *mean, *invstd;        /* of the last training forward, for backward */
+	float momentum, eps;         /* 0.1 and 1e-5, as torch.nn.BatchNorm2d */
+};
+/* train: batch statistics, running ones updated (needs n*h*w > 1); else the
+ * running statistics.  relu: y = max(0, bn(x)).  y must not alias x. */
+void mura_bn_forward(struct mura_nn_ctx *ctx, const struct mura_bn *bn, const struct mura_fm *x,
+                     struct mura_fm *y, int train, int relu);
+/* Needs x and the forward's y (for the ReLU's mask); same train and relu.
+ * dx may be NULL (only the parameters' gradients), or alias dy. */
+void mura_bn_backward(struct mura_nn_ctx *ctx, const struct mura_bn *bn, const struct mura_fm *x,
+                      const struct mura_fm *y, const struct mura_fm *dy, struct mura_fm *dx,
+                      int train, int relu, int acc);
+
+/* ---- pool.c: pooling ------------------------------------------------------ */
+struct mura_maxpool {
+	int k, stride, pad;
+	int32_t *arg;    /* per output value, the index in its input plane of the max,
+	                    for backward; NULL: not kept (evaluation) */
+};
+void mura_maxpool_forward(struct mura_nn_ctx *ctx, struct mura_maxpool *mp,
+                          const struct mura_fm *x, struct mura_fm *y);
+void mura_maxpool_backward(struct mura_nn_ctx *ctx, const struct mura_maxpool *mp,
+                           const struct mura_fm *dy, struct mura_fm *dx, int acc);
+/* Average pooling, k x k window, no padding (DenseNet's transitions). */
+void mura_avgpool_forward(struct mura_nn_ctx *ctx, int k, int stride,
+                          const struct mura_fm *x, struct mura_fm *y);
+void mura_avgpool_backward(struct mura_nn_ctx *ctx, int k, int stride,
+                           const struct mura_fm *dy, struct mura_fm *dx, int acc);
+/* Global average pooling: x [c][n][h][w] -> y [n][c], row-major. */
+void mura_gap_forward(struct mura_nn_ctx *ctx, const struct mura_fm *x, float *y);
+void mura_gap_backward(struct mura_nn_ctx *ctx, const float *dy, struct mura_fm *dx, int acc);
+
+/* ---- linear.c: fully connected layer, x [n][in] -> y [n][out] ----------- */
+struct mura_linear {
+	int in, out;
+	float *w, *gw;   /* [out][in] */
+	float *b, *gb;   /* [out], or NULL */
+};
+void mura_linear_forward(struct mura_nn_ctx *ctx, const struct mura_linear *l, int n,
+                         const float *x, float *y);
+void mura_linear_backward(struct mura_nn_ctx *ctx, const struct mura_linear *l, int n,
+                          const float *x, const float *dy, float *dx, int acc);
+
+/* ---- act.c: elementwise operations over n values --------------------------- */
+void mura_relu_forward(struct mura_nn_ctx *ctx, size_t n, const float *x, float *y);
+/* Uses the forward's output y; dx may alias dy. */
+void mura_relu_backward(struct mura_nn_ctx *ctx, size_t n, const float *y, const float *dy,
+                        float *dx, int acc);
+void mura_sigmoid_forward(struct mura_nn_ctx *ctx, size_t n, const float *x, float *y);
+void mura_sigmoid_backward(struct mura_nn_ctx *ctx, size_t n, const float *y, const float *dy,
+                           float *dx, int acc);
+/* Residual addition y = a + b (y may alias a or b); its backward hands dy
+ * to both inputs, which is mura_add_backward once per input. */
+void mura_add_forward(struct mura_nn_ctx *ctx, size_t n, const float *a, const float *b, float *y);
+void mura_add_backward(struct mura_nn_ctx *ctx, size_t n, const float *dy, float *dx, int acc);
+/* Inverted dropout as torch.nn.Dropout: each value kept with probability
+ * 1 - p and scaled by 1 / (1 - p); mask (n floats) keeps the factors. */
+void mura_dropout_forward(struct mura_nn_ctx *ctx, size_t n, float p, struct mura_rng *rng,
+                          const float *x, float *mask, float *y);
+void mura_dropout_backward(struct mura_nn_ctx *ctx, size_t n, const float *mask,
+                           const float *dy, float *dx, int acc);
+
+/* ---- concat.c: channel concatenation -------------------------------------- */
+/* y gets x[0], ..., x[nx - 1] one after the other along channels. */
+void mura_concat_forward(struct mura_nn_ctx *ctx, int nx, const struct mura_fm *x, struct mura_fm *y);
+/* dx[i] gets its channels of dy; a dx[i].d of NULL is skipped. */
+void mura_concat_backward(struct mura_nn_ctx *ctx, int nx, const struct mura_fm *dy,
+                          struct mura_fm *dx, int acc);
+
+/* ---- concat.c, too: to and from PyTorch's [n][c][h][w] ------------------------- */
+void mura_fm_from_nchw(struct mura_nn_ctx *ctx, const float *src, struct mura_fm *dst);
+void mura_fm_to_nchw(struct mura_nn_ctx *ctx, const struct mura_fm *src, float *dst);
+
+#endif

@@ -1,0 +1,364 @@
+/*
+ * resnet.c - ResNet 18/34/50 as torchvision.models.resnet builds them (He
+ * et al. 2016, torchvision's "v1.5": in a bottleneck the stride sits on the
+ * 3x3 convolution).
+ *
+ *   conv1 7x7 s2 p3, 3 -> 64, bn1 + relu, maxpool 3x3 s2 p1
+ *   layer1..layer4 of blocks, 64/128/256/512 planes, stride 2 from layer2 on:
+ *     basic (18, 34):  conv1 3x3 (stride), bn1 + relu, conv2 3x3, bn2
+ *     bottleneck (50): conv1 1x1, bn1 + relu, conv2 3x3 (stride), bn2 + relu,
+ *                      conv3 1x1 -> 4 x planes, bn3
+ *     out = relu(main path + identity); the identity is downsample.0 (1x1
+ *     convolution with the stride) + downsample.1 (batch norm) when the
+ *     shape changes, else the input itself.
+ * Both block kinds are one loop over 2 or 3 (conv, bn) pairs.  The backbone
+ * ends with layer4 (its output is what avgpool pools), or with an earlier
+ * stage when rn->stages says so (for a hybrid that cuts after layer3).
+ *
+ * Backward of a block, with dy the gradient of its output y:
+ *   dz = dy where y > 0 (the final ReLU; in place);
+ *   identity: dx = dz, or downsample's backward from dz;
+ *   main path from the last pair to the first, the first conv adding into dx.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "error.h"
+#include "net.h"
+
+static const struct {
+	int arch, bottleneck;
+	int blocks[4];
+} table[] = {
+	{MURA_ARCH_RESNET18, 0, {2, 2, 2, 2}},
+	{MURA_ARCH_RESNET34, 0, {3, 4, 6, 3}},
+	{MURA_ARCH_RESNET50, 1, {3, 4, 6, 3}},
+	{MURA_ARCH_HYBRID, 1, {3, 4, 6, 3}},   /* ResNet50, cut after cfg.hybrid_stage */
+};
+
+struct res_block {
+	int npair;              /* 2 (basic) or 3 (bottleneck) (conv, bn) pairs */
+	int down;               /* has a downsample path */
+	int cin, cout, stride;
+	int hin, win, h, w;     /* input and output sizes */
+	struct mura_conv conv[3], dconv;
+	struct mura_bn bn[3], dbn;
+	float *c[3];            /* each conv's output */
+	float *t[2];            /* relu(bn()) of every pair but the last */
+	float *cd;              /* downsample conv's output */
+	float *y;               /* the block's output */
+};
+
+struct resnet {
+	int stages, nblocks;
+	struct mura_conv conv1;
+	struct mura_bn bn1;
+	struct mura_maxpool maxpool;
+	int h0, w0, h1, w1;     /* after conv1, after maxpool */
+	float *c0, *r0, *p0;    /* conv1, relu(bn1()), maxpool outputs */
+	struct res_block *blk;
+	float *d;               /* downsample.1's output (shared: dead once added) */
+	float *g_io[2];         /* block input/output gradients, alternating */
+	float *g_pair[2];       /* gradients inside a block, alternating */
+	float *g_d;             /* downsample.1's input gradient */
+};
+
+enum {
+	SLOT_C0, SLOT_R0, SLOT_Y_A, SLOT_Y_B, SLOT_C, SLOT_T = SLOT_C + 3, SLOT_CD = SLOT_T + 2,
+	SLOT_D, SLOT_G_IO, SLOT_G_PAIR = SLOT_G_IO + 2, SLOT_G_D = SLOT_G_PAIR + 2,
+};
+
+static struct mura_fm
+fm(float *d, int c, int n, int h, int w)
+{
+	struct mura_fm f = {d, c, n, h, w};
+	return f;
+}
+
+static int
+spec_of(int arch)
+{
+	for (int i = 0; i < (int)(sizeof table / sizeof table[0]); i++)
+		if (table[i].arch == arch)
+			return i;
+	return -1;
+}
+
+int
+resnet_build(struct mura_model *m, struct net_build *b)
+{
+	struct resnet *rn = m->backbone;
+	int t = spec_of(m->cfg.arch);
+	char name[128];
+
+	if (t < 0)
+		return mura_error("not a ResNet: arch %d", m->cfg.arch);
+	if (!rn) {
+		if (!(rn = m->backbone = calloc(1, sizeof *rn)))
+			return mura_error("out of memory");
+		rn->stages = m->cfg.arch == MURA_ARCH_HYBRID ? m->cfg.hybrid_stage : 4;
+		for (int s = 0; s < rn->stages; s++)
+			rn->nblocks += table[t].blocks[s];
+		if (!(rn->blk = calloc((size_t)rn->nblocks, sizeof *rn->blk)))
+			return mura_error("out of memory");
+	}
+	rn->maxpool = (struct mura_maxpool){3, 2, 1, NULL};
+	net_conv(b, &rn->conv1, "conv1", 3, 64, 7, 2, 3, 0, NET_INIT_KAIMING_OUT);
+	net_bn(b, &rn->bn1, "bn1", 64);
+	int c = 64, i = 0, expansion = table[t].bottleneck ? 4 : 1;
+	for (int s = 0; s < rn->stages; s++) {
+		int planes = 64 << s;
+		for (int k = 0; k < table[t].blocks[s]; k++, i++) {
+			struct res_block *blk = &rn->blk[i];
+			blk->npair = table[t].bottleneck ? 3 : 2;
+			blk->cin = c;
+			blk->cout = planes * expansion;
+			blk->stride = s > 0 && k == 0 ? 2 : 1;
+			blk->down = blk->stride != 1 || blk->cin != blk->cout;
+			for (int p = 0; p < blk->npair; p++) {
+				/* bottleneck: 1x1, 3x3 with the stride, 1x1; basic: 3x3 with it, 3x3 */
+				int three = blk->npair == 2 || p == 1;
+				int cin = p == 0 ? c : planes, cout = p == blk->npair - 1 ? blk->cout : planes;
+				int stride = (blk->npair == 2 ? p == 0 : p == 1) ? blk->stride : 1;
+				snprintf(name, sizeof name, "layer%d.%d.conv%d", s + 1, k, p + 1);
+				net_conv(b, &blk->conv[p], name, cin, cout, three ? 3 : 1, stride, three, 0,
+				         NET_INIT_KAIMING_OUT);
+				snprintf(name, sizeof name, "layer%d.%d.bn%d", s + 1, k, p + 1);
+				net_bn(b, &blk->bn[p], name, cout);
+			}
+			if (blk->down) {
+				snprintf(name, sizeof name, "layer%d.%d.downsample.0", s + 1, k);
+				net_conv(b, &blk->dconv, name, c, blk->cout, 1, blk->stride, 0, 0, NET_INIT_KAIMING_OUT);
+				snprintf(name, sizeof name, "layer%d.%d.downsample.1", s + 1, k);
+				net_bn(b, &blk->dbn, name, blk->cout);
+			}
+			c = blk->cout;
+		}
+	}
+	m->feat_c = c;
+	return 0;
+}
+
+void
+resnet_free(void *v)
+{
+	struct resnet *rn = v;
+
+	if (rn)
+		free(rn->blk);
+	free(rn);
+}
+
+/* The size of pair q's output. */
+static void
+pair_size(const struct res_block *blk, int q, int *h, int *w)
+{
+	int hh = blk->hin, ww = blk->win;
+
+	for (int i = 0; i <= q; i++) {
+		hh = mura_window_out(hh, blk->conv[i].k, blk->conv[i].stride, blk->conv[i].pad);
+		ww = mura_window_out(ww, blk->conv[i].k, blk->conv[i].stride, blk->conv[i].pad);
+	}
+	*h = hh, *w = ww;
+}
+
+int
+resnet_plan(struct mura_model *m, struct net_plan *p, int n, int h, int w)
+{
+	struct resnet *rn = m->backbone;
+	struct mura_fm x = fm(NULL, 3, n, h, w);
+	size_t io_max = 0, pair_max = 0;
+
+	rn->h0 = mura_window_out(h, 7, 2, 3), rn->w0 = mura_window_out(w, 7, 2, 3);
+	rn->h1 = mura_window_out(rn->h0, 3, 2, 1), rn->w1 = mura_window_out(rn->w0, 3, 2, 1);
+	if (rn->h1 < 1 || rn->w1 < 1)
+		return mura_error("%dx%d is too small for a ResNet (at least 32x32)", h, w);
+	size_t plane0 = (size_t)n * rn->h0 * rn->w0, plane1 = (size_t)n * rn->h1 * rn->w1;
+	net_conv_scratch(p, &rn->conv1, &x);
+	rn->c0 = net_keep(p, SLOT_C0, 64 * plane0);
+	rn->r0 = net_keep(p, SLOT_R0, 64 * plane0);
+	rn->maxpool.arg = p->training ? (int32_t *)net_take(p, 64 * plane1) : NULL;
+	rn->p0 = net_keep(p, SLOT_Y_B, 64 * plane1);
+	io_max = 64 * plane0;  /* the stem's gradient shares the block buffers */
+
+	int hh = rn->h1, ww = rn->w1;
+	for (int i = 0; i < rn->nblocks; i++) {
+		struct res_block *blk = &rn->blk[i];
+		struct mura_fm in = fm(NULL, blk->cin, n, hh, ww);
+		blk->hin = hh, blk->win = ww;
+		for (int q = 0; q < blk->npair; q++) {
+			const struct mura_conv *cv = &blk->conv[q];
+			struct mura_fm qin = in;
+			int oh, ow;
+			if (q > 0)
+				pair_size(blk, q - 1, &qin.h, &qin.w);
+			qin.c = cv->cin;
+			pair_size(blk, q, &oh, &ow);
+			size_t sz = (size_t)cv->cout * n * oh * ow;
+			net_conv_scratch(p, cv, &qin);
+			blk->c[q] = net_keep(p, SLOT_C + q, sz);
+			if (q < blk->npair - 1)
+				blk->t[q] = net_keep(p, SLOT_T + q, sz);
+			pair_max = sz > pair_max ? sz : pair_max;
+		}
+		pair_size(blk, blk->npair - 1, &blk->h, &blk->w);
+		size_t osz = (size_t)blk->cout * n * blk->h * blk->w;
+		if (blk->down) {
+			net_conv_scratch(p, &blk->dconv, &in);
+			blk->cd = net_keep(p, SLOT_CD, osz);
+			rn->d = net_slot(p, SLOT_D, osz);
+		}
+		blk->y = net_keep(p, i % 2 ? SLOT_Y_B : SLOT_Y_A, osz);
+		size_t isz = mura_fm_size(&in);
+		io_max = osz > io_max ? osz : io_max;
+		io_max = isz > io_max ? isz : io_max;
+		hh = blk->h, ww = blk->w;
+	}
+	if (p->training) {
+		for (int k = 0; k < 2; k++) {
+			rn->g_io[k] = net_slot(p, SLOT_G_IO + k, io_max);
+			rn->g_pair[k] = net_slot(p, SLOT_G_PAIR + k, pair_max);
+		}
+		rn->g_d = net_slot(p, SLOT_G_D, io_max);
+	}
+	const struct res_block *last = &rn->blk[rn->nblocks - 1];
+	m->feat = fm(last->y, last->cout, n, last->h, last->w);
+	m->dfeat = fm(p->training ? net_take(p, (size_t)last->cout * n * last->h * last->w) : NULL,
+	              last->cout, n, last->h, last->w);
+	return 0;
+}
+
+int
+resnet_out_size(int in, int stages)
+{
+	/* conv1 and the max pool, then a stride of 2 (3x3 padding 1, or 1x1)
+	 * in every stage from layer2 on */
+	int s = mura_window_out(mura_window_out(in, 7, 2, 3), 3, 2, 1);
+
+	for (int i = 1; i < stages; i++)
+		s = mura_window_out(s, 3, 2, 1);
+	return s;
+}
+
+static void
+block_forward(struct mura_nn_ctx *ctx, struct resnet *rn, struct res_block *blk,
+              const struct mura_fm *x, int train)
+{
+	const int n = x->n;
+	struct mura_fm y = fm(blk->y, blk->cout, n, blk->h, blk->w);
+	struct mura_fm in = *x;
+
+	for (int q = 0; q < blk->npair; q++) {
+		int h, w;
+		pair_size(blk, q, &h, &w);
+		struct mura_fm c = fm(blk->c[q], blk->conv[q].cout, n, h, w);
+		mura_conv_forward(ctx, &blk->conv[q], &in, &c);
+		if (q < blk->npair - 1) {
+			struct mura_fm t = fm(blk->t[q], c.c, n, h, w);
+			mura_bn_forward(ctx, &blk->bn[q], &c, &t, train, 1);
+			in = t;
+		} else {
+			mura_bn_forward(ctx, &blk->bn[q], &c, &y, train, 0);
+		}
+	}
+	const float *identity = x->d;
+	if (blk->down) {
+		struct mura_fm cd = fm(blk->cd, blk->cout, n, blk->h, blk->w);
+		struct mura_fm d = fm(rn->d, blk->cout, n, blk->h, blk->w);
+		mura_conv_forward(ctx, &blk->dconv, x, &cd);
+		mura_bn_forward(ctx, &blk->dbn, &cd, &d, train, 0);
+		identity = d.d;
+	}
+	mura_add_forward(ctx, mura_fm_size(&y), y.d, identity, y.d);
+	mura_relu_forward(ctx, mura_fm_size(&y), y.d, y.d);
+}
+
+/* dy (overwritten) is the gradient of the block's output; dx gets its input's. */
+static void
+block_backward(struct mura_nn_ctx *ctx, struct resnet *rn, struct res_block *blk,
+               const struct mura_fm *x, struct mura_fm *dy, struct mura_fm *dx)
+{
+	const int n = x->n;
+	const size_t osz = mura_fm_size(dy);
+
+	mura_relu_backward(ctx, osz, blk->y, dy->d, dy->d, 0);
+	if (blk->down) {
+		struct mura_fm cd = fm(blk->cd, blk->cout, n, blk->h, blk->w);
+		struct mura_fm gd = fm(rn->g_d, blk->cout, n, blk->h, blk->w);
+		mura_bn_backward(ctx, &blk->dbn, &cd, NULL, dy, &gd, 1, 0, 0);
+		mura_conv_backward(ctx, &blk->dconv, x, &gd, dx, 0);
+	} else {
+		mura_add_backward(ctx, osz, dy->d, dx->d, 0);
+	}
+	struct mura_fm g = *dy;  /* the gradient of the current pair's bn output */
+	for (int q = blk->npair - 1; q >= 0; q--) {
+		int h, w;
+		pair_size(blk, q, &h, &w);
+		struct mura_fm c = fm(blk->c[q], blk->conv[q].cout, n, h, w);
+		struct mura_fm gc = fm(rn->g_pair[q % 2], c.c, n, h, w);
+		if (q == blk->npair - 1) {
+			mura_bn_backward(ctx, &blk->bn[q], &c, NULL, &g, &gc, 1, 0, 0);
+		} else {
+			struct mura_fm t = fm(blk->t[q], c.c, n, h, w);
+			mura_bn_backward(ctx, &blk->bn[q], &c, &t, &g, &gc, 1, 1, 0);
+		}
+		if (q == 0) {
+			mura_conv_backward(ctx, &blk->conv[0], x, &gc, dx, 1);
+		} else {
+			int ph, pw;
+			pair_size(blk, q - 1, &ph, &pw);
+			struct mura_fm t = fm(blk->t[q - 1], blk->conv[q - 1].cout, n, ph, pw);
+			g = fm(rn->g_pair[(q - 1) % 2], t.c, n, ph, pw);
+			mura_conv_backward(ctx, &blk->conv[q], &t, &gc, &g, 0);
+		}
+	}
+}
+
+void
+resnet_forward(struct mura_model *m, int n, int train)
+{
+	struct resnet *rn = m->backbone;
+	struct mura_nn_ctx *ctx = &m->ctx;
+	const int t = net_backbone_train(m, train);
+	struct mura_fm c0 = fm(rn->c0, 64, n, rn->h0, rn->w0);
+	struct mura_fm r0 = fm(rn->r0, 64, n, rn->h0, rn->w0);
+	struct mura_fm x = fm(rn->p0, 64, n, rn->h1, rn->w1);
+
+	mura_conv_forward(ctx, &rn->conv1, &m->in, &c0);
+	mura_bn_forward(ctx, &rn->bn1, &c0, &r0, t, 1);
+	struct mura_maxpool mp = rn->maxpool;
+	if (!t)
+		mp.arg = NULL;  /* no backward to come */
+	mura_maxpool_forward(ctx, &mp, &r0, &x);
+	for (int i = 0; i < rn->nblocks; i++) {
+		struct res_block *blk = &rn->blk[i];
+		block_forward(ctx, rn, blk, &x, t);
+		x = fm(blk->y, blk->cout, n, blk->h, blk->w);
+	}
+	m->feat.n = n;
+}
+
+void
+resnet_backward(struct mura_model *m, int n)
+{
+	struct resnet *rn = m->backbone;
+	struct mura_nn_ctx *ctx = &m->ctx;
+	struct mura_fm dy = m->dfeat;
+
+	dy.n = n;
+	for (int i = rn->nblocks - 1; i >= 0; i--) {
+		struct res_block *blk = &rn->blk[i];
+		const struct res_block *prev = i ? &rn->blk[i - 1] : NULL;
+		struct mura_fm x = prev ? fm(prev->y, prev->cout, n, prev->h, prev->w)
+		                        : fm(rn->p0, 64, n, rn->h1, rn->w1);
+		struct mura_fm dx = fm(rn->g_io[i % 2], x.c, n, x.h, x.w);
+		block_backward(ctx, rn, blk, &x, &dy, &dx);
+		dy = dx;
+	}
+	struct mura_fm c0 = fm(rn->c0, 64, n, rn->h0, rn->w0);
+	struct mura_fm r0 = fm(rn->r0, 64, n, rn->h0, rn->w0);
+	struct mura_fm g0 = fm(rn->g_io[1], 64, n, rn->h0, rn->w0);  /* dy is g_io[0] */
+	mura_maxpool_backward(ctx, &rn->maxpool, &dy, &g0, 0);
+	mura_bn_backward(ctx, &rn->bn1, &c0, &r0, &g0, &g0, 1, 1, 0);
+	mura_conv_backward(ctx, &rn->conv1, &m->in, &g0, NULL, 0);
+}

@@ -1,0 +1,275 @@
+/* thread.c - the engine's thread pool and its split GEMM; see thread.h. */
+#define _GNU_SOURCE
+#include <cblas.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "error.h"
+#include "ops.h"
+#include "thread.h"
+#include "util.h"
+
+const char *const mura_prof_names[MURA_PROF_KINDS] = {
+	[MURA_PROF_CONV_FWD] = "conv forward", [MURA_PROF_IM2COL] = "  (im2col, both ways)",
+	[MURA_PROF_CONV_BWD] = "conv backward", [MURA_PROF_BN_FWD] = "batch norm forward",
+	[MURA_PROF_BN_BWD] = "batch norm backward", [MURA_PROF_POOL] = "pooling",
+	[MURA_PROF_ELEMENTWISE] = "elementwise",
+};
+
+double
+mura_nn_clock(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+struct mura_pool {
+	int n;
+	pthread_t *tid;
+	pthread_mutex_t mu;
+	pthread_cond_t go, done;
+	unsigned long gen;  /* bumped once per job; workers wait for a change */
+	int pending;        /* workers still inside the current job */
+	int stop;
+	mura_pool_fn *fn;
+	void *arg;
+};
+
+struct worker {
+	struct mura_pool *p;
+	int i;
+};
+
+static void *
+worker_main(void *v)
+{
+	struct worker w = *(struct worker *)v;
+	struct mura_pool *p = w.p;
+	unsigned long seen = 0;
+
+	free(v);
+	for (;;) {
+		pthread_mutex_lock(&p->mu);
+		while (p->gen == seen && !p->stop)
+			pthread_cond_wait(&p->go, &p->mu);
+		if (p->stop) {
+			pthread_mutex_unlock(&p->mu);
+			return NULL;
+		}
+		seen = p->gen;
+		mura_pool_fn *fn = p->fn;
+		void *arg = p->arg;
+		pthread_mutex_unlock(&p->mu);
+
+		fn(arg, w.i, p->n);
+
+		pthread_mutex_lock(&p->mu);
+		if (--p->pending == 0)
+			pthread_cond_signal(&p->done);
+		pthread_mutex_unlock(&p->mu);
+	}
+}
+
+static int
+default_threads(void)
+{
+	const char *s = getenv("MURA_THREADS");
+	long n;
+
+	if (s && *s) {
+		if (mura_parse_long(s, 1, 1024, &n) < 0)
+			return mura_error_prefix("MURA_THREADS");
+		return (int)n;
+	}
+	cpu_set_t set;
+	if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0)
+		return CPU_COUNT(&set);
+	n = sysconf(_SC_NPROCESSORS_ONLN);
+	return n > 0 ? (int)n : 1;
+}
+
+struct mura_pool *
+mura_pool_create(int n)
+{
+	struct mura_pool *p;
+
+	if (n <= 0 && (n = default_threads()) < 0)
+		return NULL;
+	if (!(p = calloc(1, sizeof *p)) || !(p->tid = calloc((size_t)n, sizeof *p->tid))) {
+		free(p);
+		mura_error("out of memory");
+		return NULL;
+	}
+	p->n = 1;
+	pthread_mutex_init(&p->mu, NULL);
+	pthread_cond_init(&p->go, NULL);
+	pthread_cond_init(&p->done, NULL);
+	for (int i = 1; i < n; i++) {
+		struct worker *w = malloc(sizeof *w);
+		if (w) {
+			w->p = p;
+			w->i = i;
+		}
+		if (!w || pthread_create(&p->tid[i], NULL, worker_main, w) != 0) {
+			free(w);
+			mura_pool_free(p);
+			mura_error("cannot start thread %d of %d", i + 1, n);
+			return NULL;
+		}
+		p->n = i + 1;
+	}
+	/* One set of threads: ours.  See the header comment. */
+	openblas_set_num_threads(1);
+	return p;
+}
+
+void
+mura_pool_free(struct mura_pool *p)
+{
+	if (!p)
+		return;
+	pthread_mutex_lock(&p->mu);
+	p->stop = 1;
+	pthread_cond_broadcast(&p->go);
+	pthread_mutex_unlock(&p->mu);
+	for (int i = 1; i < p->n; i++)
+		pthread_join(p->tid[i], NULL);
+	pthread_mutex_destroy(&p->mu);
+	pthread_cond_destroy(&p->go);
+	pthread_cond_destroy(&p->done);
+	free(p->tid);
+	free(p);
+}
+
+int
+mura_pool_size(const struct mura_pool *p)
+{
+	return p ? p->n : 1;
+}
+
+void
+mura_pool_run(struct mura_pool *p, mura_pool_fn *fn, void *arg)
+{
+	if (!p || p->n == 1) {
+		fn(arg, 0, 1);
+		return;
+	}
+	pthread_mutex_lock(&p->mu);
+	p->fn = fn;
+	p->arg = arg;
+	p->pending = p->n - 1;
+	p->gen++;
+	pthread_cond_broadcast(&p->go);
+	pthread_mutex_unlock(&p->mu);
+
+	fn(arg, 0, p->n);
+
+	pthread_mutex_lock(&p->mu);
+	while (p->pending > 0)
+		pthread_cond_wait(&p->done, &p->mu);
+	pthread_mutex_unlock(&p->mu);
+}
+
+void
+mura_split(size_t total, int i, int n, size_t align, size_t *lo, size_t *hi)
+{
+	size_t units = (total + align - 1) / align;
+	size_t a = units * (size_t)i / (size_t)n, b = units * (size_t)(i + 1) / (size_t)n;
+
+	*lo = a * align < total ? a * align : total;
+	*hi = b * align < total ? b * align : total;
+}
+
+struct for_job {
+	size_t n;
+	int parts;
+	void (*fn)(void *arg, size_t lo, size_t hi);
+	void *arg;
+};
+
+static void
+for_part(void *v, int i, int nt)
+{
+	const struct for_job *j = v;
+	size_t lo, hi;
+
+	(void)nt;
+	if (i >= j->parts)
+		return;
+	mura_split(j->n, i, j->parts, 1, &lo, &hi);
+	if (lo < hi)
+		j->fn(j->arg, lo, hi);
+}
+
+void
+mura_pool_for(struct mura_pool *p, size_t n, size_t grain,
+              void (*fn)(void *arg, size_t lo, size_t hi), void *arg)
+{
+	size_t parts = grain ? n / grain : n;
+	int nt = mura_pool_size(p);
+
+	if (parts > (size_t)nt)
+		parts = (size_t)nt;
+	if (parts <= 1) {
+		if (n)
+			fn(arg, 0, n);
+		return;
+	}
+	struct for_job j = {n, (int)parts, fn, arg};
+	mura_pool_run(p, for_part, &j);
+}
+
+struct gemm_job {
+	int ta, tb, m, n, k, lda, ldb, ldc;
+	float alpha, beta;
+	const float *a, *b;
+	float *c;
+	int split_n;
+};
+
+/* Each thread computes a block of C's rows (split along M) or columns. */
+static void
+gemm_part(void *v, int i, int nt)
+{
+	const struct gemm_job *j = v;
+	size_t lo, hi;
+
+	if (j->split_n) {
+		mura_split((size_t)j->n, i, nt, 16, &lo, &hi);
+		if (lo == hi)
+			return;
+		const float *b = j->tb ? j->b + lo * (size_t)j->ldb : j->b + lo;
+		cblas_sgemm(CblasRowMajor, j->ta ? CblasTrans : CblasNoTrans,
+		            j->tb ? CblasTrans : CblasNoTrans, j->m, (int)(hi - lo), j->k,
+		            j->alpha, j->a, j->lda, b, j->ldb, j->beta, j->c + lo, j->ldc);
+	} else {
+		mura_split((size_t)j->m, i, nt, 16, &lo, &hi);
+		if (lo == hi)
+			return;
+		const float *a = j->ta ? j->a + lo : j->a + lo * (size_t)j->lda;
+		cblas_sgemm(CblasRowMajor, j->ta ? CblasTrans : CblasNoTrans,
+		            j->tb ? CblasTrans : CblasNoTrans, (int)(hi - lo), j->n, j->k,
+		            j->alpha, a, j->lda, j->b, j->ldb, j->beta,
+		            j->c + lo * (size_t)j->ldc, j->ldc);
+	}
+}
+
+void
+mura_sgemm(struct mura_pool *p, int trans_a, int trans_b, int m, int n, int k,
+           float alpha, const float *a, int lda, const float *b, int ldb,
+           float beta, float *c, int ldc)
+{
+	struct gemm_job j = {trans_a, trans_b, m, n, k, lda, ldb, ldc, alpha, beta, a, b, c,
+	                     n >= m};
+
+	/* Below about a million multiply-adds a second thread costs more than it saves. */
+	if ((double)m * n * k < 1e6 || mura_pool_size(p) == 1)
+		gemm_part(&j, 0, 1);
+	else
+		mura_pool_run(p, gemm_part, &j);
+}

@@ -1,0 +1,52 @@
+/*
+ * thread.h - the engine's one pool of threads.
+ *
+ * Every parallel loop of lib/nn runs on this pool, and so does every matrix
+ * product: OpenBLAS is told to use one thread, and the engine splits each
+ * GEMM between the pool's threads itself.  So there is exactly one set of
+ * threads, of the size asked for, and never OpenBLAS's threads and ours
+ * competing for the same cores (OpenBLAS's idle workers poll with
+ * sched_yield, which on a 2-core machine steals time from whoever works).
+ *
+ * The pool is carried by whoever needs it (a model owns one); nothing here
+ * is global, except OpenBLAS's own thread setting, which the pool sets to 1.
+ */
+#ifndef MURA_NN_THREAD_H
+#define MURA_NN_THREAD_H
+
+#include <stddef.h>
+
+struct mura_pool;
+
+/* A pool of n threads, the caller's counted (n - 1 are started).  n <= 0
+ * means the MURA_THREADS environment variable when set, else every online
+ * core.  Returns NULL with mura_error set. */
+struct mura_pool *mura_pool_create(int n);
+void mura_pool_free(struct mura_pool *p);
+int mura_pool_size(const struct mura_pool *p);
+
+/* Call fn(arg, i, n) once for each i in [0, n), n = mura_pool_size(p), each
+ * on its own thread (i = 0 on the caller's), and return when all are done.
+ * Not reentrant: fn must not call mura_pool_run on the same pool. */
+typedef void mura_pool_fn(void *arg, int i, int n);
+void mura_pool_run(struct mura_pool *p, mura_pool_fn *fn, void *arg);
+
+/* Run fn(arg, lo, hi) over contiguous parts of [0, n) on the pool's threads;
+ * parts hold at least `grain` items, so small loops run inline. */
+void mura_pool_for(struct mura_pool *p, size_t n, size_t grain,
+                   void (*fn)(void *arg, size_t lo, size_t hi), void *arg);
+
+/* Split [0, total) into n nearly equal contiguous parts, each a multiple of
+ * `align` except the last; part i is [*lo, *hi), possibly empty. */
+void mura_split(size_t total, int i, int n, size_t align, size_t *lo, size_t *hi);
+
+/*
+ * C = alpha * op(A) * op(B) + beta * C, row-major, as cblas_sgemm, with the
+ * work split between the pool's threads along M or N (whichever is larger).
+ * Small products run on the caller's thread alone.
+ */
+void mura_sgemm(struct mura_pool *p, int trans_a, int trans_b, int m, int n, int k,
+                float alpha, const float *a, int lda, const float *b, int ldb,
+                float beta, float *c, int ldc);
+
+#endif

@@ -1,0 +1,1393 @@
+/*
+ * train.c - the training loop of train.h.
+ *
+ * An epoch: the order (a seeded permutation of the file's records), then
+ * steps of `batch` records, each copied out of the mapping, augmented in
+ * place, mixed up across the batch when asked, normalised into the input;
+ * forward, loss, backward, optimizer step.  Then validation, the callbacks
+ * and the files.  Whatever decides the next step is either derived from
+ * (seed, epoch, step, path) or saved in the checkpoint; that is what makes
+ * a resumed run end with the weights of an uninterrupted one.
+ *
+ * The checkpoint's metadata holds three texts of "key=value" lines:
+ * train_state (where the loop is, the callbacks' memory), train_settings
+ * (the options a resumed run must repeat) and train_history (the log's
+ * rows so far).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "augment.h"
+#include "error.h"
+#include "metrics.h"
+#include "normalize.h"
+#include "rng.h"
+#include "safetensors.h"
+#include "score.h"
+#include "tensor.h"
+#include "train.h"
+#include "util.h"
+
+#define TOP_MAX 100
+#define TEXT_MAX 8192
+#define LOG_HEADER "epoch\tlr\ttrain_loss\ttrain_acc\tval_loss\tval_auc\tval_kappa\tseconds\timages_per_s\n"
+/* torch.optim.lr_scheduler.ReduceLROnPlateau's defaults: relative
+ * threshold, and the smallest change of the rate that is applied. */
+#define PLATEAU_THRESHOLD 1e-4
+#define PLATEAU_EPS 1e-8
+
+int
+mura_monitor_parse(const char *s)
+{
+	if (!strcmp(s, "val_loss"))
+		return MURA_MONITOR_VAL_LOSS;
+	if (!strcmp(s, "val_auc"))
+		return MURA_MONITOR_VAL_AUC;
+	return mura_error("unknown monitor '%s' (val_loss, val_auc)", s);
+}
+
+const char *
+mura_monitor_name(int monitor)
+{
+	return monitor == MURA_MONITOR_VAL_AUC ? "val_auc" : "val_loss";
+}
+
+void
+mura_train_config_default(struct mura_train_config *c)
+{
+	memset(c, 0, sizeof *c);
+	mura_model_config_default(&c->model);
+	c->model.arch = 0;
+	c->model.head = 0;
+	c->model.dropout = -1;
+	c->lr_after_unfreeze = -1;
+	mura_optim_config_default(&c->optim, MURA_OPTIM_ADAM);
+	c->optim.lr = 1e-4;
+	c->batch = 8;
+	c->epochs = 10;
+	mura_loss_init(&c->loss);
+	c->weights_mode = MURA_WEIGHTS_PER_TYPE;
+	c->boost = 1;
+	c->seed = 1;
+	c->monitor = MURA_MONITOR_VAL_LOSS;
+	c->plateau_factor = 0.1;
+	c->plateau_patience = 1;
+}
+
+int
+mura_train_path(char *buf, size_t len, const char *out, const char *tag)
+{
+	static const char ext[] = ".safetensors";
+	size_t n = strlen(out), e = sizeof ext - 1;
+	int k;
+
+	if (n > e && strcmp(out + n - e, ext) == 0)
+		k = snprintf(buf, len, "%.*s.%s%s", (int)(n - e), out, tag, ext);
+	else
+		k = snprintf(buf, len, "%s.%s", out, tag);
+	if (k < 0 || (size_t)k >= len)
+		return mura_error("%s: path too long", out);
+	return 0;
+}
+
+/* ---- the run's state ---------------------------------------------------- */
+
+struct top {
+	double loss;
+	int epoch;
+};
+
+/* Everything the checkpoint carries besides weights and optimizer. */
+struct state {
+	int epoch;              /* the epoch in progress, 1-based */
+	int phase;              /* 0 training, 1 validating */
+	long step;              /* steps done in this epoch */
+	double lr;
+	double loss_sum;        /* sum over steps of the batch's mean loss times its images */
+	uint64_t correct, seen;
+	double seconds;         /* spent on this epoch so far */
+	double train_seconds;   /* of which training */
+	double plateau_best;
+	int plateau_bad;
+	double best;            /* the monitored value's best */
+	int best_epoch;
+	int wait;               /* epochs without improvement, for early stopping */
+	int ntop;
+	struct top top[TOP_MAX];
+	long total_steps;       /* over the whole run */
+};
+
+/* The training records: a mapped file (random access) or a pipe. */
+struct source {
+	const char *name;
+	int pipe;
+	struct mura_file mf;
+	struct mura_reader rd;
+	struct mura_record ahead;  /* the pipe's first record, read to learn the size */
+	int have_ahead, eof;
+	uint64_t n;                /* records: of the file, or read so far from the pipe */
+	uint32_t h, w;
+	uint64_t abnormal[MURA_TYPE_COUNT], normal[MURA_TYPE_COUNT];
+};
+
+struct run {
+	const struct mura_train_config *c;
+	struct source src;
+	struct mura_file valid;
+	int has_valid, valid_kappa;   /* validation; its kappa computable */
+	struct mura_model *m;
+	struct mura_optim opt;
+	int has_opt;
+	struct mura_loss loss;
+	struct mura_aug aug;
+	int augment;
+	struct mura_norm norm;
+	int threads;
+	int batch;
+	size_t one;                   /* floats of one input image */
+	float *x, *y, *logits, *dz;
+	uint8_t *type;
+	struct mura_record *recs;     /* the batch, owned copies */
+	struct mura_record view, scratch;
+	uint64_t *order;
+	double *vprob;
+	int *vlabel;
+	struct mura_scores vs;
+	char settings[TEXT_MAX];
+	char weights_text[1024];      /* the class weights, for the metadata */
+	char aug_text[512];
+	char command[TEXT_MAX];
+	char ckpt[4200];
+	int ckpt_epoch;               /* epochs done in the last checkpoint written, -1: none */
+	struct state st;
+	char *history;                /* the log's rows so far */
+	size_t hlen, hcap;
+};
+
+static double
+now(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+static void MURA_PRINTF(2, 3)
+info(struct run *r, const char *fmt, ...)
+{
+	struct mura_train_report rep = {0};
+	char msg[2048];
+	va_list ap;
+
+	if (!r->c->report)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	rep.event = MURA_TRAIN_INFO;
+	rep.msg = msg;
+	rep.epoch = r->st.epoch;
+	rep.epochs = r->c->epochs;
+	r->c->report(r->c->report_arg, &rep);
+}
+
+static int
+stop_asked(const struct run *r)
+{
+	return r->c->stop && *r->c->stop;
+}
+
+/* ---- records ------------------------------------------------------------- */
+
+/* What a training or validation record must be: a size the plan fits, a
+ * dtype and channel count the input takes, a label. */
+static int
+check_record(const char *name, uint64_t recno, const struct mura_record *rec, uint32_t h, uint32_t w,
+             const char *first, int binary)
+{
+	if (mura_input_check(rec) < 0)
+		return mura_error_prefix("%s: record %llu", name, (unsigned long long)recno);
+	if (rec->h != h || rec->w != w)
+		return mura_error("%s: record %llu: %ux%u, but %s %ux%u: every record must have one size "
+		                  "(mura-resize --size N)",
+		                  name, (unsigned long long)recno, rec->h, rec->w, first, h, w);
+	if (!(rec->label >= 0 && rec->label <= 1))
+		return mura_error("%s: record %llu: label %g: training and validation need labels "
+		                  "(0 normal, 1 abnormal)", name, (unsigned long long)recno, rec->label);
+	if (binary && rec->label != 0 && rec->label != 1)
+		return mura_error("%s: record %llu: label %g: validation labels must be 0 or 1", name,
+		                  (unsigned long long)recno, rec->label);
+	return 0;
+}
+
+static void
+count(struct source *s, const struct mura_record *rec)
+{
+	int t = rec->type < MURA_TYPE_COUNT ? rec->type : 0;
+	if (rec->label >= 0.5f)
+		s->abnormal[t]++;
+	else
+		s->normal[t]++;
+}
+
+static int
+source_open(struct source *s, const char *path)
+{
+	struct mura_record rec;
+	int rc;
+
+	memset(s, 0, sizeof *s);
+	mura_record_init(&s->ahead);
+	if (!strcmp(path, "-")) {
+		s->pipe = 1;
+		if (mura_reader_open(&s->rd, "-") < 0)
+			return -1;
+		s->name = s->rd.name;
+		if ((rc = mura_read(&s->rd, &s->ahead)) < 0)
+			return -1;
+		if (rc == 0)
+			return mura_error("%s: no records to train on", s->name);
+		s->have_ahead = 1;
+		s->n = 1;
+		s->h = s->ahead.h, s->w = s->ahead.w;
+		return check_record(s->name, 1, &s->ahead, s->h, s->w, "record 1 is", 0);
+	}
+	if (mura_file_open(&s->mf, path) < 0)
+		return -1;
+	s->name = s->mf.name;
+	s->n = s->mf.n;
+	if (s->n == 0)
+		return mura_error("%s: no records to train on", s->name);
+	mura_record_init(&rec);
+	for (uint64_t i = 0; i < s->n; i++) {
+		if (mura_file_get(&s->mf, i, &rec) < 0)
+			return -1;
+		if (i == 0)
+			s->h = rec.h, s->w = rec.w;
+		if (check_record(s->name, i + 1, &rec, s->h, s->w, "record 1 is", 0) < 0)
+			return -1;
+		count(s, &rec);
+	}
+	mura_record_free(&rec);
+	return 0;
+}
+
+static void
+source_free(struct source *s)
+{
+	if (s->pipe)
+		mura_reader_free(&s->rd);
+	else if (s->name)
+		mura_file_free(&s->mf);
+	mura_record_free(&s->ahead);
+}
+
+/* Copy src (perhaps pointing into a mapping) into the owned dst. */
+static int
+copy_record(struct mura_record *dst, const struct mura_record *src)
+{
+	if (mura_record_copy_meta(dst, src) < 0 || mura_record_alloc(dst, src->dtype, src->c, src->h, src->w) < 0)
+		return -1;
+	memcpy(dst->data, src->data, mura_record_nbytes(src));
+	return 0;
+}
+
+/* The next record of the pipe into dst: 1, 0 at its end, -1. */
+static int
+pipe_next(struct source *s, struct mura_record *dst)
+{
+	int rc;
+
+	if (s->have_ahead) {
+		s->have_ahead = 0;
+		return copy_record(dst, &s->ahead) < 0 ? -1 : 1;
+	}
+	if (s->eof)
+		return 0;
+	if ((rc = mura_read(&s->rd, dst)) <= 0) {
+		s->eof = rc == 0;
+		return rc;
+	}
+	s->n++;
+	if (check_record(s->name, s->rd.recno, dst, s->h, s->w, "record 1 is", 0) < 0)
+		return -1;
+	return 1;
+}
+
+/* ---- the settings a resumed run must repeat -------------------------------- */
+
+static void
+make_settings(struct run *r)
+{
+	const struct mura_train_config *c = r->c;
+	const struct mura_optim_config *o = &c->optim;
+	char train[64];
+
+	if (r->src.pipe)
+		snprintf(train, sizeof train, "a stream");
+	else
+		snprintf(train, sizeof train, "%llu records", (unsigned long long)r->src.n);
+	snprintf(r->settings, sizeof r->settings,
+	         "batch=%d\nseed=%llu\noptimizer=%s\nmomentum=%.17g\ndampening=%.17g\nnesterov=%d\n"
+	         "weight_decay=%.17g\nbetas=%.17g,%.17g\neps=%.17g\namsgrad=%d\nloss=%s\ngamma=%.9g\n"
+	         "alpha=%.9g\nclass_weights=%s\nboost=%.17g\naugment=%s\nmonitor=%s\n"
+	         "plateau_factor=%.17g\nplateau_patience=%d\nearly_stop=%d\nkeep_top=%d\n"
+	         "freeze_backbone=%d\nunfreeze_at=%d\nlr_after_unfreeze=%.17g\ntrain=%s\n"
+	         "input=%ux%u\nvalid=%llu records\n",
+	         c->batch, (unsigned long long)c->seed, mura_optim_kind_name(o->kind), o->momentum,
+	         o->dampening, o->nesterov, o->weight_decay, o->beta1, o->beta2, o->eps, o->amsgrad,
+	         mura_loss_kind_name(c->loss.kind), c->loss.gamma, c->loss.alpha,
+	         mura_weights_mode_name(c->weights_mode), c->boost, r->aug_text,
+	         mura_monitor_name(c->monitor), c->plateau_factor, c->plateau_patience, c->early_stop,
+	         c->keep_top, c->freeze_backbone, c->unfreeze_at, c->lr_after_unfreeze, train, r->src.h,
+	         r->src.w, (unsigned long long)(r->has_valid ? r->valid.n : 0));
+}
+
+/* The value of key in a text of "key=value" lines, copied to buf; NULL if
+ * the key is not there. */
+static const char *
+kv_get(const char *text, const char *key, char *buf, size_t len)
+{
+	size_t k = strlen(key);
+
+	for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL) {
+		if (strncmp(p, key, k) == 0 && p[k] == '=') {
+			const char *v = p + k + 1, *e = strchr(v, '\n');
+			size_t n = e ? (size_t)(e - v) : strlen(v);
+			if (n >= len)
+				n = len - 1;
+			memcpy(buf, v, n);
+			buf[n] = 0;
+			return buf;
+		}
+	}
+	return NULL;
+}
+
+static int
+kv_double(const char *text, const char *key, double *out)
+{
+	char buf[64], *end;
+
+	if (!kv_get(text, key, buf, sizeof buf))
+		return mura_error("train_state: no %s", key);
+	*out = strtod(buf, &end);
+	if (end == buf || *end)
+		return mura_error("train_state: %s '%s' is not a number", key, buf);
+	return 0;
+}
+
+static int
+kv_long(const char *text, const char *key, long long *out)
+{
+	char buf[64], *end;
+
+	if (!kv_get(text, key, buf, sizeof buf))
+		return mura_error("train_state: no %s", key);
+	errno = 0;
+	*out = strtoll(buf, &end, 10);
+	if (end == buf || *end || errno)
+		return mura_error("train_state: %s '%s' is not an integer", key, buf);
+	return 0;
+}
+
+/* Every setting of this run must be the checkpoint's. */
+static int
+compare_settings(const struct run *r, const char *theirs, const char *path)
+{
+	char key[64], mine[512], old[512];
+
+	for (const char *p = r->settings; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL) {
+		size_t k = strcspn(p, "=");
+		snprintf(key, sizeof key, "%.*s", (int)k, p);
+		kv_get(r->settings, key, mine, sizeof mine);
+		if (!kv_get(theirs, key, old, sizeof old))
+			return mura_error("%s: the checkpoint does not record %s", path, key);
+		if (strcmp(mine, old) != 0)
+			return mura_error("%s: the checkpoint was made with %s=%s, this run has %s=%s: "
+			                  "resume with the options of the interrupted run",
+			                  path, key, old, key, mine);
+	}
+	return 0;
+}
+
+/* ---- files ----------------------------------------------------------------- */
+
+/* s as metadata: valid UTF-8 is kept, a string that is not gets '?' for
+ * every byte outside printable ASCII. */
+static void
+utf8_text(char *dst, size_t len, const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	int ok = 1;
+
+	while (*p && ok) {
+		int n = *p < 0x80 ? 0 : (*p >> 5) == 6 ? 1 : (*p >> 4) == 14 ? 2 : (*p >> 3) == 30 ? 3 : -1;
+		if (n < 0)
+			ok = 0;
+		for (int i = 1; ok && i <= n; i++)
+			ok = (p[i] & 0xc0) == 0x80;
+		p += ok ? n + 1 : 0;
+	}
+	snprintf(dst, len, "%s", s);
+	if (!ok)
+		for (unsigned char *q = (unsigned char *)dst; *q; q++)
+			if (*q >= 0x80)
+				*q = '?';
+}
+
+static void
+fmt_num(char *buf, size_t len, double v)
+{
+	if (isnan(v))
+		snprintf(buf, len, "n/a");
+	else
+		snprintf(buf, len, "%.8g", v);
+}
+
+static void
+make_state(const struct run *r, char *buf, size_t len)
+{
+	const struct state *s = &r->st;
+	size_t o;
+
+	o = (size_t)snprintf(buf, len,
+	                     "epoch=%d\nphase=%d\nstep=%ld\nlr=%.17g\nloss_sum=%.17g\ncorrect=%llu\n"
+	                     "seen=%llu\nseconds=%.17g\ntrain_seconds=%.17g\nplateau_best=%.17g\n"
+	                     "plateau_bad=%d\nbest=%.17g\nbest_epoch=%d\nwait=%d\ntotal_steps=%ld\n"
+	                     "threads=%d\ntop=",
+	                     s->epoch, s->phase, s->step, s->lr, s->loss_sum,
+	                     (unsigned long long)s->correct, (unsigned long long)s->seen, s->seconds,
+	                     s->train_seconds, s->plateau_best, s->plateau_bad, s->best, s->best_epoch,
+	                     s->wait, s->total_steps, r->threads);
+	for (int i = 0; i < s->ntop && o < len; i++)
+		o += (size_t)snprintf(buf + o, len - o, "%s%.17g:%d", i ? "," : "", s->top[i].loss,
+		                      s->top[i].epoch);
+	if (o < len)
+		snprintf(buf + o, len - o, "\n");
+}
+
+static int
+parse_state(struct run *r, const char *text, const char *path)
+{
+	struct state *s = &r->st;
+	long long v[9];
+	static const char *const ik[] = {"epoch", "phase", "step", "correct", "seen", "plateau_bad",
+	                                 "best_epoch", "wait", "total_steps"};
+	char top[TEXT_MAX];
+
+	for (int i = 0; i < 9; i++)
+		if (kv_long(text, ik[i], &v[i]) < 0)
+			return mura_error_prefix("%s", path);
+	if (kv_double(text, "lr", &s->lr) < 0 || kv_double(text, "loss_sum", &s->loss_sum) < 0 ||
+	    kv_double(text, "seconds", &s->seconds) < 0 ||
+	    kv_double(text, "train_seconds", &s->train_seconds) < 0 ||
+	    kv_double(text, "plateau_best", &s->plateau_best) < 0 || kv_double(text, "best", &s->best) < 0)
+		return mura_error_prefix("%s", path);
+	s->epoch = (int)v[0], s->phase = (int)v[1], s->step = (long)v[2];
+	s->correct = (uint64_t)v[3], s->seen = (uint64_t)v[4], s->plateau_bad = (int)v[5];
+	s->best_epoch = (int)v[6], s->wait = (int)v[7], s->total_steps = (long)v[8];
+	if (s->epoch < 1 || s->step < 0 || (s->phase != 0 && s->phase != 1))
+		return mura_error("%s: train_state: epoch %d, step %ld, phase %d make no sense", path,
+		                  s->epoch, s->step, s->phase);
+	s->ntop = 0;
+	if (kv_get(text, "top", top, sizeof top))
+		for (char *p = top; *p && s->ntop < TOP_MAX;) {
+			char *end;
+			s->top[s->ntop].loss = strtod(p, &end);
+			if (*end != ':')
+				return mura_error("%s: train_state: bad top list '%s'", path, top);
+			s->top[s->ntop++].epoch = (int)strtol(end + 1, &end, 10);
+			p = *end == ',' ? end + 1 : end;
+		}
+	long long th;
+	if (kv_long(text, "threads", &th) == 0 && th != r->threads)
+		info(r, "%s was written with %lld threads, this run has %d: the result will not equal "
+		        "the uninterrupted run's bit for bit", path, th, r->threads);
+	return 0;
+}
+
+/* Save the model to path: with the loop's state and the optimizer's slots
+ * when ckpt.  val_*: the epoch's validation (NAN if none). */
+static int
+save(struct run *r, const char *path, int ckpt, int epochs_done, double vl, double va, double vk)
+{
+	const char *keys[9], *vals[9];
+	char epoch[32], b[3][40], state[TEXT_MAX];
+	struct mura_optim_slot *sl = NULL;
+	struct mura_st_entry *e = NULL;
+	size_t nk = 0, ne = 0;
+	int rc;
+
+	snprintf(epoch, sizeof epoch, "%d", epochs_done);
+	fmt_num(b[0], sizeof b[0], vl);
+	fmt_num(b[1], sizeof b[1], va);
+	fmt_num(b[2], sizeof b[2], vk);
+	keys[nk] = "train_epoch", vals[nk++] = epoch;
+	keys[nk] = "train_val_loss", vals[nk++] = b[0];
+	keys[nk] = "train_val_auc", vals[nk++] = b[1];
+	keys[nk] = "train_val_kappa", vals[nk++] = b[2];
+	keys[nk] = "train_class_weights", vals[nk++] = r->weights_text;
+	keys[nk] = "train_command", vals[nk++] = r->command;
+	if (ckpt) {
+		size_t n = mura_optim_slot_count(&r->opt);
+		make_state(r, state, sizeof state);
+		keys[nk] = "train_state", vals[nk++] = state;
+		keys[nk] = "train_settings", vals[nk++] = r->settings;
+		keys[nk] = "train_history", vals[nk++] = r->history ? r->history : "";
+		/* The slots hold the names the entries point to. */
+		sl = calloc(n ? n : 1, sizeof *sl);
+		e = calloc(n ? n : 1, sizeof *e);
+		if (!sl || !e) {
+			free(sl);
+			free(e);
+			return mura_error("out of memory");
+		}
+		for (; ne < n; ne++) {
+			if (mura_optim_slot(&r->opt, ne, &sl[ne]) < 0) {
+				free(sl);
+				free(e);
+				return -1;
+			}
+			e[ne].name = sl[ne].name;
+			e[ne].dtype = sl[ne].f32 ? MURA_ST_F32 : MURA_ST_I64;
+			e[ne].ndim = sl[ne].f32 ? 1 : 0;
+			e[ne].shape[0] = (int64_t)sl[ne].n;
+			e[ne].data = sl[ne].f32 ? (const void *)sl[ne].f32 : (const void *)sl[ne].i64;
+		}
+	}
+	rc = mura_model_save(r->m, path, keys, vals, nk, e, ne);
+	free(sl);
+	free(e);
+	return rc;
+}
+
+static int
+write_ckpt(struct run *r, int epochs_done)
+{
+	if (save(r, r->ckpt, 1, epochs_done, NAN, NAN, NAN) < 0)
+		return -1;
+	r->ckpt_epoch = epochs_done;
+	return 0;
+}
+
+static int
+write_log(const struct run *r)
+{
+	struct mura_out o;
+
+	if (!r->c->log)
+		return 0;
+	if (mura_out_open(&o, r->c->log) < 0)
+		return -1;
+	fputs(LOG_HEADER, o.f);
+	if (r->history)
+		fputs(r->history, o.f);
+	return mura_out_commit(&o);
+}
+
+/* The optimizer's state from a checkpoint. */
+static int
+load_slots(struct run *r, const struct mura_st_file *f)
+{
+	size_t n = mura_optim_slot_count(&r->opt);
+
+	for (size_t i = 0; i < n; i++) {
+		struct mura_optim_slot sl;
+		const struct mura_st_tensor *t;
+		if (mura_optim_slot(&r->opt, i, &sl) < 0)
+			return -1;
+		if (!(t = mura_st_find(f, sl.name)))
+			return mura_error("%s: no optimizer state %s (a checkpoint of another optimizer?)", f->path,
+			                  sl.name);
+		if (t->nelem != sl.n)
+			return mura_error("%s: optimizer state %s has %llu values, not %zu", f->path, sl.name,
+			                  (unsigned long long)t->nelem, sl.n);
+		if ((sl.f32 ? mura_st_to_f32(t, sl.f32, sl.n) : mura_st_to_i64(t, sl.i64, 1)) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* ---- setting up ---------------------------------------------------------------- */
+
+/* The folder of path must take new files: found out now, not after an epoch. */
+static int
+writable_dir(const char *path, const char *what)
+{
+	char dir[4200];
+	const char *slash = strrchr(path, '/');
+
+	if (!slash)
+		snprintf(dir, sizeof dir, ".");
+	else
+		snprintf(dir, sizeof dir, "%.*s", (int)(slash - path ? slash - path : 1), path);
+	if (access(dir, W_OK | X_OK) < 0)
+		return mura_error("%s %s: folder %s: %s", what, path, dir, strerror(errno));
+	return 0;
+}
+
+static int
+resolve_threads(int asked)
+{
+	const char *e = getenv("MURA_THREADS");
+	long v;
+
+	if (asked > 0)
+		return asked;
+	if (e && mura_parse_long(e, 1, 1024, &v) == 0)
+		return (int)v;
+	v = sysconf(_SC_NPROCESSORS_ONLN);
+	return v > 0 ? (int)v : 1;
+}
+
+static int
+class_weights(struct run *r)
+{
+	const struct mura_train_config *c = r->c;
+	char line[512];
+	size_t o = 0;
+
+	r->loss = c->loss;
+	if (r->src.pipe && c->weights_mode != MURA_WEIGHTS_NONE)
+		return mura_error("%s: --class-weights %s needs the counts of the whole training set, which a "
+		                  "stream read once cannot give: use a file, or --class-weights none",
+		                  r->src.name, mura_weights_mode_name(c->weights_mode));
+	if (mura_class_weights_compute(&r->loss.cw, c->weights_mode, r->src.abnormal, r->src.normal, c->boost) < 0)
+		return -1;
+	/* By type where the file has images of it; a stream has no counts,
+	 * so its (unweighted) weights are those of type 0, every type's. */
+	o = (size_t)snprintf(r->weights_text, sizeof r->weights_text, "%s, boost %g:",
+	                     mura_weights_mode_name(c->weights_mode), c->boost);
+	line[0] = 0;
+	for (int t = 0, k = 0; t < MURA_TYPE_COUNT; t++) {
+		if (r->src.pipe ? t > 0 : !r->src.abnormal[t] && !r->src.normal[t])
+			continue;
+		if (o < sizeof r->weights_text)
+			o += (size_t)snprintf(r->weights_text + o, sizeof r->weights_text - o, " %s %.6g/%.6g",
+			                      r->src.pipe ? "all" : mura_type_name(t), r->loss.cw.w0[t],
+			                      r->loss.cw.w1[t]);
+		if (!r->src.pipe && k < (int)sizeof line)
+			k += snprintf(line + k, sizeof line - (size_t)k, "%s%s %llu/%llu", k ? ", " : "; images ",
+			              mura_type_name(t), (unsigned long long)r->src.normal[t],
+			              (unsigned long long)r->src.abnormal[t]);
+	}
+	info(r, "class weights (normal/abnormal) %s%s", r->weights_text, line);
+	return 0;
+}
+
+static int
+open_valid(struct run *r)
+{
+	struct mura_record rec;
+	struct mura_studies st;
+	char first[64];
+
+	if (!r->c->valid)
+		return 0;
+	if (mura_file_open(&r->valid, r->c->valid) < 0)
+		return -1;
+	r->has_valid = 1;
+	if (r->valid.n == 0)
+		return mura_error("%s: no records to validate on", r->c->valid);
+	if (!(r->vprob = malloc(r->valid.n * sizeof *r->vprob)) ||
+	    !(r->vlabel = malloc(r->valid.n * sizeof *r->vlabel)))
+		return mura_error("out of memory");
+	snprintf(first, sizeof first, "the training records are");
+	mura_record_init(&rec);
+	mura_scores_clear(&r->vs);
+	for (uint64_t i = 0; i < r->valid.n; i++) {
+		if (mura_file_get(&r->valid, i, &rec) < 0 ||
+		    check_record(r->valid.name, i + 1, &rec, r->src.h, r->src.w, first, 1) < 0)
+			return -1;
+		r->vlabel[i] = (int)rec.label;
+		if (mura_scores_add(&r->vs, rec.path, rec.type, rec.patient, rec.study, rec.image,
+		                    r->vlabel[i], 0.5) < 0)
+			return mura_error_prefix("%s: record %llu", r->valid.name, (unsigned long long)i + 1);
+	}
+	mura_record_free(&rec);
+	/* Studies need patient and study numbers that agree with the labels. */
+	if (mura_studies_aggregate(&st, &r->vs, MURA_AGGREGATE_MEAN) < 0)
+		info(r, "%s: no study-level kappa: %s", r->valid.name, mura_error_get());
+	else {
+		r->valid_kappa = 1;
+		mura_studies_free(&st);
+	}
+	return 0;
+}
+
+/* The model: fresh, from --weights, or from the checkpoint; and its
+ * optimizer.  f is the checkpoint when resuming. */
+static int
+make_model(struct run *r, const struct mura_st_file *ckpt)
+{
+	const struct mura_train_config *c = r->c;
+	struct mura_model_config mc;
+	struct mura_st_file wf;
+	const struct mura_st_file *f = ckpt;
+	char msg[1024];
+	int ours = 0, rc = -1;
+
+	memset(&wf, 0, sizeof wf);
+	mura_model_config_default(&mc);
+	if (!f && c->weights) {
+		if (mura_st_open(&wf, c->weights) < 0)
+			return -1;
+		f = &wf;
+	}
+	if (f && (ours = mura_model_config_read(f, &mc)) < 0)
+		goto done;
+	if (ckpt && !ours) {
+		mura_error("%s: not a checkpoint of mura-train (no model metadata)", ckpt->path);
+		goto done;
+	}
+	/* What the options say, over what the file says; a checkpoint's model
+	 * cannot change. */
+	if (c->model.arch > 0) {
+		if (ckpt && c->model.arch != mc.arch) {
+			mura_error("%s: the checkpoint is a %s, not %s", ckpt->path, mura_arch_name(mc.arch),
+			           mura_arch_name(c->model.arch));
+			goto done;
+		}
+		mc.arch = c->model.arch;
+	}
+	if (c->model.head > 0) {
+		if (ckpt && c->model.head != mc.head) {
+			mura_error("%s: the checkpoint has the %s head, not %s", ckpt->path, mura_head_name(mc.head),
+			           mura_head_name(c->model.head));
+			goto done;
+		}
+		mc.head = c->model.head;
+	}
+	if (c->model.dropout >= 0) {
+		if (ckpt && c->model.dropout != mc.dropout) {
+			mura_error("%s: the checkpoint has dropout %g, not %g", ckpt->path, mc.dropout, c->model.dropout);
+			goto done;
+		}
+		mc.dropout = c->model.dropout;
+	}
+	if (c->norm_given) {
+		if (ckpt && (memcmp(c->model.mean, mc.mean, sizeof mc.mean) || memcmp(c->model.std, mc.std, sizeof mc.std))) {
+			mura_error("%s: the checkpoint normalises with other --mean and --std", ckpt->path);
+			goto done;
+		}
+		memcpy(mc.mean, c->model.mean, sizeof mc.mean);
+		memcpy(mc.std, c->model.std, sizeof mc.std);
+	}
+	mc.threads = c->model.threads;
+	mc.seed = c->seed;
+	mc.input_h = (int)r->src.h, mc.input_w = (int)r->src.w;
+	if (mura_input_norm(&r->norm, &mc) < 0) {
+		mura_error_prefix("--mean/--std");
+		goto done;
+	}
+	if (!(r->m = mura_model_create(&mc)))
+		goto done;
+	if (f) {
+		if (mura_model_load(r->m, f, msg, sizeof msg) < 0)
+			goto done;
+		if (msg[0])
+			info(r, "%s: %s", f->path, msg);
+		else if (!ckpt)
+			info(r, "%s: every tensor loaded", f->path);
+	}
+	if (mura_model_plan(r->m, c->batch, (int)r->src.h, (int)r->src.w, 1) < 0) {
+		mura_error_prefix("%s: records of %ux%u", r->src.name, r->src.h, r->src.w);
+		goto done;
+	}
+	size_t np;
+	struct mura_param *p = mura_model_params(r->m, &np);
+	if (mura_optim_init(&r->opt, &c->optim, p, np) < 0) {
+		mura_error_prefix("optimizer");
+		goto done;
+	}
+	r->has_opt = 1;
+	rc = 0;
+done:
+	if (f == &wf)
+		mura_st_free(&wf);
+	return rc;
+}
+
+static int
+alloc_batch(struct run *r)
+{
+	size_t b = (size_t)r->batch;
+
+	r->one = 3 * (size_t)r->src.h * r->src.w;
+	r->x = malloc(b * r->one * sizeof *r->x);
+	r->y = malloc(b * sizeof *r->y);
+	r->logits = malloc(b * sizeof *r->logits);
+	r->dz = malloc(b * sizeof *r->dz);
+	r->type = malloc(b);
+	r->recs = calloc(b, sizeof *r->recs);
+	if (!r->src.pipe)
+		r->order = malloc(r->src.n * sizeof *r->order);
+	if (!r->x || !r->y || !r->logits || !r->dz || !r->type || !r->recs || (!r->src.pipe && !r->order))
+		return mura_error("out of memory");
+	for (size_t i = 0; i < b; i++)
+		mura_record_init(&r->recs[i]);
+	return 0;
+}
+
+static void
+run_free(struct run *r)
+{
+	source_free(&r->src);
+	if (r->has_valid)
+		mura_file_free(&r->valid);
+	if (r->has_opt)
+		mura_optim_free(&r->opt);
+	mura_model_free(r->m);
+	mura_aug_free(&r->aug);
+	for (int i = 0; r->recs && i < r->batch; i++)
+		mura_record_free(&r->recs[i]);
+	mura_record_free(&r->view);
+	mura_record_free(&r->scratch);
+	mura_scores_free(&r->vs);
+	free(r->recs);
+	free(r->x);
+	free(r->y);
+	free(r->logits);
+	free(r->dz);
+	free(r->type);
+	free(r->order);
+	free(r->vprob);
+	free(r->vlabel);
+	free(r->history);
+}
+
+/* ---- one epoch --------------------------------------------------------------- */
+
+/* The loss went bad: say where, and what is left (nothing is written
+ * after this, so the files of the last epoch done stay as they were). */
+static int
+diverged(struct run *r, const char *what)
+{
+	char where[64], left[9000];
+
+	if (r->st.phase == 0)
+		snprintf(where, sizeof where, "epoch %d, step %ld", r->st.epoch, r->st.step + 1);
+	else
+		snprintf(where, sizeof where, "epoch %d, validation", r->st.epoch);
+	if (r->ckpt_epoch > 0)
+		snprintf(left, sizeof left, "the last good state is %s (epoch %d) and %s", r->c->out, r->ckpt_epoch,
+		         r->ckpt);
+	else if (r->ckpt_epoch == 0)
+		snprintf(left, sizeof left, "no epoch was completed; %s, from before, is left as it was", r->ckpt);
+	else
+		snprintf(left, sizeof left, "no epoch was completed, nothing was saved");
+	return mura_error("%s: %s: training stopped (try a lower --lr); %s", where, what, left);
+}
+
+/* Fill the batch's input from recs[0..nb), augmenting and mixing first. */
+static int
+make_batch(struct run *r, int nb)
+{
+	const struct mura_train_config *c = r->c;
+
+	for (int k = 0; k < nb; k++)
+		if (r->augment && mura_aug_record(&r->aug, &r->recs[k], c->seed, (uint64_t)r->st.epoch) < 0)
+			return mura_error_prefix("%s: %s", r->src.name, r->recs[k].path);
+	if (r->augment && r->aug.spec.mixup > 0) {
+		struct mura_rng rng;
+		char key[64];
+		snprintf(key, sizeof key, "mixup/%ld", r->st.step);
+		mura_rng_derive(&rng, c->seed, (uint64_t)r->st.epoch, key);
+		if (mura_aug_mixup(&r->aug, r->recs, (size_t)nb, &rng) < 0)
+			return mura_error_prefix("%s: epoch %d, step %ld: mixup", r->src.name, r->st.epoch, r->st.step + 1);
+	}
+	for (int k = 0; k < nb; k++) {
+		if (mura_input_from_record(r->x + (size_t)k * r->one, &r->recs[k], &r->norm, &r->scratch) < 0)
+			return mura_error_prefix("%s: %s", r->src.name, r->recs[k].path);
+		r->y[k] = r->recs[k].label;
+		r->type[k] = r->recs[k].type < MURA_TYPE_COUNT ? r->recs[k].type : 0;
+	}
+	return 0;
+}
+
+static int
+step(struct run *r, int nb)
+{
+	double l;
+
+	if (mura_model_forward(r->m, r->x, nb, 1, r->logits) < 0)
+		return -1;
+	for (int k = 0; k < nb; k++)
+		if (!isfinite(r->logits[k]))
+			return diverged(r, isnan(r->logits[k]) ? "a logit is nan" : "a logit is infinite");
+	if (mura_loss_compute(&r->loss, r->logits, r->y, r->type, (size_t)nb, &l, r->dz) < 0)
+		return -1;
+	if (!isfinite(l))
+		return diverged(r, isnan(l) ? "the loss is nan" : "the loss is infinite");
+	mura_optim_zero_grad(&r->opt);
+	if (mura_model_backward(r->m, r->dz) < 0)
+		return -1;
+	mura_optim_step(&r->opt);
+	r->st.loss_sum += l * nb;
+	for (int k = 0; k < nb; k++)
+		r->st.correct += (r->logits[k] > 0) == (r->y[k] >= 0.5f);
+	r->st.seen += (uint64_t)nb;
+	return 0;
+}
+
+static void
+report_step(struct run *r, long steps, int event)
+{
+	struct mura_train_report rep = {0};
+	double t = r->st.train_seconds;
+
+	if (!r->c->report)
+		return;
+	rep.event = event;
+	rep.epoch = r->st.epoch;
+	rep.epochs = r->c->epochs;
+	rep.step = r->st.step;
+	rep.steps = steps;
+	rep.loss = r->st.seen ? r->st.loss_sum / (double)r->st.seen : NAN;
+	rep.acc = r->st.seen ? (double)r->st.correct / (double)r->st.seen : NAN;
+	rep.lr = r->st.lr;
+	rep.images_per_s = t > 0 ? (double)r->st.seen / t : NAN;
+	rep.eta = steps > 0 && r->st.step > 0 ? t / (double)r->st.step * (double)(steps - r->st.step) : -1;
+	rep.val_loss = rep.val_auc = rep.val_kappa = NAN;
+	r->c->report(r->c->report_arg, &rep);
+}
+
+/* The epoch's training part.  Returns 0 when done, 1 when asked to stop
+ * (after a step), -1 on error. */
+static int
+train_epoch(struct run *r)
+{
+	const struct mura_train_config *c = r->c;
+	long steps = -1;
+	uint64_t n = r->src.n;
+
+	if (!r->src.pipe) {
+		struct mura_rng rng;
+		/* A last batch of one image is left out: batch statistics need two. */
+		if (r->batch > 1 && n > 1 && n % (uint64_t)r->batch == 1)
+			n--;
+		steps = (long)((n + (uint64_t)r->batch - 1) / (uint64_t)r->batch);
+		for (uint64_t i = 0; i < r->src.n; i++)
+			r->order[i] = i;
+		mura_rng_derive(&rng, c->seed, (uint64_t)r->st.epoch, "shuffle");
+		for (uint64_t i = r->src.n - 1; i > 0; i--) {
+			uint64_t j = mura_rng_below(&rng, i + 1), t = r->order[i];
+			r->order[i] = r->order[j];
+			r->order[j] = t;
+		}
+	} else if (r->st.step > 0) {
+		/* Resuming from a pipe: the same stream again, past what was used. */
+		uint64_t skip = (uint64_t)r->st.step * (uint64_t)r->batch;
+		for (uint64_t i = 0; i < skip; i++) {
+			int rc = pipe_next(&r->src, &r->recs[0]);
+			if (rc < 0)
+				return -1;
+			if (rc == 0)
+				return mura_error("%s: the stream ended after %llu records; the checkpoint had used %llu",
+				                  r->src.name, (unsigned long long)i, (unsigned long long)skip);
+		}
+	}
+	while (steps < 0 || r->st.step < steps) {
+		double t0 = now();
+		int nb = 0;
+		if (!r->src.pipe) {
+			uint64_t pos = (uint64_t)r->st.step * (uint64_t)r->batch;
+			for (; nb < r->batch && pos + (uint64_t)nb < n; nb++) {
+				if (mura_file_get(&r->src.mf, r->order[pos + (uint64_t)nb], &r->view) < 0 ||
+				    copy_record(&r->recs[nb], &r->view) < 0)
+					return -1;
+			}
+		} else {
+			int rc = 1;
+			while (nb < r->batch && (rc = pipe_next(&r->src, &r->recs[nb])) == 1)
+				nb++;
+			if (rc < 0)
+				return -1;
+			if (nb == 0 || (nb == 1 && r->batch > 1)) {
+				if (nb == 1)
+					info(r, "%s: the last record was left out: a batch of one has no batch statistics",
+					     r->src.name);
+				break;
+			}
+		}
+		if (make_batch(r, nb) < 0 || step(r, nb) < 0)
+			return -1;
+		r->st.step++;
+		r->st.total_steps++;
+		r->st.train_seconds += now() - t0;
+		r->st.seconds += now() - t0;
+		report_step(r, steps, MURA_TRAIN_STEP);
+		if (stop_asked(r))
+			return 1;
+	}
+	return 0;
+}
+
+/* Loss, image AUC and study kappa on the validation records.  Returns 0,
+ * 1 when asked to stop, -1. */
+static int
+validate(struct run *r, double *vl, double *auc, double *kappa)
+{
+	double sum = 0;
+	uint64_t n = r->valid.n;
+
+	report_step(r, -1, MURA_TRAIN_VALIDATING);
+	for (uint64_t pos = 0; pos < n; pos += (uint64_t)r->batch) {
+		int nb = (int)(n - pos < (uint64_t)r->batch ? n - pos : (uint64_t)r->batch);
+		double l;
+		for (int k = 0; k < nb; k++) {
+			if (mura_file_get(&r->valid, pos + (uint64_t)k, &r->view) < 0 ||
+			    mura_input_from_record(r->x + (size_t)k * r->one, &r->view, &r->norm, &r->scratch) < 0)
+				return mura_error_prefix("%s: record %llu", r->valid.name,
+				                         (unsigned long long)(pos + (uint64_t)k + 1));
+			r->y[k] = r->view.label;
+			r->type[k] = r->view.type < MURA_TYPE_COUNT ? r->view.type : 0;
+		}
+		if (mura_model_forward(r->m, r->x, nb, 0, r->logits) < 0)
+			return -1;
+		for (int k = 0; k < nb; k++)
+			if (!isfinite(r->logits[k]))
+				return diverged(r, isnan(r->logits[k]) ? "a logit is nan" : "a logit is infinite");
+		if (mura_loss_compute(&r->loss, r->logits, r->y, r->type, (size_t)nb, &l, NULL) < 0)
+			return -1;
+		sum += l * nb;
+		for (int k = 0; k < nb; k++) {
+			double p = 1.0 / (1.0 + exp(-(double)r->logits[k]));
+			r->vprob[pos + (uint64_t)k] = p;
+			r->vs.v[pos + (uint64_t)k].prob = p;
+		}
+		if (stop_asked(r))
+			return 1;
+	}
+	*vl = sum / (double)n;
+	if (mura_auc(r->vprob, r->vlabel, (size_t)n, auc) < 0)
+		return -1;
+	*kappa = NAN;
+	if (r->valid_kappa) {
+		struct mura_studies st;
+		struct mura_eval_opts eo;
+		struct mura_report rep;
+		if (mura_studies_aggregate(&st, &r->vs, MURA_AGGREGATE_MEAN) < 0)
+			return -1;
+		mura_eval_opts_init(&eo);
+		int rc = mura_evaluate(&rep, &st, &eo);
+		mura_studies_free(&st);
+		if (rc < 0)
+			return -1;
+		*kappa = rep.group[MURA_GROUP_ALL].value[MURA_METRIC_KAPPA];
+	}
+	return 0;
+}
+
+/* ---- the end of an epoch: callbacks and files ----------------------------------- */
+
+static int
+better(int monitor, double v, double best)
+{
+	return monitor == MURA_MONITOR_VAL_AUC ? v > best : v < best;
+}
+
+/* Put this epoch among the K lowest validation losses, shifting the files
+ * of the ranks below it.  Returns the rank (1-based) taken, 0 for none. */
+static int
+keep_top(struct run *r, double vl, int epoch, double va, double vk)
+{
+	struct state *s = &r->st;
+	int k = r->c->keep_top, rank;
+	char from[4200], to[4200], tag[16];
+
+	if (k <= 0 || isnan(vl))
+		return 0;
+	for (rank = 0; rank < s->ntop && !(vl < s->top[rank].loss); rank++)
+		;
+	if (rank >= k)
+		return 0;
+	for (int i = (s->ntop < k ? s->ntop : k - 1) - 1; i >= rank; i--) {
+		snprintf(tag, sizeof tag, "top%d", i + 1);
+		if (mura_train_path(from, sizeof from, r->c->out, tag) < 0)
+			return -1;
+		snprintf(tag, sizeof tag, "top%d", i + 2);
+		if (mura_train_path(to, sizeof to, r->c->out, tag) < 0)
+			return -1;
+		if (rename(from, to) < 0 && errno != ENOENT)
+			return mura_error("%s: rename to %s: %s", from, to, strerror(errno));
+		s->top[i + 1] = s->top[i];
+	}
+	s->top[rank] = (struct top){vl, epoch};
+	if (s->ntop < k)
+		s->ntop++;
+	snprintf(tag, sizeof tag, "top%d", rank + 1);
+	if (mura_train_path(to, sizeof to, r->c->out, tag) < 0 || save(r, to, 0, epoch, vl, va, vk) < 0)
+		return -1;
+	return rank + 1;
+}
+
+static int
+history_add(struct run *r, const char *row)
+{
+	size_t n = strlen(row);
+
+	if (r->hlen + n + 1 > r->hcap) {
+		size_t cap = (r->hlen + n + 1) * 2;
+		char *h = realloc(r->history, cap);
+		if (!h)
+			return mura_error("out of memory");
+		r->history = h;
+		r->hcap = cap;
+	}
+	memcpy(r->history + r->hlen, row, n + 1);
+	r->hlen += n;
+	return 0;
+}
+
+/* Callbacks, files and the report after epoch e's validation.  Sets
+ * *stop_early.  Returns 0 or -1. */
+static int
+end_epoch(struct run *r, double vl, double va, double vk, int *stop_early)
+{
+	const struct mura_train_config *c = r->c;
+	struct state *s = &r->st;
+	struct mura_train_report rep = {0};
+	int e = s->epoch, best = 0, reduced = 0;
+	double lr = s->lr, seconds = s->seconds;
+	double loss = s->seen ? s->loss_sum / (double)s->seen : NAN;
+	double acc = s->seen ? (double)s->correct / (double)s->seen : NAN;
+	double ips = s->train_seconds > 0 ? (double)s->seen / s->train_seconds : NAN;
+	char path[4200], row[512], b[7][40];
+
+	*stop_early = 0;
+	if (r->has_valid) {
+		double v = c->monitor == MURA_MONITOR_VAL_AUC ? va : vl;
+		/* The best checkpoint, and early stopping (Keras' EarlyStopping,
+		 * min_delta 0): improvement is strict. */
+		if (better(c->monitor, v, s->best)) {
+			s->best = v, s->best_epoch = e, s->wait = 0;
+			best = 1;
+		} else if (c->early_stop > 0 && ++s->wait >= c->early_stop)
+			*stop_early = 1;
+		/* torch.optim.lr_scheduler.ReduceLROnPlateau, threshold_mode
+		 * "rel", threshold 1e-4, cooldown 0, min_lr 0. */
+		if (c->plateau_factor < 1) {
+			int imp = c->monitor == MURA_MONITOR_VAL_AUC ? v > s->plateau_best * (1 + PLATEAU_THRESHOLD)
+			                                             : v < s->plateau_best * (1 - PLATEAU_THRESHOLD);
+			if (imp)
+				s->plateau_best = v, s->plateau_bad = 0;
+			else
+				s->plateau_bad++;
+			if (s->plateau_bad > c->plateau_patience) {
+				double nl = s->lr * c->plateau_factor;
+				if (s->lr - nl > PLATEAU_EPS) {
+					s->lr = nl;
+					reduced = 1;
+				}
+				s->plateau_bad = 0;
+			}
+		}
+	}
+	if (save(r, c->out, 0, e, vl, va, vk) < 0 || mura_train_path(path, sizeof path, c->out, "best") < 0)
+		return -1;
+	if (best && save(r, path, 0, e, vl, va, vk) < 0)
+		return -1;
+	if (r->has_valid && keep_top(r, vl, e, va, vk) < 0)
+		return -1;
+
+	fmt_num(b[0], sizeof b[0], lr);
+	fmt_num(b[1], sizeof b[1], loss);
+	fmt_num(b[2], sizeof b[2], acc);
+	fmt_num(b[3], sizeof b[3], vl);
+	fmt_num(b[4], sizeof b[4], va);
+	fmt_num(b[5], sizeof b[5], vk);
+	fmt_num(b[6], sizeof b[6], ips);
+	snprintf(row, sizeof row, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%.3f\t%s\n", e, b[0], b[1], b[2], b[3], b[4],
+	         b[5], seconds, b[6]);
+	if (history_add(r, row) < 0)
+		return -1;
+
+	/* The next epoch starts here. */
+	s->epoch = e + 1;
+	s->phase = 0;
+	s->step = 0;
+	s->loss_sum = 0;
+	s->correct = s->seen = 0;
+	s->seconds = s->train_seconds = 0;
+	if (write_ckpt(r, e) < 0 || write_log(r) < 0)
+		return -1;
+
+	if (c->report) {
+		rep.event = MURA_TRAIN_EPOCH;
+		rep.epoch = e;
+		rep.epochs = c->epochs;
+		rep.step = rep.steps = -1;
+		rep.loss = loss;
+		rep.acc = acc;
+		rep.lr = lr;
+		rep.images_per_s = ips;
+		rep.eta = 0;
+		rep.seconds = seconds;
+		rep.val_loss = vl;
+		rep.val_auc = va;
+		rep.val_kappa = vk;
+		rep.best = best;
+		rep.lr_reduced = reduced;
+		rep.stopping = *stop_early;
+		c->report(c->report_arg, &rep);
+	}
+	if (reduced)
+		info(r, "%s did not improve for %d epoch%s: learning rate %g -> %g", mura_monitor_name(c->monitor),
+		     c->plateau_patience + 1, c->plateau_patience ? "s" : "", lr, s->lr);
+	if (*stop_early)
+		info(r, "early stopping: %s did not improve for %d epoch%s (best %.6g at epoch %d, in %s)",
+		     mura_monitor_name(c->monitor), s->wait, s->wait > 1 ? "s" : "", s->best, s->best_epoch, path);
+	return 0;
+}
+
+/* ---- the run ---------------------------------------------------------------------- */
+
+static int
+setup(struct run *r)
+{
+	const struct mura_train_config *c = r->c;
+	struct mura_aug_spec spec;
+	struct mura_st_file ck;
+	int rc = -1;
+
+	memset(&ck, 0, sizeof ck);
+	if (c->batch < 1 || c->epochs < 1 || !c->out || !c->train)
+		return mura_error("batch, epochs, out and train must be set");
+	if (c->keep_top > TOP_MAX)
+		return mura_error("--keep-top %d: at most %d", c->keep_top, TOP_MAX);
+	r->batch = c->batch;
+	r->threads = resolve_threads(c->model.threads);
+	r->ckpt_epoch = -1;
+	utf8_text(r->command, sizeof r->command, c->command ? c->command : "");
+	if (mura_train_path(r->ckpt, sizeof r->ckpt, c->out, "ckpt") < 0 || writable_dir(c->out, "--out") < 0 ||
+	    (c->log && writable_dir(c->log, "--log") < 0))
+		return -1;
+
+	/* Augmentation. */
+	if (!c->augment)
+		mura_aug_spec_default(&spec);
+	else if (mura_aug_spec_parse(&spec, c->augment) < 0)
+		return mura_error_prefix("--augment");
+	mura_aug_init(&r->aug, &spec);
+	mura_aug_spec_format(&spec, r->aug_text, sizeof r->aug_text);
+	r->augment = strcmp(r->aug_text, "none") != 0;
+
+	if (source_open(&r->src, c->train) < 0 || open_valid(r) < 0 || alloc_batch(r) < 0 ||
+	    class_weights(r) < 0)
+		return -1;
+	make_settings(r);
+	if (r->src.pipe)
+		info(r, "%s: a stream is read once, in its order: one epoch, no shuffling", r->src.name);
+
+	r->st.epoch = 1;
+	r->st.lr = c->optim.lr;
+	r->st.best = c->monitor == MURA_MONITOR_VAL_AUC ? -INFINITY : INFINITY;
+	r->st.plateau_best = r->st.best;
+	if (c->resume) {
+		if (mura_st_open(&ck, c->resume) < 0)
+			return -1;
+		const char *state = mura_st_meta(&ck, "train_state");
+		const char *settings = mura_st_meta(&ck, "train_settings");
+		const char *history = mura_st_meta(&ck, "train_history");
+		if (!state || !settings || !history) {
+			mura_error("%s: not a checkpoint of mura-train (no train_state): resume from the "
+			           "*.ckpt.safetensors file", c->resume);
+			goto done;
+		}
+		if (compare_settings(r, settings, c->resume) < 0 || parse_state(r, state, c->resume) < 0)
+			goto done;
+		if (history_add(r, history) < 0)
+			goto done;
+		if (make_model(r, &ck) < 0 || load_slots(r, &ck) < 0)
+			goto done;
+		r->ckpt_epoch = r->st.epoch - 1;
+		if (strcmp(c->resume, r->ckpt) != 0)
+			r->ckpt_epoch = -1;  /* ours is not written yet */
+		info(r, "resuming %s at epoch %d, step %ld, learning rate %g", c->resume, r->st.epoch,
+		     r->st.step, r->st.lr);
+		if (mura_model_config(r->m)->dropout > 0)
+			info(r, "dropout %g: its masks come from the model's own random stream, which a checkpoint "
+			        "cannot restore yet; the run goes on, but not bit for bit as it would have",
+			     mura_model_config(r->m)->dropout);
+	} else if (make_model(r, NULL) < 0)
+		goto done;
+	rc = 0;
+done:
+	mura_st_free(&ck);
+	return rc;
+}
+
+int
+mura_train_run(const struct mura_train_config *c)
+{
+	struct run r;
+	int rc = -1;
+
+	memset(&r, 0, sizeof r);
+	r.c = c;
+	mura_record_init(&r.view);
+	mura_record_init(&r.scratch);
+	mura_scores_init(&r.vs);
+	if (setup(&r) < 0)
+		goto done;
+	if (r.st.epoch > c->epochs) {
+		info(&r, "the checkpoint is past epoch %d of %d: nothing to do", r.st.epoch - 1, c->epochs);
+		rc = MURA_TRAIN_DONE;
+		goto done;
+	}
+	while (r.st.epoch <= c->epochs) {
+		double vl = NAN, va = NAN, vk = NAN;
+		int frozen, s, stop_early;
+
+		if (stop_asked(&r)) {
+			rc = write_ckpt(&r, r.st.epoch - 1) < 0 ? -1 : MURA_TRAIN_STOPPED;
+			goto done;
+		}
+		frozen = c->freeze_backbone && !(c->unfreeze_at > 0 && r.st.epoch >= c->unfreeze_at);
+		if (c->freeze_backbone && r.st.epoch == c->unfreeze_at && r.st.step == 0 && r.st.phase == 0) {
+			if (c->lr_after_unfreeze >= 0)
+				r.st.lr = c->lr_after_unfreeze;
+			info(&r, "epoch %d: the backbone is unfrozen, learning rate %g", r.st.epoch, r.st.lr);
+		}
+		mura_model_freeze_backbone(r.m, frozen);
+		r.opt.cfg.lr = r.st.lr;
+
+		if (r.st.phase == 0) {
+			if ((s = train_epoch(&r)) < 0)
+				goto done;
+			if (s == 1) {
+				rc = write_ckpt(&r, r.st.epoch - 1) < 0 ? -1 : MURA_TRAIN_STOPPED;
+				goto done;
+			}
+			r.st.phase = 1;
+		}
+		if (r.has_valid) {
+			double t0 = now();
+			s = validate(&r, &vl, &va, &vk);
+			r.st.seconds += now() - t0;
+			if (s < 0)
+				goto done;
+			if (s == 1) {
+				rc = write_ckpt(&r, r.st.epoch - 1) < 0 ? -1 : MURA_TRAIN_STOPPED;
+				goto done;
+			}
+		}
+		if (end_epoch(&r, vl, va, vk, &stop_early) < 0)
+			goto done;
+		if (stop_early)
+			break;
+	}
+	rc = MURA_TRAIN_DONE;
+done:
+	run_free(&r);
+	return rc;
+}

@@ -1,0 +1,146 @@
+/*
+ * train.h - the training loop of mura-train as a library: epochs over a
+ * training stream (shuffled, augmented, normalised in-process), batches
+ * through lib/nn's model, loss and optimizer, validation every epoch, the
+ * callbacks (learning rate reduced on plateau, early stopping, the best and
+ * the top-K checkpoints by validation loss), a resumable checkpoint, and a
+ * TSV log.  The library prints nothing: progress goes to the caller's
+ * report function, and an interruption is asked for through a flag the
+ * caller's signal handler sets.
+ *
+ * Files written, all atomically (temporary name, then rename), for
+ * out = "model.safetensors" (the name before ".safetensors", or the whole
+ * name if it has no such ending, gets the tag):
+ *   model.safetensors            the model at the end of the last epoch done
+ *   model.best.safetensors       the epoch with the best monitored value
+ *                                (only with validation)
+ *   model.top1.safetensors ...   the K epochs of lowest validation loss,
+ *   model.topK.safetensors       top1 the lowest (with keep_top = K)
+ *   model.ckpt.safetensors       the resumable checkpoint: the model, the
+ *                                optimizer's slots (tensors "optim.*"), and
+ *                                the loop's state in the metadata (keys
+ *                                "train_*"); written at the end of every
+ *                                epoch and when interrupted
+ * Every model file is a plain model file for mura-score and PyTorch, with
+ * metadata "train_epoch", "train_val_loss", "train_val_auc",
+ * "train_val_kappa", "train_class_weights" and "train_command".
+ *
+ * Randomness, derived from the seed so that an interrupted run resumes
+ * exactly: the epoch's order from (seed, epoch, "shuffle"); a record's
+ * augmentation from (seed, epoch, its path), as `mura-augment --seed S
+ * --epoch E` draws it (epochs count from 1); mixup within a batch from
+ * (seed, epoch, step).  Dropout draws from the model's own stream, which
+ * model.h does not let a checkpoint save yet: with dropout, a resumed run
+ * is not bit for bit the uninterrupted one.
+ */
+#ifndef MURA_TRAIN_H
+#define MURA_TRAIN_H
+
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "nn/loss.h"
+#include "nn/model.h"
+#include "nn/optim.h"
+
+enum mura_monitor {
+	MURA_MONITOR_VAL_LOSS = 1,  /* lower is better */
+	MURA_MONITOR_VAL_AUC,       /* higher is better */
+};
+/* "val_loss", "val_auc" -> enum value, or -1 with mura_error set. */
+int mura_monitor_parse(const char *s);
+const char *mura_monitor_name(int monitor);
+
+enum mura_train_event {
+	MURA_TRAIN_INFO = 1,    /* a message worth showing once (msg) */
+	MURA_TRAIN_STEP,        /* an optimizer step is done */
+	MURA_TRAIN_VALIDATING,  /* validation of the epoch starts */
+	MURA_TRAIN_EPOCH,       /* an epoch is done, validated, saved */
+};
+
+/* What the report function is told.  NAN where not known. */
+struct mura_train_report {
+	int event;
+	const char *msg;          /* INFO */
+	int epoch, epochs;        /* 1-based */
+	long step, steps;         /* steps done in this epoch; steps -1: unknown (a pipe) */
+	double loss, acc;         /* this epoch's training mean so far */
+	double lr;
+	double images_per_s;      /* this epoch's training images per second */
+	double eta;               /* seconds left in this epoch's training, or -1 */
+	/* EPOCH only */
+	double seconds;           /* the epoch's training and validation time */
+	double val_loss, val_auc, val_kappa;
+	int best;                 /* this epoch is the new best */
+	int lr_reduced;           /* the rate was reduced after this epoch */
+	int stopping;             /* early stopping ends the run after this epoch */
+};
+
+typedef void mura_train_report_fn(void *arg, const struct mura_train_report *r);
+
+struct mura_train_config {
+	/* The model.  arch, head 0 and dropout < 0 mean: as the --weights file
+	 * says if it has our metadata, else densenet169, fc, 0.  input_h/w are
+	 * set from the records. */
+	struct mura_model_config model;
+	int norm_given;            /* model.mean/std given; else the weights file's, else ImageNet's */
+	const char *weights;       /* initial weights (ImageNet import, a model), or NULL */
+	int freeze_backbone;
+	int unfreeze_at;           /* the backbone thaws at the start of this epoch; 0: never */
+	double lr_after_unfreeze;  /* the rate from then on; < 0: unchanged */
+
+	/* Data. */
+	const char *train;         /* a file, or "-" (stdin): one epoch, read in order */
+	const char *valid;         /* a file, or NULL */
+	const char *augment;       /* the transforms, as mura-augment's --augment SPEC;
+	                              NULL: the MURA recipe; "none": no augmentation */
+
+	/* Optimisation. */
+	struct mura_optim_config optim;
+	int batch, epochs;
+	struct mura_loss loss;     /* kind, gamma, alpha; the weights are computed here */
+	int weights_mode;          /* enum mura_weights_mode */
+	double boost;
+	uint64_t seed;
+
+	/* Callbacks (with valid only). */
+	int monitor;               /* enum mura_monitor */
+	double plateau_factor;     /* 1: no reduction */
+	int plateau_patience;
+	int early_stop;            /* epochs without improvement; 0: never stop early */
+	int keep_top;              /* K; 0: none */
+
+	/* Files. */
+	const char *out;
+	const char *log;           /* TSV, or NULL */
+	const char *resume;        /* a checkpoint, or NULL */
+	const char *command;       /* recorded in the files' metadata */
+
+	/* The caller's hooks. */
+	mura_train_report_fn *report;
+	void *report_arg;
+	volatile sig_atomic_t *stop;  /* nonzero: checkpoint after this step, return */
+};
+
+/* The defaults of mura-train(1): densenet169 (from the weights file if
+ * any), fc head, the MURA augmentation, Adam lr 1e-4, batch 8, 10 epochs,
+ * BCE, per-type class weights, boost 1, seed 1, val_loss, plateau 0.1
+ * patience 1, no early stopping, no top-K. */
+void mura_train_config_default(struct mura_train_config *c);
+
+/* The values mura_train_run returns besides -1. */
+enum mura_train_status {
+	MURA_TRAIN_DONE = 0,     /* every epoch ran, or early stopping ended the run */
+	MURA_TRAIN_STOPPED = 1,  /* *stop was set: a checkpoint was written */
+};
+
+/* Train.  Returns a mura_train_status, or -1 with mura_error set (a bad
+ * input, a write error, a loss that is not finite). */
+int mura_train_run(const struct mura_train_config *c);
+
+/* out with ".TAG" inserted before ".safetensors" (or appended): "best",
+ * "ckpt", "top3".  Returns 0, or -1 if it does not fit. */
+int mura_train_path(char *buf, size_t len, const char *out, const char *tag);
+
+#endif

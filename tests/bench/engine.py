@@ -1,0 +1,63 @@
+"""engine.py - PyTorch's side of tests/bench/engine.sh: the same work as
+tests/nn_bench, timed the same way.
+
+    engine.py ARCH BATCH SIZE ITERS THREADS
+
+Prints "infer ..." and "train ..." lines as nn_bench does: images per
+second, seconds per batch (median of ITERS after one warm-up), peak RSS in
+MB.  Inference: model.eval() under torch.no_grad().  Training step:
+zero_grad, forward, BCEWithLogitsLoss, backward, SGD step (momentum 0.9).
+"""
+import resource
+import sys
+import time
+
+import torch
+import torchvision
+
+
+def peak_rss_mb():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+
+
+def timed(fn, iters):
+    fn()
+    t = []
+    for _ in range(iters):
+        t0 = time.perf_counter()
+        fn()
+        t.append(time.perf_counter() - t0)
+    t.sort()
+    return t[len(t) // 2] if len(t) % 2 else 0.5 * (t[len(t) // 2 - 1] + t[len(t) // 2])
+
+
+def main():
+    arch, n, size, iters, threads = sys.argv[1], *map(int, sys.argv[2:6])
+    torch.set_num_threads(threads)
+    torch.manual_seed(1)
+    model = getattr(torchvision.models, arch)(num_classes=1)
+    x = torch.randn(n, 3, size, size)
+    y = torch.tensor([float(i % 2) for i in range(n)])
+
+    model.eval()
+
+    def infer():
+        with torch.no_grad():
+            model(x)
+    s = timed(infer, iters)
+    print('infer %s %d %d %.2f %.3f %d' % (arch, n, size, n / s, s, peak_rss_mb()), flush=True)
+
+    model.train()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    loss_fn = torch.nn.BCEWithLogitsLoss()
+
+    def step():
+        opt.zero_grad()
+        loss_fn(model(x).flatten(), y).backward()
+        opt.step()
+    s = timed(step, iters)
+    print('train %s %d %d %.2f %.3f %d' % (arch, n, size, n / s, s, peak_rss_mb()), flush=True)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,219 @@
+/*
+ * nn_bench.c - the engine's side of `make bench` (tests/bench/engine.sh).
+ *
+ *   nn_bench ARCH BATCH SIZE ITERS [infer|train]    one line per kind of work:
+ *       "infer ARCH BATCH SIZE IMAGES_PER_S SECONDS_PER_BATCH PEAK_RSS_MB CPU_S"
+ *       "train ARCH BATCH SIZE IMAGES_PER_S SECONDS_PER_STEP PEAK_RSS_MB CPU_S"
+ * CPU_S is the processor time (all threads) of a round, the mean: a figure
+ * that a busy machine disturbs less than the wall time.
+ * Inference: evaluation forward of a batch (evaluation plan).  Training
+ * step: optimizer zero_grad, training forward, BCE loss, backward, SGD step
+ * (momentum 0.9), as tests/bench/engine.py does it in PyTorch.  One warm-up
+ * round, then ITERS timed rounds; the figure is the median round.  The
+ * resident-set peak is the process's (VmHWM) after that kind of work.
+ * A fifth argument runs only that kind (for a profiler).  With
+ * MURA_PROFILE set in the environment, the time per kind of operation over
+ * the timed rounds goes to stderr.
+ *
+ * Without arguments it is a quick check that the harness runs, for `make
+ * check` (no timing is asserted).
+ */
+#define _GNU_SOURCE
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "error.h"
+#include "nn/loss.h"
+#include "nn/model.h"
+#include "nn/ops.h"
+#include "nn/optim.h"
+#include "rng.h"
+#include "test.h"
+
+static double
+clock_of(clockid_t id)
+{
+	struct timespec t;
+	clock_gettime(id, &t);
+	return (double)t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+static double now(void) { return clock_of(CLOCK_MONOTONIC); }
+static double cpu_now(void) { return clock_of(CLOCK_PROCESS_CPUTIME_ID); }
+
+static long
+peak_rss_mb(void)
+{
+	FILE *f = fopen("/proc/self/status", "r");
+	char line[256];
+	long kb = -1;
+
+	while (f && fgets(line, sizeof line, f))
+		if (strncmp(line, "VmHWM:", 6) == 0)
+			kb = atol(line + 6);
+	if (f)
+		fclose(f);
+	return kb < 0 ? -1 : kb / 1024;
+}
+
+static int
+cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return (x > y) - (x < y);
+}
+
+static double
+median(double *t, int n)
+{
+	qsort(t, (size_t)n, sizeof *t, cmp_double);
+	return n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]);
+}
+
+struct run {
+	struct mura_model *m;
+	struct mura_optim opt;
+	struct mura_loss loss;
+	float *x, *y, *logits, *dz;
+	int n;
+};
+
+static int
+infer_once(struct run *r)
+{
+	return mura_model_forward(r->m, r->x, r->n, 0, r->logits);
+}
+
+static int
+train_once(struct run *r)
+{
+	double l;
+
+	mura_optim_zero_grad(&r->opt);
+	if (mura_model_forward(r->m, r->x, r->n, 1, r->logits) < 0 ||
+	    mura_loss_compute(&r->loss, r->logits, r->y, NULL, (size_t)r->n, &l, r->dz) < 0 ||
+	    mura_model_backward(r->m, r->dz) < 0)
+		return -1;
+	mura_optim_step(&r->opt);
+	return 0;
+}
+
+static void
+print_profile(const char *what, const struct mura_nn_prof *p, double total, int iters)
+{
+	fprintf(stderr, "profile %s: %.3f s per round\n", what, total / iters);
+	for (int k = 0; k < MURA_PROF_KINDS; k++)
+		if (p->calls[k])
+			fprintf(stderr, "  %-22s %8.3f s %5.1f%% %6ld calls %8.1f GFLOP/s\n", mura_prof_names[k],
+			        p->sec[k] / iters, 100 * p->sec[k] / total, p->calls[k] / iters,
+			        p->sec[k] > 0 ? p->flop[k] / p->sec[k] * 1e-9 : 0);
+}
+
+/* Time ITERS rounds of fn after one warm-up; seconds per round, median;
+ * *cpu the mean processor time of a round. */
+static double
+timed(struct run *r, int (*fn)(struct run *), int iters, const char *what, double *cpu)
+{
+	double t[64], total = 0, c0;
+	struct mura_nn_prof prof = {{0}, {0}, {0}};
+	int profile = getenv("MURA_PROFILE") != NULL;
+
+	if (iters > 64)
+		iters = 64;
+	if (fn(r) < 0)
+		return -1;
+	if (profile)
+		mura_model_profile(r->m, &prof);
+	c0 = cpu_now();
+	for (int i = 0; i < iters; i++) {
+		double t0 = now();
+		if (fn(r) < 0)
+			return -1;
+		t[i] = now() - t0;
+		total += t[i];
+	}
+	*cpu = (cpu_now() - c0) / iters;
+	mura_model_profile(r->m, NULL);
+	if (profile)
+		print_profile(what, &prof, total, iters);
+	return median(t, iters);
+}
+
+enum { DO_INFER = 1, DO_TRAIN = 2 };
+
+static int
+bench(int arch, int n, int size, int iters, int what, int quiet, double *infer_s, double *train_s)
+{
+	struct mura_model_config c;
+	struct mura_optim_config oc;
+	struct run r = {0};
+	size_t np;
+	struct mura_rng g;
+	double cpu = 0;
+
+	mura_model_config_default(&c);
+	c.arch = arch;
+	r.n = n;
+	if (!(r.m = mura_model_create(&c)))
+		return -1;
+	r.x = malloc((size_t)n * 3 * size * size * sizeof *r.x);
+	r.y = malloc((size_t)n * sizeof *r.y);
+	r.logits = malloc((size_t)n * sizeof *r.logits);
+	r.dz = malloc((size_t)n * sizeof *r.dz);
+	mura_rng_seed(&g, 1);
+	for (size_t i = 0; i < (size_t)n * 3 * size * size; i++)
+		r.x[i] = (float)mura_rng_normal(&g);
+	for (int i = 0; i < n; i++)
+		r.y[i] = (float)(i % 2);
+	mura_loss_init(&r.loss);
+	mura_optim_config_default(&oc, MURA_OPTIM_SGD);
+	oc.momentum = 0.9;
+	struct mura_param *p = mura_model_params(r.m, &np);
+	if (mura_optim_init(&r.opt, &oc, p, np) < 0)
+		return -1;
+
+	if ((what & DO_INFER) && (mura_model_plan(r.m, n, size, size, 0) < 0 ||
+	                          (*infer_s = timed(&r, infer_once, iters, "inference", &cpu)) < 0))
+		return -1;
+	if ((what & DO_INFER) && !quiet)
+		printf("infer %s %d %d %.2f %.3f %ld %.3f\n", mura_arch_name(arch), n, size, n / *infer_s,
+		       *infer_s, peak_rss_mb(), cpu);
+	fflush(stdout);
+	if ((what & DO_TRAIN) && (mura_model_plan(r.m, n, size, size, 1) < 0 ||
+	                          (*train_s = timed(&r, train_once, iters, "training step", &cpu)) < 0))
+		return -1;
+	if ((what & DO_TRAIN) && !quiet)
+		printf("train %s %d %d %.2f %.3f %ld %.3f\n", mura_arch_name(arch), n, size, n / *train_s,
+		       *train_s, peak_rss_mb(), cpu);
+	mura_optim_free(&r.opt);
+	mura_model_free(r.m);
+	free(r.x), free(r.y), free(r.logits), free(r.dz);
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	double ti, tt;
+
+	if (argc == 1) {
+		CHECK("bench harness: resnet18 inference and a training step at 64x64",
+		      bench(MURA_ARCH_RESNET18, 2, 64, 1, DO_INFER | DO_TRAIN, 1, &ti, &tt) == 0 && ti > 0 &&
+		          tt > 0);
+		return test_status();
+	}
+	int what = argc == 6 ? (strcmp(argv[5], "infer") == 0 ? DO_INFER : strcmp(argv[5], "train") == 0 ? DO_TRAIN : 0)
+	                     : DO_INFER | DO_TRAIN;
+	if ((argc != 5 && argc != 6) || !what) {
+		fprintf(stderr, "usage: nn_bench [ARCH BATCH SIZE ITERS [infer|train]]\n");
+		return 2;
+	}
+	int arch = mura_arch_parse(argv[1]);
+	if (arch < 0 || bench(arch, atoi(argv[2]), atoi(argv[3]), atoi(argv[4]), what, 0, &ti, &tt) < 0) {
+		fprintf(stderr, "nn_bench: %s\n", mura_error_get());
+		return 1;
+	}
+	return 0;
+}
