@@ -7,6 +7,8 @@
 #                          a line matching PATTERN (grep -E) on stderr
 #   skip NAME WHY          SKIPPED, counted and shown loudly by run.sh
 #   need_python MODULE...  true if /usr/bin/python3 imports them all
+#   tensors FILE           checksum of a safetensors file's data bytes (after
+#                          its header: the tensors without the metadata)
 set -u
 : "${MURA_TOP:=$(cd "$(dirname "$0")/.." && pwd)}"
 PATH="$MURA_TOP/bin:$PATH"
@@ -54,4 +56,9 @@ need_python() {
 	for m in "$@"; do
 		"$PY" -c "import $m" 2>/dev/null || return 1
 	done
+}
+
+tensors() {
+	n=$(od -An -t u8 -N 8 "$1" | tr -d ' ')
+	tail -c +$((9 + n)) "$1" | cksum
 }

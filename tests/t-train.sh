@@ -15,11 +15,6 @@
 export MURA_THREADS=2
 unset MURA_TRAIN_STOP_AFTER_STEPS
 
-# The data bytes of a safetensors file (after its header), as a checksum.
-tensors() {
-	n=$(od -An -t u8 -N 8 "$1" | tr -d ' ')
-	tail -c +$((9 + n)) "$1" | cksum
-}
 # The metadata value of key $2 in file $1, its \n escapes made lines.
 meta() {
 	n=$(od -An -t u8 -N 8 "$1" | tr -d ' ')

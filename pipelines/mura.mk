@@ -1,0 +1,156 @@
+# mura.mk - the whole pipeline for a MURA folder, real or from mura-synth:
+# preprocess -> train -> score -> report.
+#
+#   make -f pipelines/mura.mk MURA=/data/MURA-v1.1 [OUT=out/run] [ARCH=densenet169] ...
+#   make -f pipelines/mura.mk MURA=... baseline     # the paper's recipes, each in out/NAME
+#
+# Stages and the files they write (each under a temporary name, renamed when
+# complete; .DELETE_ON_ERROR removes what a failed stage leaves):
+#   PREP/train.mt valid.mt test.mt    pipelines/preprocess.mk (SIZE, FIT, ...)
+#   OUT/model*.safetensors, log.tsv   mura-train on train.mt, validated on valid.mt
+#   OUT/trained                       the models to score, once training ended well
+#   OUT/valid.scores.tsv test.scores.tsv
+#                                     mura-score (the ensemble, TTA)
+#   OUT/report/                       metrics.md, metrics.tsv, valid.md, roc/*.png,
+#                                     curves.png, thresholds.tsv (with TUNE=yes)
+# Each stage's variables are kept in OUT/NAME.params, rewritten only when they
+# change: changing EPOCHS retrains and re-evaluates without preprocessing, and
+# changing SIZE preprocesses again.  A second make does nothing.
+#
+# A training run that was stopped (Ctrl-C, a crash) resumes from its
+# checkpoint OUT/model.ckpt.safetensors on the next make, when that checkpoint
+# is newer than the training stage's inputs.
+
+MURA     ?= $(error set MURA to the MURA-v1.1 folder, e.g. MURA=/data/MURA-v1.1)
+OUT      ?= out/run
+PREP     ?= $(dir $(OUT))prep
+
+# Training: the MURA baseline's recipe unless told otherwise.
+ARCH          ?= densenet169
+HEAD          ?= fc
+DROPOUT       ?= 0
+WEIGHTS       ?=
+EPOCHS        ?= 10
+BATCH         ?= 8
+OPTIMIZER     ?= adam
+LR            ?= 0.0001
+MOMENTUM      ?= 0
+WEIGHT_DECAY  ?= 0
+LOSS          ?= bce
+GAMMA         ?= 2
+CLASS_WEIGHTS ?= per-type
+BOOST         ?= 1
+AUGMENT       ?= flip=0.5,rotate=30
+MONITOR       ?= val_loss
+PLATEAU_FACTOR   ?= 0.1
+PLATEAU_PATIENCE ?= 1
+EARLY_STOP    ?= 0
+KEEP_TOP      ?= 5
+SEED          ?= 1
+TRAIN_FLAGS   ?=
+# Evaluation: ENSEMBLE=top scores with the KEEP_TOP models of lowest validation
+# loss (the MURA paper's ensemble), best with the best one, last with the last.
+ENSEMBLE      ?= top
+TTA           ?= none
+AGGREGATE     ?= mean
+TUNE          ?= no
+BOOTSTRAP     ?= 1000
+
+.DELETE_ON_ERROR:
+.PHONY: all report clean baseline sgd-boost hybrid
+
+all: $(OUT)/report/metrics.md
+
+include $(dir $(lastword $(MAKEFILE_LIST)))preprocess.mk
+
+THIS := $(abspath $(firstword $(MAKEFILE_LIST)))
+TRAIN_PARAMS := $(call params,$(OUT)/train.params,arch=$(ARCH) head=$(HEAD) dropout=$(DROPOUT) \
+	weights=$(WEIGHTS) epochs=$(EPOCHS) batch=$(BATCH) optimizer=$(OPTIMIZER) lr=$(LR) \
+	momentum=$(MOMENTUM) weight_decay=$(WEIGHT_DECAY) loss=$(LOSS) gamma=$(GAMMA) \
+	class_weights=$(CLASS_WEIGHTS) boost=$(BOOST) augment=$(AUGMENT) monitor=$(MONITOR) \
+	plateau=$(PLATEAU_FACTOR)/$(PLATEAU_PATIENCE) early_stop=$(EARLY_STOP) keep_top=$(KEEP_TOP) \
+	seed=$(SEED) $(TRAIN_FLAGS))
+SCORE_PARAMS := $(call params,$(OUT)/score.params,ensemble=$(ENSEMBLE) tta=$(TTA))
+REPORT_PARAMS := $(call params,$(OUT)/report.params,aggregate=$(AGGREGATE) tune=$(TUNE) bootstrap=$(BOOTSTRAP))
+
+MODEL = $(OUT)/model.safetensors
+CKPT  = $(OUT)/model.ckpt.safetensors
+
+$(OUT)/trained: $(PREP)/train.mt $(PREP)/valid.mt $(TRAIN_PARAMS) $(WEIGHTS)
+	@rm -f $@; resume=; \
+	if [ -f $(CKPT) ] && (for f in $^; do [ $(CKPT) -nt $$f ] || exit 1; done); then \
+	    echo "mura.mk: resuming from $(CKPT)"; resume="--resume $(CKPT)"; \
+	else \
+	    rm -f $(OUT)/model*.safetensors $(OUT)/log.tsv; \
+	fi; \
+	set -x; mura-train $$resume --arch $(ARCH) --head $(HEAD) --dropout $(DROPOUT) \
+	    $(if $(WEIGHTS),--weights $(WEIGHTS)) --epochs $(EPOCHS) --batch $(BATCH) \
+	    --optimizer $(OPTIMIZER) --lr $(LR) $(if $(filter sgd,$(OPTIMIZER)),--momentum $(MOMENTUM)) \
+	    --weight-decay $(WEIGHT_DECAY) --loss $(LOSS) $(if $(filter focal,$(LOSS)),--gamma $(GAMMA)) \
+	    --class-weights $(CLASS_WEIGHTS) --boost $(BOOST) --augment '$(AUGMENT)' \
+	    --valid $(PREP)/valid.mt --monitor $(MONITOR) --plateau-factor $(PLATEAU_FACTOR) \
+	    --plateau-patience $(PLATEAU_PATIENCE) --early-stop $(EARLY_STOP) --keep-top $(KEEP_TOP) \
+	    --seed $(SEED) $(TRAIN_FLAGS) --log $(OUT)/log.tsv --out $(MODEL) $(PREP)/train.mt
+	@case $(ENSEMBLE) in \
+	top) ls $(OUT)/model.top*.safetensors 2>/dev/null | sort -V ;; \
+	best) ls $(OUT)/model.best.safetensors 2>/dev/null ;; \
+	esac > $@.tmp; [ -s $@.tmp ] || echo $(MODEL) > $@.tmp; mv $@.tmp $@
+
+$(OUT)/%.scores.tsv: $(OUT)/trained $(PREP)/%.mt $(SCORE_PARAMS)
+	mura-score $$(sed 's/^/--model /' $(OUT)/trained) --tta $(TTA) $(PREP)/$*.mt > $@.tmp
+	@mv $@.tmp $@
+
+KAPPA = mura-kappa --aggregate $(AGGREGATE) --bootstrap $(BOOTSTRAP) \
+	$(if $(filter yes,$(TUNE)),--tune-thresholds $(OUT)/valid.scores.tsv)
+
+$(OUT)/report/metrics.md: $(OUT)/test.scores.tsv $(OUT)/valid.scores.tsv $(REPORT_PARAMS) \
+		$(OUT)/report/curves.png
+	@mkdir -p $(OUT)/report
+	$(KAPPA) --format markdown --roc $(OUT)/report/roc $(OUT)/test.scores.tsv > $@.tmp
+	$(KAPPA) --format tsv $(OUT)/test.scores.tsv > $(OUT)/report/metrics.tsv.tmp
+	mura-kappa --aggregate $(AGGREGATE) --bootstrap 0 --format markdown $(OUT)/valid.scores.tsv \
+	    > $(OUT)/report/valid.md.tmp
+	@$(if $(filter yes,$(TUNE)),mura-kappa --tune-thresholds $(OUT)/valid.scores.tsv \
+	    --write-thresholds $(OUT)/report/thresholds.tsv --bootstrap 0 $(OUT)/test.scores.tsv >/dev/null)
+	@mv $(OUT)/report/metrics.tsv.tmp $(OUT)/report/metrics.tsv
+	@mv $(OUT)/report/valid.md.tmp $(OUT)/report/valid.md
+	@mv $@.tmp $@
+
+# Training curves from the log: loss, and validation AUC and kappa, per epoch.
+$(OUT)/report/curves.png: $(OUT)/trained
+	@mkdir -p $(OUT)/report
+	gnuplot -e "set terminal pngcairo size 960,400; set output '$@.tmp'; \
+	  set datafile separator '\t'; set multiplot layout 1,2; set xlabel 'epoch'; \
+	  set xtics 1; set grid; set key top right; set title 'loss'; \
+	  plot '$(OUT)/log.tsv' using 'epoch':'train_loss' with linespoints title 'training', \
+	       '' using 'epoch':'val_loss' with linespoints title 'validation'; \
+	  set title 'validation'; set yrange [0:1]; set key bottom right; \
+	  plot '$(OUT)/log.tsv' using 'epoch':'val_auc' with linespoints title 'AUC', \
+	       '' using 'epoch':'val_kappa' with linespoints title 'kappa'; unset multiplot"
+	@mv $@.tmp $@
+
+report: $(OUT)/report/metrics.md
+	@cat $<
+
+# The paper's recipes, each a run of its own beside the default one.
+RUNS ?= out
+baseline:   # MURA: DenseNet169, Adam 1e-4, per-type weights, plateau /10, 5-model ensemble
+	$(MAKE) -f $(THIS) OUT=$(RUNS)/baseline PREP=$(PREP) ARCH=densenet169 OPTIMIZER=adam \
+	    LR=0.0001 CLASS_WEIGHTS=per-type MONITOR=val_loss PLATEAU_FACTOR=0.1 KEEP_TOP=5 ENSEMBLE=top
+sgd-boost:  # the seed: SGD with momentum and class weights boosted 1.5
+	$(MAKE) -f $(THIS) OUT=$(RUNS)/sgd-boost PREP=$(PREP) ARCH=densenet169 OPTIMIZER=sgd \
+	    LR=0.001 MOMENTUM=0.9 CLASS_WEIGHTS=per-type BOOST=1.5 MONITOR=val_auc ENSEMBLE=best
+# The seed's hybrid (ResNet50 + ViT, mura-train --arch hybrid): the ResNet50, from
+# WEIGHTS (torchvision's ImageNet resnet50 as safetensors), frozen while the
+# transformer learns at 0.00019 with the abnormal weight boosted 1.5; unfrozen at
+# epoch UNFREEZE_AT at LR_AFTER_UNFREEZE; early stopping and plateaus on val_auc.
+UNFREEZE_AT       ?= 4
+LR_AFTER_UNFREEZE ?= 0.00001
+hybrid:
+	$(if $(WEIGHTS),,$(error hybrid: set WEIGHTS to an ImageNet resnet50 .safetensors file))
+	$(MAKE) -f $(THIS) OUT=$(RUNS)/hybrid PREP=$(PREP) ARCH=hybrid HEAD=fc LR=0.00019 BOOST=1.5 \
+	    MONITOR=val_auc EARLY_STOP=3 ENSEMBLE=best TRAIN_FLAGS='--freeze-backbone \
+	    --unfreeze-at $(UNFREEZE_AT) --lr-after-unfreeze $(LR_AFTER_UNFREEZE) $(TRAIN_FLAGS)'
+
+clean::
+	rm -rf $(OUT)
