@@ -864,7 +864,7 @@ study_make(struct study *s, uint64_t seed, int type, uint32_t patient, int study
 	s->an.focus = (int)mura_rng_below(&r, 5);
 	s->an.spread = unif(&r, -1, 1.5);
 	s->an.length = unif(&r, 0.92, 1.08);
-	s->an.cast = chance(&r, abnormal ? 0.12 : 0.04);
+	s->an.cast = chance(&r, abnormal ? 0.1 : 0.04);
 	for (int i = 0; i < STUDY_U; i++)
 		s->u[i] = mura_rng_double(&r);
 	if (!abnormal)
@@ -1648,7 +1648,7 @@ image_plan(struct imgplan *ip, int type, int image, const struct anat *an, struc
 	ip->heel = unif(r, 0, 0.12);
 	ip->heelx = unif(r, -1, 1);
 	ip->heely = unif(r, -1, 1);
-	ip->collimate = chance(r, type == MURA_TYPE_FINGER ? 0.25 : 0.1);
+	ip->collimate = chance(r, type == MURA_TYPE_FINGER ? 0.2 : 0.08);
 	ip->col[0] = unif(r, -0.05, 0.05);
 	ip->col[1] = unif(r, -0.05, 0.05);
 	ip->col[2] = unif(r, 0.3, 0.46);

@@ -24,7 +24,7 @@
 #define MURA_SYNTH_PATIENTS 400      /* default: about 1300 images */
 #define MURA_SYNTH_MIN_PATIENTS 14   /* two a type: one for train, one for valid */
 #define MURA_SYNTH_MAX_PATIENTS 99999
-#define MURA_SYNTH_DIFFICULTY 0.3
+#define MURA_SYNTH_DIFFICULTY 0.2
 #define MURA_SYNTH_MAX_BOXES 4
 
 enum mura_synth_kind {
