@@ -1,11 +1,10 @@
 /* view.c - a record as an 8-bit PNG (mura-info --png). */
 #include <math.h>
-#include <png.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "error.h"
-#include "util.h"
+#include "pngout.h"
 #include "view.h"
 
 /* The value of channel ch at pixel i, as a double. */
@@ -23,14 +22,10 @@ at(const struct mura_record *r, uint32_t ch, size_t i)
 int
 mura_record_save_png(const struct mura_record *r, const char *path)
 {
-	int nc = r->c == 3 ? 3 : 1;
+	int nc = r->c == 3 ? 3 : 1, rc;
 	size_t npix = (size_t)r->h * r->w;
 	double lo = 0, scale = 1;
 	unsigned char *pix = malloc(npix * nc);
-	png_structp png = NULL;
-	png_infop info = NULL;
-	struct mura_out o;
-	int rc = -1;
 
 	if (!pix)
 		return mura_error("%s: out of memory", path);
@@ -48,31 +43,7 @@ mura_record_save_png(const struct mura_record *r, const char *path)
 	for (int ch = 0; ch < nc; ch++)
 		for (size_t i = 0; i < npix; i++)
 			pix[i * nc + ch] = (unsigned char)lround(fmin(255, fmax(0, (at(r, ch, i) - lo) * scale)));
-	if (mura_out_open(&o, path) < 0)
-		goto out;
-	png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
-	if (!png || !(info = png_create_info_struct(png))) {
-		mura_error("%s: out of memory", path);
-		goto fail;
-	}
-	if (setjmp(png_jmpbuf(png))) {
-		mura_error("%s: libpng failed to write the image", path);
-		goto fail;
-	}
-	png_init_io(png, o.f);
-	png_set_IHDR(png, info, r->w, r->h, 8, nc == 3 ? PNG_COLOR_TYPE_RGB : PNG_COLOR_TYPE_GRAY,
-	             PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
-	png_write_info(png, info);
-	for (uint32_t y = 0; y < r->h; y++)
-		png_write_row(png, pix + (size_t)y * r->w * nc);
-	png_write_end(png, NULL);
-	png_destroy_write_struct(&png, &info);
-	rc = mura_out_commit(&o);
-	goto out;
-fail:
-	png_destroy_write_struct(&png, &info);
-	mura_out_abort(&o);
-out:
+	rc = mura_png_write(path, pix, (int)r->w, (int)r->h, nc == 3 ? MURA_PNG_RGB8 : MURA_PNG_GRAY8);
 	free(pix);
 	return rc;
 }
