@@ -31,9 +31,15 @@ usage(FILE *f)
 	        "Train a network on labelled image records (TRAIN '-': stdin, one epoch).\n"
 	        "Model:\n"
 	        "  -a, --arch A              densenet121 densenet169 densenet201 resnet18\n"
-	        "                            resnet34 resnet50 (densenet169, or --weights')\n"
-	        "      --head fc|conv        classifier head (fc)\n"
-	        "      --dropout P           dropout before the head's last layer (0)\n"
+	        "                            resnet34 resnet50 hybrid (densenet169, or --weights')\n"
+	        "      --head fc|conv        classifier head (fc; the hybrid's is its transformer)\n"
+	        "      --dropout P           dropout before the head's last layer, and in the\n"
+	        "                            hybrid's transformer blocks (0)\n"
+	        "      --hybrid-stage 3|4    hybrid: the ResNet50 ends with layer3 or layer4 (4)\n"
+	        "      --vit-dim D           hybrid: the transformer's width (256)\n"
+	        "      --vit-depth L         hybrid: its number of blocks (4)\n"
+	        "      --vit-heads H         hybrid: attention heads, dividing D (8)\n"
+	        "      --vit-mlp R           hybrid: the MLP's width is R D (4)\n"
 	        "  -w, --weights FILE        start from an ImageNet import or a model\n"
 	        "      --freeze-backbone     train the head only\n"
 	        "      --unfreeze-at E       unfreeze the backbone at the start of epoch E\n"
@@ -81,6 +87,7 @@ enum {
 	OPT_HEAD = 256, OPT_DROPOUT, OPT_FREEZE, OPT_UNFREEZE_AT, OPT_LR_AFTER, OPT_MEAN, OPT_STD,
 	OPT_AUGMENT, OPT_OPTIMIZER, OPT_MOMENTUM, OPT_NESTEROV, OPT_BETAS, OPT_WD, OPT_LOSS, OPT_GAMMA,
 	OPT_ALPHA, OPT_CW, OPT_BOOST, OPT_MONITOR, OPT_PF, OPT_PP, OPT_ES, OPT_TOP, OPT_LOG,
+	OPT_STAGE, OPT_VIT_DIM, OPT_VIT_DEPTH, OPT_VIT_HEADS, OPT_VIT_MLP,
 };
 
 /* What the command line says, before it becomes a mura_train_config. */
@@ -244,6 +251,11 @@ parse(struct options *o, int argc, char **argv)
 		{"arch", required_argument, NULL, 'a'},
 		{"head", required_argument, NULL, OPT_HEAD},
 		{"dropout", required_argument, NULL, OPT_DROPOUT},
+		{"hybrid-stage", required_argument, NULL, OPT_STAGE},
+		{"vit-dim", required_argument, NULL, OPT_VIT_DIM},
+		{"vit-depth", required_argument, NULL, OPT_VIT_DEPTH},
+		{"vit-heads", required_argument, NULL, OPT_VIT_HEADS},
+		{"vit-mlp", required_argument, NULL, OPT_VIT_MLP},
 		{"weights", required_argument, NULL, 'w'},
 		{"freeze-backbone", no_argument, NULL, OPT_FREEZE},
 		{"unfreeze-at", required_argument, NULL, OPT_UNFREEZE_AT},
@@ -299,6 +311,21 @@ parse(struct options *o, int argc, char **argv)
 			break;
 		case OPT_DROPOUT:
 			c->model.dropout = (float)parse_num("--dropout", optarg, 0, 0.99);
+			break;
+		case OPT_STAGE:
+			c->model.hybrid_stage = parse_int("--hybrid-stage", optarg, 3, 4);
+			break;
+		case OPT_VIT_DIM:
+			c->model.vit_dim = parse_int("--vit-dim", optarg, 1, 65536);
+			break;
+		case OPT_VIT_DEPTH:
+			c->model.vit_depth = parse_int("--vit-depth", optarg, 1, 1000);
+			break;
+		case OPT_VIT_HEADS:
+			c->model.vit_heads = parse_int("--vit-heads", optarg, 1, 65536);
+			break;
+		case OPT_VIT_MLP:
+			c->model.vit_mlp = parse_int("--vit-mlp", optarg, 1, 64);
 			break;
 		case 'w':
 			c->weights = optarg;

@@ -67,6 +67,8 @@ mura_train_config_default(struct mura_train_config *c)
 	c->model.arch = 0;
 	c->model.head = 0;
 	c->model.dropout = -1;
+	c->model.hybrid_stage = c->model.vit_dim = c->model.vit_depth = 0;
+	c->model.vit_heads = c->model.vit_mlp = 0;
 	c->lr_after_unfreeze = -1;
 	mura_optim_config_default(&c->optim, MURA_OPTIM_ADAM);
 	c->optim.lr = 1e-4;
@@ -723,6 +725,35 @@ open_valid(struct run *r)
 	return 0;
 }
 
+/* The hybrid's shape: what the options give (> 0) over what the file says;
+ * a checkpoint's cannot change, and other architectures have none. */
+static int
+hybrid_options(const struct mura_train_config *c, struct mura_model_config *mc, const struct mura_st_file *ckpt)
+{
+	const struct {
+		const char *opt;
+		int given, *have;
+	} o[] = {
+		{"--hybrid-stage", c->model.hybrid_stage, &mc->hybrid_stage},
+		{"--vit-dim", c->model.vit_dim, &mc->vit_dim},
+		{"--vit-depth", c->model.vit_depth, &mc->vit_depth},
+		{"--vit-heads", c->model.vit_heads, &mc->vit_heads},
+		{"--vit-mlp", c->model.vit_mlp, &mc->vit_mlp},
+	};
+
+	for (size_t i = 0; i < sizeof o / sizeof o[0]; i++) {
+		if (o[i].given <= 0)
+			continue;
+		if (mc->arch != MURA_ARCH_HYBRID)
+			return mura_error("%s is for the hybrid, not %s", o[i].opt, mura_arch_name(mc->arch));
+		if (ckpt && o[i].given != *o[i].have)
+			return mura_error("%s: the checkpoint has %s %d, not %d", ckpt->path, o[i].opt, *o[i].have,
+			                  o[i].given);
+		*o[i].have = o[i].given;
+	}
+	return 0;
+}
+
 /* The model: fresh, from --weights, or from the checkpoint; and its
  * optimizer.  f is the checkpoint when resuming. */
 static int
@@ -781,6 +812,8 @@ make_model(struct run *r, const struct mura_st_file *ckpt)
 		memcpy(mc.mean, c->model.mean, sizeof mc.mean);
 		memcpy(mc.std, c->model.std, sizeof mc.std);
 	}
+	if (hybrid_options(c, &mc, ckpt) < 0)
+		goto done;
 	mc.threads = c->model.threads;
 	mc.seed = c->seed;
 	mc.input_h = (int)r->src.h, mc.input_w = (int)r->src.w;

@@ -55,7 +55,10 @@ enum mura_prof_kind {
 	MURA_PROF_BN_FWD,        /* batch norm (+ ReLU) */
 	MURA_PROF_BN_BWD,
 	MURA_PROF_POOL,          /* max, average and global average pooling, both ways */
-	MURA_PROF_ELEMENTWISE,   /* ReLU, add, dropout, sigmoid, copies, both ways */
+	MURA_PROF_ELEMENTWISE,   /* ReLU, add, dropout, sigmoid, copies, both ways; the
+	                            transformer's layer norm, GELU, softmax, tokens */
+	MURA_PROF_LINEAR,        /* fully connected layers, both ways */
+	MURA_PROF_ATTENTION,     /* attention and batched products (vit.h), both ways */
 	MURA_PROF_KINDS
 };
 

@@ -17,6 +17,7 @@ const char *const mura_prof_names[MURA_PROF_KINDS] = {
 	[MURA_PROF_CONV_BWD] = "conv backward", [MURA_PROF_BN_FWD] = "batch norm forward",
 	[MURA_PROF_BN_BWD] = "batch norm backward", [MURA_PROF_POOL] = "pooling",
 	[MURA_PROF_ELEMENTWISE] = "elementwise",
+	[MURA_PROF_LINEAR] = "linear",             [MURA_PROF_ATTENTION] = "attention",
 };
 
 double

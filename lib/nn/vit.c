@@ -332,13 +332,18 @@ bmm_part(void *v, int t, int nt)
 static void
 bmm_run(struct mura_nn_ctx *ctx, struct bmm_job *j)
 {
-	if (j->batch >= mura_pool_size(ctx->pool)) {
+	const double t0 = mura_prof_start(ctx);
+	double flop = 0;
+
+	for (int k = 0; k < j->ng; k++)
+		flop += 2.0 * j->batch * j->g[k].m * j->g[k].n * j->g[k].k;
+	if (j->batch >= mura_pool_size(ctx->pool))
 		mura_pool_run(ctx->pool, bmm_part, j);
-		return;
-	}
-	for (int i = 0; i < j->batch; i++)
-		for (int k = 0; k < j->ng; k++)
-			gemm_one(ctx->pool, &j->g[k], i);
+	else
+		for (int i = 0; i < j->batch; i++)
+			for (int k = 0; k < j->ng; k++)
+				gemm_one(ctx->pool, &j->g[k], i);
+	mura_prof_stop(ctx, MURA_PROF_ATTENTION, t0, flop);
 }
 
 void
@@ -424,7 +429,7 @@ mura_attention_forward(struct mura_nn_ctx *ctx, const struct mura_attention *a, 
 	const double T = a->tokens;
 
 	mura_pool_run(ctx->pool, att_fwd_part, &j);
-	mura_prof_stop(ctx, MURA_PROF_ELEMENTWISE, t0, 4.0 * n * T * T * a->dim);
+	mura_prof_stop(ctx, MURA_PROF_ATTENTION, t0, 4.0 * n * T * T * a->dim);
 }
 
 static void
@@ -462,7 +467,7 @@ mura_attention_backward(struct mura_nn_ctx *ctx, const struct mura_attention *a,
 	const double T = a->tokens;
 
 	mura_pool_run(ctx->pool, att_bwd_part, &j);
-	mura_prof_stop(ctx, MURA_PROF_ELEMENTWISE, t0, 8.0 * n * T * T * a->dim);
+	mura_prof_stop(ctx, MURA_PROF_ATTENTION, t0, 8.0 * n * T * T * a->dim);
 }
 
 /* ---- tokens ---------------------------------------------------------------------- */

@@ -3,11 +3,14 @@ tests/nn_bench, timed the same way.
 
     engine.py ARCH BATCH SIZE ITERS THREADS
 
+ARCH is a torchvision model's name, or hybrid (the ResNet50 + ViT of
+lib/nn/model.h with its default shape, as tests/py/hybrid_ref.py builds it).
 Prints "infer ..." and "train ..." lines as nn_bench does: images per
 second, seconds per batch (median of ITERS after one warm-up), peak RSS in
 MB.  Inference: model.eval() under torch.no_grad().  Training step:
 zero_grad, forward, BCEWithLogitsLoss, backward, SGD step (momentum 0.9).
 """
+import os
 import resource
 import sys
 import time
@@ -35,7 +38,12 @@ def main():
     arch, n, size, iters, threads = sys.argv[1], *map(int, sys.argv[2:6])
     torch.set_num_threads(threads)
     torch.manual_seed(1)
-    model = getattr(torchvision.models, arch)(num_classes=1)
+    if arch == 'hybrid':  # tests/py/hybrid_ref.py's torch.nn hybrid, model.h's defaults
+        sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'py'))
+        from hybrid_ref import Hybrid, grid_of
+        model = Hybrid(4, 256, 4, 8, 4, (grid_of(size, 4),) * 2)
+    else:
+        model = getattr(torchvision.models, arch)(num_classes=1)
     x = torch.randn(n, 3, size, size)
     y = torch.tensor([float(i % 2) for i in range(n)])
 

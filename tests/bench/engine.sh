@@ -2,7 +2,8 @@
 # engine.sh - the engine (lib/nn) against PyTorch on the same work, measured
 # in the same run: images per second of inference and of one training step
 # (zero_grad, forward, BCE on logits, backward, SGD step with momentum) for
-# densenet169 and resnet50 at 320 x 320, batch 8.  A benchmark: it prints
+# densenet169, resnet50 and the ResNet50 + ViT hybrid (its default shape:
+# stage 4, D 256, L 4, H 8, R 4) at 320 x 320, batch 8.  A benchmark: it prints
 # figures and judges nothing.
 #
 #   sh tests/bench/engine.sh [ITERS]       (default 3 timed rounds after 1 warm-up)
@@ -34,7 +35,7 @@ have_torch=1
 echo "engine: batch $BATCH, ${SIZE}x$SIZE, $THREADS thread(s), median of $ITERS rounds after a warm-up"
 echo "engine: both sides run with OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset (env -u); PyTorch with torch.set_num_threads($THREADS)"
 echo "engine: load before: $(cut -d' ' -f1-3 /proc/loadavg)"
-for arch in densenet169 resnet50; do
+for arch in densenet169 resnet50 hybrid; do
 	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE "$TOP/tests/nn_bench" "$arch" "$BATCH" "$SIZE" "$ITERS" \
 		>"$T/ours.$arch" 2>"$T/profile.$arch"
 	[ -s "$T/profile.$arch" ] && sed "s/^/$arch /" "$T/profile.$arch" >&2
@@ -46,7 +47,7 @@ done
 echo "engine: load after:  $(cut -d' ' -f1-3 /proc/loadavg)"
 
 printf '%-34s %10s %10s %7s %11s %11s\n' "work (images/s)" "mura" "PyTorch" "ratio" "mura RSS" "torch RSS"
-for arch in densenet169 resnet50; do
+for arch in densenet169 resnet50 hybrid; do
 	for kind in infer train; do
 		case $kind in infer) what="$arch inference" ;; *) what="$arch training step" ;; esac
 		ours=$(awk -v k=$kind '$1 == k { print $5, $7 }' "$T/ours.$arch")
