@@ -228,20 +228,6 @@ mura_aug_free(struct mura_aug *a)
 }
 
 static int
-grow(void *p, size_t *cap, size_t n, size_t es)
-{
-	void **pp = p, *q;
-
-	if (n <= *cap)
-		return 0;
-	if (n > SIZE_MAX / es || !(q = realloc(*pp, n * es)))
-		return mura_error("out of memory");
-	*pp = q;
-	*cap = n;
-	return 0;
-}
-
-static int
 check_dtype(const struct mura_record *r)
 {
 	if (r->dtype != MURA_DTYPE_U8 && r->dtype != MURA_DTYPE_F32)
@@ -334,7 +320,7 @@ mura_aug_apply(struct mura_aug *a, const struct mura_aug_draw *d, struct mura_re
 		return -1;
 	if (!geometric && !photometric)
 		return 0;
-	if (grow(&a->buf, &a->buf_cap, n, sizeof *a->buf) < 0)
+	if (mura_grow(&a->buf, &a->buf_cap, n, sizeof *a->buf) < 0)
 		return -1;
 	for (size_t i = 0; i < n; i++)
 		a->buf[i] = r->dtype == MURA_DTYPE_U8 ? ((const uint8_t *)r->data)[i] : ((const float *)r->data)[i];
@@ -400,8 +386,8 @@ mura_aug_mixup(struct mura_aug *a, struct mura_record *recs, size_t n, struct mu
 	for (size_t i = 0; i < n; i++)
 		if (mura_aug_mixable(&recs[0], &recs[i]) < 0)
 			return mura_error_prefix("record %zu", i + 1);
-	if (grow(&a->mix, &a->mix_cap, n * bytes, 1) < 0 || grow(&a->perm, &a->perm_cap, n, sizeof *a->perm) < 0 ||
-	    grow(&a->label, &a->label_cap, n, sizeof *a->label) < 0)
+	if (mura_grow(&a->mix, &a->mix_cap, n * bytes, 1) < 0 || mura_grow(&a->perm, &a->perm_cap, n, sizeof *a->perm) < 0 ||
+	    mura_grow(&a->label, &a->label_cap, n, sizeof *a->label) < 0)
 		return -1;
 	for (size_t i = 0; i < n; i++) {
 		memcpy(a->mix + i * bytes, recs[i].data, bytes);

@@ -23,6 +23,7 @@
 #include <vips/vips.h>
 
 #include "error.h"
+#include "util.h"
 #include "image.h"
 
 /* Bytes of decoded input pulled from libvips at a time. */
@@ -119,21 +120,6 @@ mura_image_free(struct mura_image *im)
 	memset(im, 0, sizeof *im);
 }
 
-/* Make *p hold at least n elements of size es. */
-static int
-grow(void *p, size_t *cap, size_t n, size_t es)
-{
-	void **pp = p, *q;
-
-	if (n <= *cap)
-		return 0;
-	if (n > SIZE_MAX / es || !(q = realloc(*pp, n * es)))
-		return mura_error("out of memory");
-	*pp = q;
-	*cap = n;
-	return 0;
-}
-
 static double
 triangle(double x)
 {
@@ -158,9 +144,9 @@ filter_make(struct mura_image_filter *f, int in_size, double in0, double in1, in
 	double support = fscale; /* the triangle's support is 1 */
 	int taps = 1, most = (int)ceil(support) * 2 + 1;
 
-	if (grow(&f->w, &f->w_cap, (size_t)out_size * most, sizeof *f->w) < 0 ||
-	    grow(&f->start, &f->start_cap, (size_t)out_size, sizeof *f->start) < 0 ||
-	    grow(&f->n, &f->n_cap, (size_t)out_size, sizeof *f->n) < 0)
+	if (mura_grow(&f->w, &f->w_cap, (size_t)out_size * most, sizeof *f->w) < 0 ||
+	    mura_grow(&f->start, &f->start_cap, (size_t)out_size, sizeof *f->start) < 0 ||
+	    mura_grow(&f->n, &f->n_cap, (size_t)out_size, sizeof *f->n) < 0)
 		return -1;
 	for (int i = 0; i < out_size; i++) {
 		double centre = in0 + (i + 0.5) * scale;
@@ -244,7 +230,7 @@ read_file(struct mura_image *im, const char *file)
 		mura_error("%s: file larger than %llu bytes", file, (unsigned long long)MURA_IMAGE_MAX_FILE);
 		goto fail;
 	}
-	if (grow(&im->file, &im->file_cap, (size_t)st.st_size, 1) < 0) {
+	if (mura_grow(&im->file, &im->file_cap, (size_t)st.st_size, 1) < 0) {
 		mura_error_prefix("%s", file);
 		goto fail;
 	}
@@ -419,9 +405,9 @@ resample(struct mura_image *im, const char *file, VipsImage *in, struct mura_rec
 
 	place(im->opt.fit, w, h, n, &p);
 	if (filter_make(&im->h, w, p.x0, p.x1, p.ow) < 0 || filter_make(&im->v, h, p.y0, p.y1, p.oh) < 0 ||
-	    grow(&im->row, &im->row_cap, (size_t)w, sizeof *im->row) < 0 ||
-	    grow(&im->tmp, &im->tmp_cap, (size_t)p.ow, sizeof *im->tmp) < 0 ||
-	    grow(&im->acc, &im->acc_cap, (size_t)p.ow * p.oh, sizeof *im->acc) < 0 ||
+	    mura_grow(&im->row, &im->row_cap, (size_t)w, sizeof *im->row) < 0 ||
+	    mura_grow(&im->tmp, &im->tmp_cap, (size_t)p.ow, sizeof *im->tmp) < 0 ||
+	    mura_grow(&im->acc, &im->acc_cap, (size_t)p.ow * p.oh, sizeof *im->acc) < 0 ||
 	    mura_record_alloc(r, MURA_DTYPE_U8, 1, (uint32_t)n, (uint32_t)n) < 0)
 		return mura_error_prefix("%s", file);
 	memset(im->acc, 0, (size_t)p.ow * p.oh * sizeof *im->acc);

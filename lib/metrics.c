@@ -44,27 +44,6 @@ mura_scores_path(const struct mura_scores *s, size_t i)
 	return s->pool + s->v[i].path;
 }
 
-/* Grow *p (of *cap elements of size sz) to hold at least need elements. */
-static int
-grow(void **p, size_t *cap, size_t need, size_t sz)
-{
-	size_t c = *cap ? *cap : 64;
-	void *q;
-
-	if (need <= *cap)
-		return 0;
-	while (c < need) {
-		if (c > SIZE_MAX / 2 / sz)
-			return mura_error("out of memory");
-		c *= 2;
-	}
-	if (!(q = realloc(*p, c * sz)))
-		return mura_error("out of memory");
-	*p = q;
-	*cap = c;
-	return 0;
-}
-
 static int
 label_ok(int label, int flags)
 {
@@ -79,8 +58,8 @@ scores_append(struct mura_scores *s, const char *path, const struct mura_score *
 
 	if (path && strpbrk(path, "\t\n\r"))
 		return mura_error("path contains a TAB or a line break");
-	if (grow((void **)&s->v, &s->cap, s->n + 1, sizeof *s->v) < 0 ||
-	    grow((void **)&s->pool, &s->pool_cap, s->pool_len + len + 1, 1) < 0)
+	if (mura_grow(&s->v, &s->cap, s->n + 1, sizeof *s->v) < 0 ||
+	    mura_grow(&s->pool, &s->pool_cap, s->pool_len + len + 1, 1) < 0)
 		return -1;
 	s->v[s->n] = *row;
 	s->v[s->n].path = s->pool_len;

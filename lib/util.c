@@ -124,6 +124,22 @@ mura_out_abort(struct mura_out *o)
 }
 
 int
+mura_grow(void *pp, size_t *cap, size_t need, size_t es)
+{
+	void **p = pp, *q;
+	size_t c = *cap;
+
+	if (need <= c)
+		return 0;
+	c = c && c <= SIZE_MAX / 2 / es && 2 * c > need ? 2 * c : need;
+	if (c > SIZE_MAX / es || !(q = realloc(*p, c * es)))
+		return mura_error("out of memory");
+	*p = q;
+	*cap = c;
+	return 0;
+}
+
+int
 mura_mkdirs(const char *path, int mode)
 {
 	char buf[4200];

@@ -5,6 +5,7 @@
 #ifndef MURA_UTIL_H
 #define MURA_UTIL_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -30,6 +31,12 @@ struct mura_out {
 int mura_out_open(struct mura_out *o, const char *path);
 int mura_out_commit(struct mura_out *o);
 void mura_out_abort(struct mura_out *o);
+
+/* Make the buffer *pp (a pointer to any pointer) hold at least `need`
+ * elements of `es` bytes, *cap counting what it holds: to exactly `need` the
+ * first time, else at least doubling, so appending one at a time is
+ * amortised.  Returns 0, or -1 with mura_error set ("out of memory"). */
+int mura_grow(void *pp, size_t *cap, size_t need, size_t es);
 
 /* Make every missing folder of path (like mkdir -p).  Return 0 or -1. */
 int mura_mkdirs(const char *path, int mode);
