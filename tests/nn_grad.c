@@ -3,43 +3,17 @@
  * differences of its forward, and the forward of the convolution against a
  * direct sum in double.
  *
- * For an op y = f(x) and a fixed random upstream gradient r, the scalar
- * L(x) = sum(r * y) has dL/dx = the op's backward applied to r.  Each input
- * coordinate checked is moved by +-eps and (L(x+) - L(x-)) / (2 eps) is
- * compared with the analytic value; the error is measured relative to the
- * largest analytic value of that tensor, with a tolerance per op (linear
- * ops are exact up to rounding, so they take a large eps and a tight
- * tolerance; smooth non-linear ones a small eps).  ReLU and max pooling are
- * checked away from their kinks: inputs are drawn so that no value lies
- * within a few eps of 0 (ReLU) and values in a window differ by more than
- * 2 eps (max pool).
+ * The harness (central differences of L = sum(r * y)) is gradcheck.h's.
+ * ReLU and max pooling are checked away from their kinks: inputs are drawn
+ * so that no value lies within a few eps of 0 (ReLU) and values in a window
+ * differ by more than 2 eps (max pool).
  */
 #include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "nn/ops.h"
-#include "rng.h"
-#include "test.h"
-
-static struct mura_rng rng;
-static struct mura_nn_ctx ctx;
-
-static float *
-rnd(size_t n, float lo, float hi)
-{
-	float *p = malloc(n * sizeof *p);
-	for (size_t i = 0; i < n; i++)
-		p[i] = (float)mura_rng_uniform(&rng, lo, hi);
-	return p;
-}
-
-static float *
-zeros(size_t n)
-{
-	return calloc(n ? n : 1, sizeof(float));
-}
+#include "gradcheck.h"
 
 /* Values bounded away from 0 by at least gap, random sign. */
 static float *
@@ -50,71 +24,6 @@ rnd_nonzero(size_t n, float gap)
 		if (mura_rng_u64(&rng) & 1)
 			p[i] = -p[i];
 	return p;
-}
-
-/* ---- the harness ---------------------------------------------------------- */
-struct input {
-	const char *what;
-	float *x, *g;
-	size_t n;
-};
-
-struct gc {
-	const char *name;
-	void (*fwd)(struct gc *);
-	void (*bwd)(struct gc *);  /* zeroes its gradients, then runs the backward with dy */
-	void *op;                  /* the op's own state, for fwd and bwd */
-	float *y, *dy;
-	size_t ny;
-	struct input in[4];
-	int nin;
-	double eps, tol;
-	size_t max_coords;         /* check at most this many coordinates per input */
-};
-
-static double
-loss_of(struct gc *t)
-{
-	double s = 0;
-	t->fwd(t);
-	for (size_t i = 0; i < t->ny; i++)
-		s += (double)t->dy[i] * t->y[i];
-	return s;
-}
-
-static void
-gradcheck(struct gc *t)
-{
-	if (!t->dy)
-		t->dy = rnd(t->ny, -1, 1);
-	t->fwd(t);
-	t->bwd(t);
-	for (int k = 0; k < t->nin; k++) {
-		struct input *in = &t->in[k];
-		double gmax = 0, err = 0;
-		for (size_t i = 0; i < in->n; i++)
-			gmax = fmax(gmax, fabs(in->g[i]));
-		size_t step = in->n > t->max_coords ? in->n / t->max_coords : 1;
-		for (size_t i = (size_t)mura_rng_below(&rng, step); i < in->n; i += step) {
-			float keep = in->x[i];
-			in->x[i] = keep + (float)t->eps;
-			double lp = loss_of(t);
-			in->x[i] = keep - (float)t->eps;
-			double lm = loss_of(t);
-			in->x[i] = keep;
-			double num = (lp - lm) / (2 * t->eps);
-			err = fmax(err, fabs(num - in->g[i]));
-		}
-		char name[200];
-		snprintf(name, sizeof name, "grad %s d%s", t->name, in->what);
-		if (gmax == 0) {
-			CHECK(name, !"gradient identically zero: the check would prove nothing");
-			continue;
-		}
-		if (err / gmax > t->tol)
-			printf("  %s: max error %.3g of max |grad| %.3g\n", name, err, gmax);
-		CHECK(name, err / gmax <= t->tol);
-	}
 }
 
 /* ---- convolution -------------------------------------------------------- */
@@ -190,12 +99,7 @@ check_conv(const char *name, int cin, int cout, int k, int s, int p, int bias, i
 	o.x = (struct mura_fm){rnd((size_t)cin * n * h * w, -1, 1), cin, n, h, w};
 	o.dx = (struct mura_fm){zeros((size_t)cin * n * h * w), cin, n, h, w};
 	o.y = (struct mura_fm){zeros((size_t)cout * n * ho * wo), cout, n, ho, wo};
-	size_t need = mura_conv_scratch(&o.cv, &o.x, mura_pool_size(ctx.pool));
-	if (need > ctx.scratch_n) {
-		free(ctx.scratch);
-		ctx.scratch = malloc(need * sizeof(float));
-		ctx.scratch_n = need;
-	}
+	need_scratch(mura_conv_scratch(&o.cv, &o.x, mura_pool_size(ctx.pool)));
 
 	struct gc t = {name, conv_fwd, conv_bwd, &o, o.y.d, NULL, mura_fm_size(&o.y),
 	               {{"x", o.x.d, o.dx.d, mura_fm_size(&o.x)}, {"w", o.cv.w, o.cv.gw, nw},
@@ -262,7 +166,7 @@ check_bn(int train, int relu)
 
 	o.bn = (struct mura_bn){c, rnd(c, 0.5f, 1.5f), zeros(c), rnd(c, -0.5f, 0.5f), zeros(c),
 	                        rnd(c, -0.3f, 0.3f), rnd(c, 0.5f, 2.0f), &nbt, zeros(c), zeros(c), 0.1f,
-	                        1e-5f};
+	                        1e-5f, zeros(c), zeros(c)};
 	o.x = (struct mura_fm){NULL, c, n, h, w};
 	o.y = (struct mura_fm){zeros(sz), c, n, h, w};
 	o.dx = (struct mura_fm){zeros(sz), c, n, h, w};
@@ -309,7 +213,83 @@ check_bn(int train, int relu)
 	}
 	free(t.dy);
 	free(o.bn.w), free(o.bn.gw), free(o.bn.b), free(o.bn.gb), free(o.bn.rmean), free(o.bn.rvar);
-	free(o.bn.mean), free(o.bn.invstd), free(o.x.d), free(o.y.d), free(o.dx.d);
+	free(o.bn.mean), free(o.bn.invstd), free(o.bn.scale), free(o.bn.shift);
+	free(o.x.d), free(o.y.d), free(o.dx.d);
+}
+
+/* mura_bn_forward_saved, the recomputation of a training forward's output
+ * in backward (densenet.c): bit-identical to that forward, statistics and
+ * num_batches_tracked untouched; and against central differences, the map
+ * x -> y with the batch statistics frozen (no correction terms). */
+static void
+bn_saved_fwd(struct gc *t)
+{
+	struct bn_op *o = t->op;
+	mura_bn_forward_saved(&ctx, &o->bn, &o->x, &o->y, o->relu);
+}
+
+static void
+bn_saved_bwd(struct gc *t)
+{
+	struct bn_op *o = t->op;
+	const size_t m = mura_fm_plane(&o->x);
+	for (int c = 0; c < o->bn.c; c++)
+		for (size_t i = c * m; i < (c + 1) * m; i++)
+			o->dx.d[i] = o->relu && !(o->y.d[i] > 0) ? 0 : t->dy[i] * o->bn.scale[c];
+}
+
+static void
+check_bn_saved(int relu)
+{
+	const int c = 4, n = 2, h = 5, w = 3;
+	const size_t m = (size_t)n * h * w, sz = (size_t)c * m;
+	struct bn_op o = {{0}, {0}, {0}, {0}, 1, relu};
+	int64_t nbt = 0;
+	char name[100];
+
+	o.bn = (struct mura_bn){c, rnd(c, 0.5f, 1.5f), zeros(c), rnd(c, -0.5f, 0.5f), zeros(c),
+	                        rnd(c, -0.3f, 0.3f), rnd(c, 0.5f, 2.0f), &nbt, zeros(c), zeros(c), 0.1f,
+	                        1e-5f, zeros(c), zeros(c)};
+	o.x = (struct mura_fm){rnd_nonzero(sz, 0.05f), c, n, h, w};
+	o.y = (struct mura_fm){zeros(sz), c, n, h, w};
+	o.dx = (struct mura_fm){zeros(sz), c, n, h, w};
+	float *y0 = zeros(sz), *rm = zeros(c), *rv = zeros(c), *mean = zeros(c);
+	mura_bn_forward(&ctx, &o.bn, &o.x, &o.y, 1, relu);
+	memcpy(y0, o.y.d, sz * sizeof(float));
+	memcpy(rm, o.bn.rmean, c * sizeof(float));
+	memcpy(rv, o.bn.rvar, c * sizeof(float));
+	memcpy(mean, o.bn.mean, c * sizeof(float));
+	int64_t nbt0 = nbt;
+
+	memset(o.y.d, 0, sz * sizeof(float));
+	mura_bn_forward_saved(&ctx, &o.bn, &o.x, &o.y, relu);
+	snprintf(name, sizeof name, "batchnorm%s saved forward: the training forward bit for bit",
+	         relu ? "+relu" : "");
+	CHECK(name, !memcmp(o.y.d, y0, sz * sizeof(float)));
+	snprintf(name, sizeof name, "batchnorm%s saved forward: statistics untouched", relu ? "+relu" : "");
+	CHECK(name, !memcmp(rm, o.bn.rmean, c * sizeof(float)) && !memcmp(rv, o.bn.rvar, c * sizeof(float)) &&
+	            !memcmp(mean, o.bn.mean, c * sizeof(float)) && nbt == nbt0);
+
+	/* y = x * scale + shift away from the ReLU's kink: x at least 0.05 from
+	 * the kink's x (-shift / scale), eps far below that */
+	for (int k = 0; k < c; k++) {
+		float kink = -o.bn.shift[k] / o.bn.scale[k];
+		for (size_t i = k * m; i < (k + 1) * m; i++)
+			if (fabsf(o.x.d[i] - kink) < 0.05f)
+				o.x.d[i] = kink + (o.x.d[i] < kink ? -0.05f : 0.05f);
+	}
+	snprintf(name, sizeof name, "batchnorm saved%s", relu ? "+relu" : "");
+	struct gc t = {name, bn_saved_fwd, bn_saved_bwd, &o, o.y.d, NULL, sz,
+	               {{"x", o.x.d, o.dx.d, sz}}, 1, 1e-2, 1e-3, 1000};
+	gradcheck(&t);
+	snprintf(name, sizeof name, "batchnorm%s saved forward: num_batches_tracked untouched by the check",
+	         relu ? "+relu" : "");
+	CHECK(name, nbt == nbt0);
+
+	free(t.dy), free(y0), free(rm), free(rv), free(mean);
+	free(o.bn.w), free(o.bn.gw), free(o.bn.b), free(o.bn.gb), free(o.bn.rmean), free(o.bn.rvar);
+	free(o.bn.mean), free(o.bn.invstd), free(o.bn.scale), free(o.bn.shift);
+	free(o.x.d), free(o.y.d), free(o.dx.d);
 }
 
 /* ---- elementwise --------------------------------------------------------- */
@@ -592,6 +572,8 @@ main(void)
 	check_bn(1, 1);
 	check_bn(0, 0);
 	check_bn(0, 1);
+	check_bn_saved(0);
+	check_bn_saved(1);
 	check_ew("relu", EW_RELU);
 	check_ew("sigmoid", EW_SIGMOID);
 	check_ew("add", EW_ADD);

@@ -14,6 +14,8 @@
  * (the mean and var depend on x too, hence the two correction terms); in
  * evaluation mode the statistics are constants and dx = w * invstd * g.
  * Sums run in double, as PyTorch's CPU kernels accumulate.
+ * A training forward also keeps the per-channel affine map it applied, so
+ * that mura_bn_forward_saved can recompute its output exactly in backward.
  */
 #include <math.h>
 
@@ -24,6 +26,7 @@ struct bn_job {
 	const struct mura_fm *x, *y, *dy;
 	struct mura_fm *yo, *dx;
 	int train, relu, acc;
+	int saved;    /* forward with bn->scale and bn->shift, no statistics */
 	size_t m;
 };
 
@@ -120,23 +123,33 @@ bn_fwd_part(void *v, size_t c0, size_t c1)
 	for (size_t c = c0; c < c1; c++) {
 		const float *x = j->x->d + c * m;
 		float *y = j->yo->d + c * m;
-		double mean, invstd;
+		float a, b;
 
-		if (j->train) {
-			mean = sum_of(x, m) / (double)m;
-			double var = sqdev_of(x, m, mean) / (double)m;
-			invstd = 1.0 / sqrt(var + bn->eps);
-			bn->mean[c] = (float)mean;
-			bn->invstd[c] = (float)invstd;
-			bn->rmean[c] = (float)((1.0 - bn->momentum) * bn->rmean[c] + bn->momentum * mean);
-			bn->rvar[c] = (float)((1.0 - bn->momentum) * bn->rvar[c] +
-			                      bn->momentum * var * (double)m / (double)(m - 1));
+		if (j->saved) {
+			a = bn->scale[c];
+			b = bn->shift[c];
 		} else {
-			mean = bn->rmean[c];
-			invstd = 1.0 / sqrt((double)bn->rvar[c] + bn->eps);
+			double mean, invstd;
+			if (j->train) {
+				mean = sum_of(x, m) / (double)m;
+				double var = sqdev_of(x, m, mean) / (double)m;
+				invstd = 1.0 / sqrt(var + bn->eps);
+				bn->mean[c] = (float)mean;
+				bn->invstd[c] = (float)invstd;
+				bn->rmean[c] = (float)((1.0 - bn->momentum) * bn->rmean[c] + bn->momentum * mean);
+				bn->rvar[c] = (float)((1.0 - bn->momentum) * bn->rvar[c] +
+				                      bn->momentum * var * (double)m / (double)(m - 1));
+			} else {
+				mean = bn->rmean[c];
+				invstd = 1.0 / sqrt((double)bn->rvar[c] + bn->eps);
+			}
+			a = (float)(invstd * bn->w[c]);
+			b = (float)(bn->b[c] - mean * invstd * bn->w[c]);
+			if (j->train && bn->scale) {
+				bn->scale[c] = a;
+				bn->shift[c] = b;
+			}
 		}
-		float a = (float)(invstd * bn->w[c]);
-		float b = (float)(bn->b[c] - mean * invstd * bn->w[c]);
 		if (j->relu)
 			for (size_t i = 0; i < m; i++) {
 				float t = x[i] * a + b;
@@ -152,13 +165,26 @@ void
 mura_bn_forward(struct mura_nn_ctx *ctx, const struct mura_bn *bn, const struct mura_fm *x,
                 struct mura_fm *y, int train, int relu)
 {
-	struct bn_job j = {bn, x, NULL, NULL, y, NULL, train, relu, 0, mura_fm_plane(x)};
+	struct bn_job j = {bn, x, NULL, NULL, y, NULL, train, relu, 0, 0, mura_fm_plane(x)};
 	const double t0 = mura_prof_start(ctx);
 
 	mura_pool_for(ctx->pool, (size_t)x->c, 1, bn_fwd_part, &j);
 	mura_prof_stop(ctx, MURA_PROF_BN_FWD, t0, 0);
 	if (train)
 		++*bn->nbt;
+}
+
+/* The same loop as the forward's with the same two floats per channel, so
+ * the same values bit for bit. */
+void
+mura_bn_forward_saved(struct mura_nn_ctx *ctx, const struct mura_bn *bn, const struct mura_fm *x,
+                      struct mura_fm *y, int relu)
+{
+	struct bn_job j = {bn, x, NULL, NULL, y, NULL, 1, relu, 0, 1, mura_fm_plane(x)};
+	const double t0 = mura_prof_start(ctx);
+
+	mura_pool_for(ctx->pool, (size_t)x->c, 1, bn_fwd_part, &j);
+	mura_prof_stop(ctx, MURA_PROF_BN_FWD, t0, 0);
 }
 
 static void
@@ -217,7 +243,7 @@ mura_bn_backward(struct mura_nn_ctx *ctx, const struct mura_bn *bn, const struct
                  const struct mura_fm *y, const struct mura_fm *dy, struct mura_fm *dx,
                  int train, int relu, int acc)
 {
-	struct bn_job j = {bn, x, y, dy, NULL, dx, train, relu, acc, mura_fm_plane(x)};
+	struct bn_job j = {bn, x, y, dy, NULL, dx, train, relu, acc, 0, mura_fm_plane(x)};
 	const double t0 = mura_prof_start(ctx);
 
 	mura_pool_for(ctx->pool, (size_t)x->c, 1, bn_bwd_part, &j);

@@ -185,6 +185,8 @@ net_bn(struct net_build *b, struct mura_bn *bn, const char *name, int c)
 	bn->nbt = nb ? nb->t.count : NULL;
 	bn->mean = work(b, (size_t)c);
 	bn->invstd = work(b, (size_t)c);
+	bn->scale = work(b, (size_t)c);
+	bn->shift = work(b, (size_t)c);
 	bn->momentum = 0.1f;
 	bn->eps = 1e-5f;
 }

@@ -128,11 +128,20 @@ struct mura_bn {
 	int64_t *nbt;                /* num_batches_tracked */
 	float *mean, *invstd;        /* of the last training forward, for backward */
 	float momentum, eps;         /* 0.1 and 1e-5, as torch.nn.BatchNorm2d */
+	float *scale, *shift;        /* the last training forward's y = x * scale + shift
+	                                (before the ReLU), for mura_bn_forward_saved; NULL:
+	                                not kept */
 };
 /* train: batch statistics, running ones updated (needs n*h*w > 1); else the
  * running statistics.  relu: y = max(0, bn(x)).  y must not alias x. */
 void mura_bn_forward(struct mura_nn_ctx *ctx, const struct mura_bn *bn, const struct mura_fm *x,
                      struct mura_fm *y, int train, int relu);
+/* The last training forward's y again, from the same x, with the affine map
+ * that forward applied (bn->scale, bn->shift): bit-identical to it, and no
+ * statistics computed or updated, nor num_batches_tracked.  For recomputing
+ * an output in backward instead of keeping it. */
+void mura_bn_forward_saved(struct mura_nn_ctx *ctx, const struct mura_bn *bn,
+                           const struct mura_fm *x, struct mura_fm *y, int relu);
 /* Needs x and the forward's y (for the ReLU's mask); same train and relu.
  * dx may be NULL (only the parameters' gradients), or alias dy. */
 void mura_bn_backward(struct mura_nn_ctx *ctx, const struct mura_bn *bn, const struct mura_fm *x,
