@@ -92,15 +92,7 @@ main(int argc, char **argv)
 				die_usage("--png needs a record number and an output file");
 			o.png_out = argv[optind++];
 			break;
-		case 'h':
-			usage(stdout);
-			return 0;
-		case 'V':
-			printf("%s %s\n", argv0, MURA_VERSION_STRING);
-			return 0;
-		default:
-			usage(stderr);
-			return EXIT_USAGE;
+		TOOL_COMMON_OPTIONS;
 		}
 	}
 	if (o.list && o.png_out)

@@ -230,15 +230,7 @@ main(int argc, char **argv)
 		case 'r':
 			o.roc = optarg;
 			break;
-		case 'h':
-			usage(stdout);
-			return 0;
-		case 'V':
-			printf("%s %s\n", argv0, MURA_VERSION_STRING);
-			return 0;
-		default:
-			usage(stderr);
-			return EXIT_USAGE;
+		TOOL_COMMON_OPTIONS;
 		}
 	}
 	if (argc - optind > 1)

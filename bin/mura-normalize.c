@@ -63,15 +63,7 @@ parse_options(int argc, char **argv, struct options *o)
 		case 'f':
 			o->fit = 1;
 			break;
-		case 'h':
-			usage(stdout);
-			exit(0);
-		case 'V':
-			printf("%s %s\n", argv0, MURA_VERSION_STRING);
-			exit(0);
-		default:
-			usage(stderr);
-			exit(EXIT_USAGE);
+		TOOL_COMMON_OPTIONS;
 		}
 	}
 	if (argc - optind > 1)

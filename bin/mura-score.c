@@ -89,15 +89,7 @@ main(int argc, char **argv)
 				die_usage("--threads: %s", mura_error_get());
 			c.threads = (int)v;
 			break;
-		case 'h':
-			usage(stdout);
-			return close_stdout();
-		case 'V':
-			printf("%s %s\n", argv0, MURA_VERSION_STRING);
-			return close_stdout();
-		default:
-			usage(stderr);
-			return EXIT_USAGE;
+		TOOL_COMMON_OPTIONS;
 		}
 	}
 	if (!c.nmodels)

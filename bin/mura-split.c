@@ -66,15 +66,7 @@ main(int argc, char **argv)
 			if (mura_parse_long(optarg, 1, 2, &o.part) < 0)
 				die_usage("--part: %s", mura_error_get());
 			break;
-		case 'h':
-			usage(stdout);
-			return 0;
-		case 'V':
-			printf("%s %s\n", argv0, MURA_VERSION_STRING);
-			return 0;
-		default:
-			usage(stderr);
-			return EXIT_USAGE;
+		TOOL_COMMON_OPTIONS;
 		}
 	}
 	if (argc - optind > 1)

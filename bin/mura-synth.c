@@ -81,15 +81,7 @@ main(int argc, char **argv)
 		case 'v':
 			verbose = 1;
 			break;
-		case 'h':
-			usage(stdout);
-			return close_stdout();
-		case 'V':
-			printf("%s %s\n", argv0, MURA_VERSION_STRING);
-			return close_stdout();
-		default:
-			usage(stderr);
-			return EXIT_USAGE;
+		TOOL_COMMON_OPTIONS;
 		}
 	}
 	if (!out)

@@ -436,15 +436,7 @@ parse(struct options *o, int argc, char **argv)
 		case 'r':
 			c->resume = optarg;
 			break;
-		case 'h':
-			usage(stdout);
-			exit(close_stdout());
-		case 'V':
-			printf("%s %s\n", argv0, MURA_VERSION_STRING);
-			exit(close_stdout());
-		default:
-			usage(stderr);
-			exit(EXIT_USAGE);
+		TOOL_COMMON_OPTIONS;
 		}
 	}
 }

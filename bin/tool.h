@@ -71,6 +71,23 @@ set_argv0(const char *a)
 	argv0 = s ? s + 1 : a;
 }
 
+/*
+ * The cases every tool's getopt switch ends with: -h/--help prints usage on
+ * stdout and -V/--version the version (exit 0, stdout checked); anything
+ * else is a usage error (usage on stderr, exit 2).  The tool defines
+ * `static void usage(FILE *)` before using it.
+ */
+#define TOOL_COMMON_OPTIONS                                    \
+	case 'h':                                                  \
+		usage(stdout);                                         \
+		exit(close_stdout());                                  \
+	case 'V':                                                  \
+		printf("%s %s\n", argv0, MURA_VERSION_STRING);         \
+		exit(close_stdout());                                  \
+	default:                                                   \
+		usage(stderr);                                         \
+		exit(EXIT_USAGE)
+
 /* Close stdout and check it, so a full disk or a closed pipe is a failure. */
 static int __attribute__((unused))
 close_stdout(void)
