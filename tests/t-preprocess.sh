@@ -73,7 +73,7 @@ rebuilt() { # what newer than the stamp, after `$MK "$@"`
 check_eq "a second run does nothing" "$(rebuilt SIZE=24)" ""
 check "a second run says so" grep -q "Nothing to be done" "$T/log"
 check "make -q agrees it is up to date" $MK -q SIZE=24
-touch "$M/train_image_paths.csv"
+sleep 0.05; touch "$M/train_image_paths.csv"
 check_eq "a newer train list redoes train.mt only" "$(rebuilt SIZE=24)" "train.mt "
 check_eq "SIZE=16 resizes again, keeps the split" "$(rebuilt SIZE=16)" "resize.params test.mt train.mt valid.mt "
 check_eq "... into 1x16x16" "$(mura-info --list "$O/test.mt" | sed 1d | cut -f3 | sort -u)" "1x16x16"
@@ -84,7 +84,7 @@ check_eq "the same again does nothing" "$(rebuilt SIZE=16 SPLIT_SEED=3)" ""
 # A bad image stops the run; nothing is left that looks finished.
 bad=$(sed -n 5p "$M/train_image_paths.csv")
 head -c 100 "$M/../$bad" >"$T/cut.png" && cp "$T/cut.png" "$M/../$bad"
-touch "$M/train_image_paths.csv"
+sleep 0.05; touch "$M/train_image_paths.csv"
 $MK SIZE=16 SPLIT_SEED=3 >"$T/log" 2>&1
 check_eq "a truncated image fails the run" "$?" 2
 check "... naming the image" grep -q "^mura-resize: .*$bad: cannot decode" "$T/log"
