@@ -6,3 +6,4 @@
 set -eu
 DIR=$(dirname "$0")
 sh "$DIR/engine.sh"
+sh "$DIR/pipeline.sh"
