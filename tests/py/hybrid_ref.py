@@ -35,7 +35,6 @@ nothing dropped).  Compared here:
 Dropout is 0: its masks are drawn from different generators (nn_hybrid's
 own checks cover it).  Prints PASS/FAIL lines.
 """
-import copy
 import os
 import subprocess
 import sys
@@ -48,7 +47,7 @@ import torchvision
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import st_tool  # noqa: E402
-from parity_models import KINK_TAU, KinkReLU, rel, verdict, worst  # noqa: E402
+from parity_models import KINK_TAU, Kinks, pick_input, rel, verdict, worst  # noqa: E402
 
 GRID_INPUT = 64  # every case's model has the position grid of this input size
 
@@ -165,46 +164,6 @@ class Hybrid(nn.Module):
         return self.head(self.head_drop(self.norm(t)[:, 0])).flatten()
 
 
-class Kinks:
-    """A float64 copy whose ReLUs log their inputs and can have one backward
-    mask bit flipped (parity_models.py's Kinks, for this model)."""
-
-    def __init__(self, net):
-        self.net = copy.deepcopy(net).double().train()
-        self.log = {'inputs': [], 'flip': {}}
-        for mod in list(self.net.modules()):
-            for name, child in list(mod.named_children()):
-                if isinstance(child, nn.ReLU):
-                    setattr(mod, name, KinkReLU(self.log))
-
-    def near(self, x, tau):
-        self.log['inputs'] = []
-        with torch.no_grad():
-            self.net(x.double())
-        found = []
-        for call, v in enumerate(self.log['inputs']):
-            a = v.abs().reshape(-1) / v.std().item()
-            found += [(a[i].item(), call, i.item()) for i in (a < tau).nonzero().reshape(-1)]
-        return sorted(found)
-
-    def tolerances(self, x, dl, found, base):
-        self.log['inputs'], self.log['flip'] = [], {}
-        out = (self.net(x.double()) * dl.double()).sum()
-
-        def grads():
-            self.net.zero_grad()
-            out.backward(retain_graph=True)
-            return {k: p.grad.clone() for k, p in self.net.named_parameters()}
-        g0 = grads()
-        tol = {k: base for k in g0}
-        for _, call, i in found:
-            self.log['flip'] = {call: i}
-            g = grads()
-            for k in g0:
-                tol[k] = max(tol[k], 1.5 * rel(g[k], g0[k]))
-        return tol
-
-
 def make_model(stage, dim, depth, heads, ratio, n, seed):
     grid = (grid_of(GRID_INPUT, stage),) * 2
     torch.manual_seed(seed)
@@ -236,26 +195,13 @@ def metadata(stage, dim, depth, heads, ratio, grid):
             'vit_grid': '%dx%d' % grid}
 
 
-def pick_input(kinks, n, h, w, tries=8):
-    """The first of a few seeded batches with no ReLU input near the kink, or the one with the fewest."""
-    best = None
-    for seed in range(tries):
-        x = torch.randn(n, 3, h, w, generator=torch.Generator().manual_seed(seed))
-        found = kinks.near(x, KINK_TAU)
-        if best is None or len(found) < len(best[1]):
-            best = (x, found, seed)
-        if not found:
-            break
-    return best
-
-
 def run_case(driver, work, case):
     stage, dim, depth, heads, ratio, n, h, w = map(int, case.split(':'))
     tag = 'hybrid stage %d D%d L%d H%d R%d %dx%dx%d' % (stage, dim, depth, heads, ratio, n, h, w)
     net, grid = make_model(stage, dim, depth, heads, ratio, n, 20240607 + stage)
     sd = net.state_dict()
     kinks = Kinks(net)
-    x, near, seed = pick_input(kinks, n, h, w)
+    x, near, seed = pick_input(kinks, n, h, w, KINK_TAU)
     dl = torch.randn(n)
     model_path = os.path.join(work, 'hybrid.safetensors')
     input_path = os.path.join(work, 'input.safetensors')

@@ -48,6 +48,7 @@ tensors that widened.  A wrong backward shows up in nearly every tensor,
 far beyond.
 Prints PASS/FAIL lines.
 """
+import copy
 import os
 import subprocess
 import sys
@@ -169,10 +170,11 @@ class Kinks:
     a backward mask bit flipped: to find inputs near the kink, and to see
     what a flip does to the gradients."""
 
-    def __init__(self, arch, head, state):
-        net = Net(arch, head)
-        net.tv.load_state_dict(state)
-        self.net = net.double().train()
+    def __init__(self, net, params=None):
+        """net is copied, not changed; params(copy) is the module whose
+        named parameters carry the state's names (default: the copy)."""
+        self.net = copy.deepcopy(net).double().train()
+        self.params = params(self.net) if params else self.net
         self.log = {'inputs': [], 'flip': {}}
         for mod in list(self.net.modules()):
             for name, child in list(mod.named_children()):
@@ -200,7 +202,7 @@ class Kinks:
         def grads():
             self.net.zero_grad()
             out.backward(retain_graph=True)
-            return {k: p.grad.clone() for k, p in self.net.tv.named_parameters()}
+            return {k: p.grad.clone() for k, p in self.params.named_parameters()}
         g0 = grads()
         tol = {k: base for k in g0}
         for _, call, i in found:
@@ -243,7 +245,9 @@ def run_case(driver, work, case):
             m.momentum = 0.1
     sd = net.tv.state_dict()
     names = list(sd.keys())
-    kinks = Kinks(arch, head, sd)
+    fresh = Net(arch, head)
+    fresh.tv.load_state_dict(sd)
+    kinks = Kinks(fresh, lambda m: m.tv)
     x, near, seed = pick_input(kinks, n, h, w, KINK_TAU)
     dl = torch.randn(n)
     model_path = os.path.join(work, 'model.safetensors')
