@@ -4,7 +4,8 @@
 #   make deps       install what is missing (Debian packages), quickly nothing when all is there
 #   make check      deps, build, then every test; ends with "N passed, N failed, N skipped"
 #   make demo       deps, build, then the whole pipeline on generated data
-#   make bench      performance figures beside PyTorch's (not part of check)
+#   make bench      performance figures beside PyTorch's (not part of check);
+#                   PROFILE=1 adds the engine's time per kind of operation
 
 VERSION    = 0.1.0
 PREFIX    ?= /usr/local
@@ -43,6 +44,8 @@ lib/%.o: lib/%.c
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
 
 $(filter lib/nn/%,$(LIB_OBJ)): CFLAGS += $(NN_CFLAGS)
+# conv3.c's kernel means a += x * w as one fused multiply-add (see there)
+lib/nn/conv3.o: CFLAGS += -ffp-contract=fast
 
 lib/libmura.a: $(LIB_OBJ)
 	@$(if $(Q),echo "  AR      $@")
@@ -84,7 +87,7 @@ demo: deps
 
 bench: deps
 	@$(MAKE) --no-print-directory all
-	@sh tests/bench/run.sh
+	@$(if $(PROFILE),MURA_PROFILE=1 )sh tests/bench/run.sh
 
 bench-preprocess: deps
 	@$(MAKE) --no-print-directory all

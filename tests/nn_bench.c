@@ -100,15 +100,47 @@ train_once(struct run *r)
 	return 0;
 }
 
+/* The GEMM peak the profile's GFLOP/s are measured against: mura_sgemm on
+ * 2048^3 with the engine's threads, the best of three. */
+static double
+sgemm_peak(void)
+{
+	const int n = 2048;
+	struct mura_pool *p = mura_pool_create(0);
+	float *a = calloc((size_t)n * n, sizeof *a), *b = calloc((size_t)n * n, sizeof *b);
+	float *c = calloc((size_t)n * n, sizeof *c);
+	double best = 0;
+
+	for (int i = 0; p && a && b && c && i < 3; i++) {
+		double t0 = now();
+		mura_sgemm(p, 0, 0, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
+		double g = 2.0 * n * n * (double)n / (now() - t0) * 1e-9;
+		best = g > best ? g : best;
+	}
+	free(a), free(b), free(c);
+	mura_pool_free(p);
+	return best;
+}
+
 static void
 print_profile(const char *what, const struct mura_nn_prof *p, double total, int iters)
 {
-	fprintf(stderr, "profile %s: %.3f s per round\n", what, total / iters);
-	for (int k = 0; k < MURA_PROF_KINDS; k++)
-		if (p->calls[k])
-			fprintf(stderr, "  %-22s %8.3f s %5.1f%% %6ld calls %8.1f GFLOP/s\n", mura_prof_names[k],
-			        p->sec[k] / iters, 100 * p->sec[k] / total, p->calls[k] / iters,
-			        p->sec[k] > 0 ? p->flop[k] / p->sec[k] * 1e-9 : 0);
+	static double peak;
+
+	if (!peak)
+		peak = sgemm_peak();
+	fprintf(stderr, "profile %s: %.3f s per round; sgemm peak %.0f GFLOP/s (2048^3)\n", what,
+	        total / iters, peak);
+	for (int k = 0; k < MURA_PROF_KINDS; k++) {
+		if (!p->calls[k])
+			continue;
+		double g = p->sec[k] > 0 ? p->flop[k] / p->sec[k] * 1e-9 : 0;
+		fprintf(stderr, "  %-22s %8.3f s %5.1f%% %6ld calls", mura_prof_names[k], p->sec[k] / iters,
+		        100 * p->sec[k] / total, p->calls[k] / iters);
+		if (g > 0)
+			fprintf(stderr, " %7.1f GFLOP/s %3.0f%% of peak", g, peak > 0 ? 100 * g / peak : 0);
+		fputc('\n', stderr);
+	}
 }
 
 /* Time ITERS rounds of fn after one warm-up; seconds per round, median;

@@ -49,9 +49,14 @@ mura_fm_slice(const struct mura_fm *f, int c0, int c)
 
 /* Time spent per kind of operation, when a caller asks (ctx->prof). */
 enum mura_prof_kind {
-	MURA_PROF_CONV_FWD,      /* GEMMs and im2col of the forward */
-	MURA_PROF_IM2COL,        /* the forward im2col of both (a part of those) */
-	MURA_PROF_CONV_BWD,      /* GEMMs, im2col and col2im of the backward */
+	/* convolutions by shape: 1x1 stride 1, 3x3 stride 1 ("same"), others */
+	MURA_PROF_CONV1_FWD,
+	MURA_PROF_CONV3_FWD,
+	MURA_PROF_CONVK_FWD,     /* GEMMs and im2col of the forward */
+	MURA_PROF_IM2COL,        /* im2col before a forward GEMM, also that of 3x3 dx (a part of those) */
+	MURA_PROF_CONV1_BWD,
+	MURA_PROF_CONV3_BWD,
+	MURA_PROF_CONVK_BWD,     /* GEMMs, im2col and col2im of the backward */
 	MURA_PROF_BN_FWD,        /* batch norm (+ ReLU) */
 	MURA_PROF_BN_BWD,
 	MURA_PROF_POOL,          /* max, average and global average pooling, both ways */
@@ -119,6 +124,20 @@ void mura_conv_forward(struct mura_nn_ctx *ctx, const struct mura_conv *cv,
 void mura_conv_backward(struct mura_nn_ctx *ctx, const struct mura_conv *cv,
                         const struct mura_fm *x, const struct mura_fm *dy,
                         struct mura_fm *dx, int acc);
+
+/* conv3.c: the 3x3, stride 1, padding 1 convolution without im2col, for
+ * conv.c: y = conv(x), dx (+)= the convolution's dx, gw += its weight
+ * gradient (not gb).  Each uses at most mura_conv3_scratch floats of ctx
+ * scratch.  mura_conv3_pays: whether the forward kernel (and so dx) beats
+ * im2col + GEMM for cout output channels of h x w (measured: see conv3.c). */
+size_t mura_conv3_scratch(int cin, int cout, int n, int h, int w);
+int mura_conv3_pays(int cout, int h, int w);
+void mura_conv3_forward(struct mura_nn_ctx *ctx, const struct mura_conv *cv,
+                        const struct mura_fm *x, struct mura_fm *y);
+void mura_conv3_dx(struct mura_nn_ctx *ctx, const struct mura_conv *cv, const struct mura_fm *dy,
+                   struct mura_fm *dx, int acc);
+void mura_conv3_grad_w(struct mura_nn_ctx *ctx, const struct mura_conv *cv,
+                       const struct mura_fm *x, const struct mura_fm *dy);
 
 /* ---- bn.c: 2-D batch normalisation, optionally followed by ReLU --------- */
 struct mura_bn {

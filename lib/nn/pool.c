@@ -20,13 +20,49 @@ struct pool_job {
 	int acc;
 };
 
+/*
+ * One output row's windows whose columns lie inside the row, ow in [lo, hi):
+ * the same comparisons in the same (row-major) order as the general loop
+ * below, but for all those windows at once, each step a select over a row
+ * of outputs, which the compiler turns into vector instructions (the
+ * stem's 3x3 stride-2 pool at 320 px, batch 8, one thread: 64 -> 8 ms in
+ * evaluation, 67 -> 14 ms keeping the argmax).
+ * Inlined with arg NULL (inference) or not.
+ */
+static inline __attribute__((always_inline)) void
+maxpool_row(const float *x, int w, int h0, int h1, int k, int s, int pad, int lo, int hi, float *y,
+            int32_t *arg)
+{
+	for (int ow = lo; ow < hi; ow++) {
+		y[ow] = x[h0 * w + ow * s - pad];
+		if (arg)
+			arg[ow] = h0 * w + ow * s - pad;
+	}
+	for (int ih = h0; ih < h1; ih++)
+		for (int b = ih == h0; b < k; b++) {
+			const float *r = x + ih * w + b - pad;
+			const int base = ih * w + b - pad;
+			for (int ow = lo; ow < hi; ow++) {
+				float t = r[ow * s];
+				int take = t > y[ow] || t != t;
+				y[ow] = take ? t : y[ow];
+				if (arg)
+					arg[ow] = take ? base + ow * s : arg[ow];
+			}
+		}
+}
+
 static void
 maxpool_fwd_part(void *v, size_t p0, size_t p1)
 {
 	const struct pool_job *j = v;
 	const int h = j->x->h, w = j->x->w, ho = j->y->h, wo = j->y->w;
 	const int k = j->mp->k, s = j->mp->stride, pad = j->mp->pad;
+	/* the output columns whose windows lie inside the row */
+	int lo = (pad + s - 1) / s, hi = w - k + pad >= 0 ? (w - k + pad) / s + 1 : 0;
 
+	hi = hi < wo ? hi : wo;
+	lo = lo < hi ? lo : hi;
 	for (size_t p = p0; p < p1; p++) {
 		const float *x = j->x->d + p * (size_t)h * w;
 		float *y = j->y->d + p * (size_t)ho * wo;
@@ -34,7 +70,15 @@ maxpool_fwd_part(void *v, size_t p0, size_t p1)
 		for (int oh = 0; oh < ho; oh++) {
 			int h0 = oh * s - pad, h1 = h0 + k < h ? h0 + k : h;
 			h0 = h0 < 0 ? 0 : h0;
+			if (arg)
+				maxpool_row(x, w, h0, h1, k, s, pad, lo, hi, y + oh * wo, arg + oh * wo);
+			else
+				maxpool_row(x, w, h0, h1, k, s, pad, lo, hi, y + oh * wo, NULL);
 			for (int ow = 0; ow < wo; ow++) {
+				if (ow == lo)
+					ow = hi;
+				if (ow >= wo)
+					break;
 				int w0 = ow * s - pad, w1 = w0 + k < w ? w0 + k : w;
 				w0 = w0 < 0 ? 0 : w0;
 				int best = h0 * w + w0;

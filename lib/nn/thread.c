@@ -13,8 +13,10 @@
 #include "util.h"
 
 const char *const mura_prof_names[MURA_PROF_KINDS] = {
-	[MURA_PROF_CONV_FWD] = "conv forward", [MURA_PROF_IM2COL] = "  (im2col, both ways)",
-	[MURA_PROF_CONV_BWD] = "conv backward", [MURA_PROF_BN_FWD] = "batch norm forward",
+	[MURA_PROF_CONV1_FWD] = "conv 1x1 forward",   [MURA_PROF_CONV3_FWD] = "conv 3x3 forward",
+	[MURA_PROF_CONVK_FWD] = "conv other forward", [MURA_PROF_IM2COL] = "  (im2col, all convs)",
+	[MURA_PROF_CONV1_BWD] = "conv 1x1 backward",  [MURA_PROF_CONV3_BWD] = "conv 3x3 backward",
+	[MURA_PROF_CONVK_BWD] = "conv other backward", [MURA_PROF_BN_FWD] = "batch norm forward",
 	[MURA_PROF_BN_BWD] = "batch norm backward", [MURA_PROF_POOL] = "pooling",
 	[MURA_PROF_ELEMENTWISE] = "elementwise",
 	[MURA_PROF_LINEAR] = "linear",             [MURA_PROF_ATTENTION] = "attention",

@@ -8,7 +8,8 @@
 #
 #   sh tests/bench/engine.sh [ITERS]       (default 3 timed rounds after 1 warm-up)
 #   MURA_PROFILE=1 sh tests/bench/engine.sh   adds our time per kind of
-#                                             operation and its GFLOP/s (stderr)
+#   (make bench PROFILE=1)                    operation, its GFLOP/s and their
+#                                             share of the sgemm peak (stderr)
 #
 # Both sides: the same thread count ($MURA_THREADS, else every core: our
 # pool, torch.set_num_threads), and OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE

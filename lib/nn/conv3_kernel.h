@@ -1,0 +1,164 @@
+/*
+ * conv3_kernel.h - the body of conv3.c's kernel, included once per
+ * instruction set with KNAME (the function's prefix), VL (floats per
+ * vector), OCB (output channels per block) and QV (vectors of q per tile)
+ * of the forward, and GOCB (output channels per block of the weight
+ * gradient) defined; see conv3.c for what they compute.  The forward's
+ * OCB * QV accumulators plus QV input vectors must fit the registers:
+ * 24 + 3 of AVX-512's 32, 12 + 3 of AVX2's 16; the gradient's 9 * GOCB
+ * accumulators plus GOCB + 1 likewise.
+ */
+#define KCAT2(a, b) a##b
+#define KCAT(a, b) KCAT2(a, b)
+#define KVEC KCAT(KNAME, _vec)
+#define KVECU KCAT(KNAME, _vecu)
+#define TILE (VL * QV)
+
+typedef float KVEC __attribute__((vector_size(VL * 4)));
+typedef float KVECU __attribute__((vector_size(VL * 4), aligned(4)));
+
+/* Write (or add) the tile's OCB x TILE values at q0.. to y, keeping only the
+ * q that lie inside an image. */
+static void
+KCAT(KNAME, _store)(const struct conv3_job *j, const float *tb, size_t q0, int co0)
+{
+	const size_t wp = (size_t)j->w + 2, img = ((size_t)j->h + 2) * wp;
+	const size_t plane = (size_t)j->n * j->h * j->w, total = (size_t)j->n * img;
+	const size_t end = q0 + TILE < total ? q0 + TILE : total;
+	const int nb = j->cout - co0 < OCB ? j->cout - co0 : OCB;
+
+	for (size_t q = q0; q < end;) {
+		size_t im = q / img, r = q % img, hp = r / wp, c = r % wp;
+		size_t run = wp - c < end - q ? wp - c : end - q;
+		size_t a = c > 1 ? c : 1, b = c + run < (size_t)j->w + 1 ? c + run : (size_t)j->w + 1;
+		if (hp >= 1 && hp <= (size_t)j->h && a < b) {
+			const float *s = tb + (q - q0) + (a - c);
+			float *d = j->y + (im * j->h + hp - 1) * j->w + (a - 1);
+			for (int o = 0; o < nb; o++) {
+				float *dd = d + (size_t)(co0 + o) * plane;
+				const float *ss = s + (size_t)o * TILE;
+				if (j->acc)
+					for (size_t i = 0; i < b - a; i++)
+						dd[i] += ss[i];
+				else
+					memcpy(dd, ss, (b - a) * sizeof *dd);
+			}
+		}
+		q += run;
+	}
+}
+
+static void
+KCAT(KNAME, _part)(void *v, size_t lo, size_t hi)
+{
+	const struct conv3_job *j = v;
+	const ptrdiff_t wp = (ptrdiff_t)j->w + 2;
+	const ptrdiff_t off[9] = {-wp - 1, -wp, -wp + 1, -1, 0, 1, wp - 1, wp, wp + 1};
+	const size_t kdim = (size_t)j->cin * 9;
+
+	for (size_t t = lo; t < hi; t++) {
+		const size_t q0 = t * TILE;
+		for (int co0 = 0; co0 < j->cout; co0 += OCB) {
+			const float *wb = j->wp + (size_t)co0 * kdim;
+			KVEC acc[OCB][QV];
+			memset(acc, 0, sizeof acc);
+			for (int ci = 0; ci < j->cin; ci++) {
+				const float *xc = j->xp + (size_t)ci * j->stride + q0;
+				for (int tap = 0; tap < 9; tap++) {
+					const float *xs = xc + off[tap];
+					const float *wk = wb + ((size_t)ci * 9 + (size_t)tap) * OCB;
+					KVEC xv[QV];
+#pragma GCC unroll 4
+					for (int u = 0; u < QV; u++)
+						xv[u] = *(const KVECU *)(xs + u * VL);
+#pragma GCC unroll 8
+					for (int o = 0; o < OCB; o++)
+#pragma GCC unroll 4
+						for (int u = 0; u < QV; u++)
+							acc[o][u] += xv[u] * wk[o];
+				}
+			}
+			float tb[OCB * TILE];
+			for (int o = 0; o < OCB; o++)
+				for (int u = 0; u < QV; u++)
+					*(KVECU *)(tb + o * TILE + u * VL) = acc[o][u];
+			KCAT(KNAME, _store)(j, tb, q0, co0);
+		}
+	}
+}
+
+/*
+ * The weight gradient over q in [q0, q1) (multiples of VL) of output
+ * channels [co0, co0 + nb) and input channel ci:
+ *     gw[co][ci][tap] += sum over q of dyp[co][q] * xp[ci][q + off[tap]]
+ * with dyp zero wherever q is not inside an image.  9 * nb vector sums,
+ * added across lanes at the end.  Inlined with nb a constant.
+ */
+static inline __attribute__((always_inline)) void
+KCAT(KNAME, _gw_block)(const struct conv3_job *j, const float *dyp, int co0, int nb, int ci,
+                       size_t q0, size_t q1, const ptrdiff_t *off)
+{
+	KVEC acc[GOCB][9];
+	const float *xc = j->xp + (size_t)ci * j->stride;
+
+	memset(acc, 0, sizeof acc);
+	for (size_t q = q0; q < q1; q += VL) {
+		KVEC d[GOCB];
+		for (int o = 0; o < nb; o++)
+			d[o] = *(const KVECU *)(dyp + (size_t)(co0 + o) * j->stride + q);
+#pragma GCC unroll 9
+		for (int tap = 0; tap < 9; tap++) {
+			KVEC xv = *(const KVECU *)(xc + q + off[tap]);
+			/* one load into a register, used nb times: left to itself
+			 * GCC folds the load into each multiply-add, and a load that
+			 * crosses a cache line (most do here) costs two */
+			__asm__("" : "+v"(xv));
+			for (int o = 0; o < nb; o++)
+				acc[o][tap] += d[o] * xv;
+		}
+	}
+	for (int o = 0; o < nb; o++)
+		for (int tap = 0; tap < 9; tap++) {
+			float s = 0;
+			for (int l = 0; l < VL; l++)
+				s += acc[o][tap][l];
+			j->gw[((size_t)(co0 + o) * j->cin + ci) * 9 + tap] += s;
+		}
+}
+
+/* Thread t's input channels, in blocks of j->qblock values of q so that
+ * the block of dyp stays in cache while every channel reads it. */
+static void
+KCAT(KNAME, _gw_part)(void *v, int t, int nt)
+{
+	const struct conv3_job *j = v;
+	const ptrdiff_t wp = (ptrdiff_t)j->w + 2;
+	const ptrdiff_t off[9] = {-wp - 1, -wp, -wp + 1, -1, 0, 1, wp - 1, wp, wp + 1};
+	const size_t end = j->tiles * TILE;
+	size_t lo, hi;
+
+	mura_split((size_t)j->cin, t, nt, 1, &lo, &hi);
+	for (size_t q0 = 0; q0 < end; q0 += j->qblock) {
+		size_t q1 = q0 + j->qblock < end ? q0 + j->qblock : end;
+		for (size_t ci = lo; ci < hi; ci++) {
+			int co0 = 0;
+			for (; co0 + GOCB <= j->cout; co0 += GOCB)
+				KCAT(KNAME, _gw_block)(j, j->dyp, co0, GOCB, (int)ci, q0, q1, off);
+			if (j->cout - co0 >= 2 && GOCB > 2)
+				KCAT(KNAME, _gw_block)(j, j->dyp, co0, 2, (int)ci, q0, q1, off), co0 += 2;
+			for (; co0 < j->cout; co0++)
+				KCAT(KNAME, _gw_block)(j, j->dyp, co0, 1, (int)ci, q0, q1, off);
+		}
+	}
+}
+
+#undef KNAME
+#undef VL
+#undef GOCB
+#undef OCB
+#undef QV
+#undef TILE
+#undef KVEC
+#undef KVECU
+#undef KCAT
+#undef KCAT2

@@ -1,0 +1,25 @@
+#!/bin/sh
+# t-simd.sh - the engine's kernels compiled for lesser instruction sets
+# (lib/nn/conv3.c: AVX-512, AVX2 + FMA, plain vectors) give what the best
+# one gives: tests/nn_grad (gradients against finite differences, forward
+# against a direct sum) again with MURA_SIMD naming each lesser kernel.
+# The default run of tests/nn_grad covers the best kernel this CPU has.
+. "$(dirname "$0")/lib.sh"
+
+DRIVER="$MURA_TOP/tests/nn_grad"
+if [ ! -x "$DRIVER" ]; then
+	echo "FAIL: simd: $DRIVER is not built (make tests/nn_grad)"
+	exit 1
+fi
+for isa in avx2 generic; do
+	if [ "$isa" = avx2 ] && ! grep -qw avx2 /proc/cpuinfo 2>/dev/null; then
+		skip "nn_grad with MURA_SIMD=avx2" "this CPU has no AVX2"
+		continue
+	fi
+	MURA_SIMD=$isa "$DRIVER" >"$T/out" 2>&1
+	rc=$?
+	sed -n "s/^\(PASS\|FAIL\|SKIPPED\): /\1: MURA_SIMD=$isa: /p" "$T/out"
+	n=$(grep -c '^PASS' "$T/out")
+	[ "$rc" = 0 ] && [ "$n" -gt 50 ] ||
+		echo "FAIL: MURA_SIMD=$isa: nn_grad exited with $rc after $n passes"
+done
