@@ -17,7 +17,9 @@
  * A training forward also keeps the per-channel affine map it applied, so
  * that mura_bn_forward_saved can recompute its output exactly in backward.
  */
+#include <assert.h>
 #include <math.h>
+#include <string.h>
 
 #include "ops.h"
 
@@ -28,6 +30,7 @@ struct bn_job {
 	int train, relu, acc;
 	int saved;    /* forward with bn->scale and bn->shift, no statistics */
 	size_t m;
+	struct mura_bn_stats *st;  /* training forward: statistics cache, or NULL */
 };
 
 /* Sums over LANES independent double partial sums: the compiler turns the
@@ -68,51 +71,6 @@ sqdev_of(const float *x, size_t n, double mean)
 	return s;
 }
 
-/*
- * sum(g) and sum(g * (x - mean)), g = dy, or dy where y > 0 with relu.
- * Blocks of BLOCK values are summed in float over LANES lanes (vector
- * instructions; 16 terms per lane, so float's rounding stays near 1e-7)
- * and the blocks' sums in double.  The masked gradient is written to a
- * block buffer first, with dy loaded unconditionally: that is what lets
- * the compiler vectorise the select.  Inlined with relu a constant.
- */
-#define BLOCK 256
-
-static inline __attribute__((always_inline)) void
-grad_sums(const float *x, const float *y, const float *dy, size_t n, double mean, int relu,
-          double *sg, double *sgx)
-{
-	const float fm = (float)mean;
-	double s = 0, t = 0;
-	size_t i = 0;
-
-	for (; i + BLOCK <= n; i += BLOCK) {
-		float buf[BLOCK], a[LANES] = {0}, b[LANES] = {0};
-		const float *g = dy + i;
-		if (relu) {
-			for (size_t j = 0; j < BLOCK; j++) {
-				float d = dy[i + j];
-				buf[j] = y[i + j] > 0 ? d : 0.0f;
-			}
-			g = buf;
-		}
-		for (size_t j = 0; j < BLOCK; j += LANES)
-			for (int k = 0; k < LANES; k++) {
-				a[k] += g[j + k];
-				b[k] += g[j + k] * (x[i + j + k] - fm);
-			}
-		for (int k = 0; k < LANES; k++)
-			s += a[k], t += b[k];
-	}
-	for (; i < n; i++) {
-		float d = dy[i], g = relu && !(y[i] > 0) ? 0.0f : d;
-		s += g;
-		t += (double)g * (x[i] - fm);
-	}
-	*sg = s;
-	*sgx = t;
-}
-
 static void
 bn_fwd_part(void *v, size_t c0, size_t c1)
 {
@@ -131,8 +89,16 @@ bn_fwd_part(void *v, size_t c0, size_t c1)
 		} else {
 			double mean, invstd;
 			if (j->train) {
-				mean = sum_of(x, m) / (double)m;
-				double var = sqdev_of(x, m, mean) / (double)m;
+				double var;
+				if (j->st && c < (size_t)j->st->known) {
+					mean = j->st->mean[c];
+					var = j->st->var[c];
+				} else {
+					mean = sum_of(x, m) / (double)m;
+					var = sqdev_of(x, m, mean) / (double)m;
+					if (j->st)
+						j->st->mean[c] = mean, j->st->var[c] = var;
+				}
 				invstd = 1.0 / sqrt(var + bn->eps);
 				bn->mean[c] = (float)mean;
 				bn->invstd[c] = (float)invstd;
@@ -165,7 +131,7 @@ void
 mura_bn_forward(struct mura_nn_ctx *ctx, const struct mura_bn *bn, const struct mura_fm *x,
                 struct mura_fm *y, int train, int relu)
 {
-	struct bn_job j = {bn, x, NULL, NULL, y, NULL, train, relu, 0, 0, mura_fm_plane(x)};
+	struct bn_job j = {bn, x, NULL, NULL, y, NULL, train, relu, 0, 0, mura_fm_plane(x), NULL};
 	const double t0 = mura_prof_start(ctx);
 
 	mura_pool_for(ctx->pool, (size_t)x->c, 1, bn_fwd_part, &j);
@@ -174,67 +140,222 @@ mura_bn_forward(struct mura_nn_ctx *ctx, const struct mura_bn *bn, const struct 
 		++*bn->nbt;
 }
 
+/*
+ * A DenseNet block's norm1 layers, and its transition's norm, normalise
+ * longer and longer prefixes of one buffer whose channels never change once
+ * written: the batch statistics of a channel are the same doubles in every
+ * one of them, so they are computed once, by the first, and read back by the
+ * others.  Buys densenet169 training, batch 8, 320 px, 2 threads: batch norm
+ * forward 0.139 -> 0.116 s per step (tests/nn_bench).
+ */
+void
+mura_bn_forward_cached(struct mura_nn_ctx *ctx, const struct mura_bn *bn, const struct mura_fm *x,
+                       struct mura_fm *y, int relu, struct mura_bn_stats *st)
+{
+	struct bn_job j = {bn, x, NULL, NULL, y, NULL, 1, relu, 0, 0, mura_fm_plane(x), st};
+	const double t0 = mura_prof_start(ctx);
+
+	assert(x->c <= st->c);
+	mura_pool_for(ctx->pool, (size_t)x->c, 1, bn_fwd_part, &j);
+	if (st->known < x->c)
+		st->known = x->c;
+	mura_prof_stop(ctx, MURA_PROF_BN_FWD, t0, 0);
+	++*bn->nbt;
+}
+
 /* The same loop as the forward's with the same two floats per channel, so
  * the same values bit for bit. */
 void
 mura_bn_forward_saved(struct mura_nn_ctx *ctx, const struct mura_bn *bn, const struct mura_fm *x,
                       struct mura_fm *y, int relu)
 {
-	struct bn_job j = {bn, x, NULL, NULL, y, NULL, 1, relu, 0, 1, mura_fm_plane(x)};
+	struct bn_job j = {bn, x, NULL, NULL, y, NULL, 1, relu, 0, 1, mura_fm_plane(x), NULL};
 	const double t0 = mura_prof_start(ctx);
 
 	mura_pool_for(ctx->pool, (size_t)x->c, 1, bn_fwd_part, &j);
 	mura_prof_stop(ctx, MURA_PROF_BN_FWD, t0, 0);
 }
 
+/*
+ * Backward, one channel at a time: sg = sum(g) and sgx = sum(g * (x - mean)),
+ * then dx from them while the channel's x and dy are still in cache.
+ *
+ * The sums run over blocks of BLOCK values, each summed in float over LANES
+ * lanes (16 terms per lane, so float's rounding stays near 1e-7), the
+ * blocks' sums in double, lane by lane in order.  The lanes are NV vectors
+ * of VW floats (GCC's vector extension), written out rather than left to
+ * the auto-vectoriser, which turned the lane loop into shuffles.  VW = 4 is
+ * one register of SSE2 or NEON, which every x86-64 and arm64 has; wider
+ * vectors the target lacks are split badly (compares one value at a time).
+ * Each lane's sum runs in the same order as the scalar loop's before it, so
+ * the results are those bit for bit.
+ *
+ * The ReLU's mask.  After a training forward, y > 0 exactly where
+ * x * scale + shift > 0, the float operations the forward applied (no
+ * contraction into fma: -std=c11 turns it off), so the mask is recomputed
+ * from x, which backward reads anyway, rather than read from y: one stream
+ * of memory less (MASK_X).  Without the saved affine map, or after an
+ * evaluation forward, it is read from y (MASK_Y).
+ *
+ * Buys densenet169 training, batch 8, 320 px, 2 threads: batch norm
+ * backward 0.205 -> 0.134 s per step (the vectors), -> 0.115 s (the mask
+ * from x) (tests/nn_bench).
+ */
+#define BLOCK 256
+#define VW 4
+#define NV (LANES / VW)
+
+typedef float vf __attribute__((vector_size(VW * sizeof(float))));
+typedef int vi __attribute__((vector_size(VW * sizeof(int))));
+
+enum { MASK_NONE, MASK_Y, MASK_X };
+
+struct bn_chan {
+	const float *x, *y, *dy;
+	float *dx;
+	size_t m;
+	float scale, shift;   /* for MASK_X */
+};
+
+#define VLOAD(v, p) memcpy(&(v), (p), sizeof(vf))
+
+/* *g = dy masked by the ReLU, VW values from i, x's among them in *xv */
+static inline __attribute__((always_inline)) void
+grad_vec(const struct bn_chan *ch, size_t i, const vf *xv, int mask, vf *g)
+{
+	vf d, y;
+
+	VLOAD(d, ch->dy + i);
+	switch (mask) {
+	case MASK_Y:
+		VLOAD(y, ch->y + i);
+		*g = (vf)((vi)d & (y > 0));
+		break;
+	case MASK_X:
+		*g = (vf)((vi)d & (*xv * ch->scale + ch->shift > 0));
+		break;
+	default:
+		*g = d;
+	}
+}
+
+static inline __attribute__((always_inline)) float
+grad_one(const struct bn_chan *ch, size_t i, int mask)
+{
+	switch (mask) {
+	case MASK_Y:
+		return ch->y[i] > 0 ? ch->dy[i] : 0.0f;
+	case MASK_X:
+		return ch->x[i] * ch->scale + ch->shift > 0 ? ch->dy[i] : 0.0f;
+	default:
+		return ch->dy[i];
+	}
+}
+
+static inline __attribute__((always_inline)) void
+grad_sums(const struct bn_chan *ch, double mean, int mask, double *sg, double *sgx)
+{
+	const float fm = (float)mean;
+	double s = 0, t = 0;
+	size_t i = 0;
+
+	for (; i + BLOCK <= ch->m; i += BLOCK) {
+		vf a[NV] = {{0}}, b[NV] = {{0}};
+		for (size_t j = i; j < i + BLOCK; j += LANES)
+			for (int v = 0; v < NV; v++) {
+				vf xv, g;
+				VLOAD(xv, ch->x + j + v * VW);
+				grad_vec(ch, j + v * VW, &xv, mask, &g);
+				a[v] += g;
+				b[v] += g * (xv - fm);
+			}
+		for (int k = 0; k < LANES; k++)
+			s += a[k / VW][k % VW], t += b[k / VW][k % VW];
+	}
+	for (; i < ch->m; i++) {
+		float g = grad_one(ch, i, mask);
+		s += g;
+		t += (double)g * (ch->x[i] - fm);
+	}
+	*sg = s;
+	*sgx = t;
+}
+
+/* dx = k * (g - b - (x - cm) * a), written or (acc) added; dx may be dy
+ * itself: each value is read before it is written. */
+static inline __attribute__((always_inline)) void
+grad_x(const struct bn_chan *ch, int mask, int acc, float k, float a, float b, float cm)
+{
+	size_t i = 0;
+
+	for (; i + VW <= ch->m; i += VW) {
+		vf xv, g, o;
+		VLOAD(xv, ch->x + i);
+		grad_vec(ch, i, &xv, mask, &g);
+		vf d = k * (g - b - (xv - cm) * a);
+		if (acc) {
+			VLOAD(o, ch->dx + i);
+			d = o + d;
+		}
+		memcpy(ch->dx + i, &d, sizeof d);
+	}
+	for (; i < ch->m; i++) {
+		float d = k * (grad_one(ch, i, mask) - b - (ch->x[i] - cm) * a);
+		ch->dx[i] = acc ? ch->dx[i] + d : d;
+	}
+}
+
+static inline __attribute__((always_inline)) void
+bn_bwd_chan(const struct bn_job *j, size_t c, int mask, int acc)
+{
+	const struct mura_bn *bn = j->bn;
+	const size_t m = j->m;
+	struct bn_chan ch = {j->x->d + c * m, j->y ? j->y->d + c * m : NULL, j->dy->d + c * m,
+	                     j->dx ? j->dx->d + c * m : NULL, m,
+	                     bn->scale ? bn->scale[c] : 0, bn->shift ? bn->shift[c] : 0};
+	double mean, invstd;
+
+	if (j->train) {
+		mean = bn->mean[c];
+		invstd = bn->invstd[c];
+	} else {
+		mean = bn->rmean[c];
+		invstd = 1.0 / sqrt((double)bn->rvar[c] + bn->eps);
+	}
+	double sg, sgx;
+	grad_sums(&ch, mean, mask, &sg, &sgx);
+	bn->gw[c] += (float)(sgx * invstd);
+	bn->gb[c] += (float)sg;
+	if (!ch.dx)
+		return;
+
+	float k = (float)(bn->w[c] * invstd), a, b;
+	if (j->train) {
+		/* dx = k * (g - sg / M - (x - mean) * invstd^2 * sgx / M) */
+		a = (float)(invstd * invstd * sgx / (double)m);
+		b = (float)(sg / (double)m);
+	} else {
+		a = b = 0;
+	}
+	grad_x(&ch, mask, acc, k, a, b, (float)mean);
+}
+
 static void
 bn_bwd_part(void *v, size_t c0, size_t c1)
 {
 	const struct bn_job *j = v;
-	const struct mura_bn *bn = j->bn;
-	const size_t m = j->m;
+	const int mask = !j->relu ? MASK_NONE : j->train && j->bn->scale ? MASK_X : MASK_Y;
 
+	/* one copy of the loops for each mask and acc, constants inside */
 	for (size_t c = c0; c < c1; c++) {
-		const float *x = j->x->d + c * m, *dy = j->dy->d + c * m;
-		const float *y = j->relu ? j->y->d + c * m : NULL;
-		double mean, invstd;
-
-		if (j->train) {
-			mean = bn->mean[c];
-			invstd = bn->invstd[c];
-		} else {
-			mean = bn->rmean[c];
-			invstd = 1.0 / sqrt((double)bn->rvar[c] + bn->eps);
-		}
-		double sg, sgx;
-		if (y)
-			grad_sums(x, y, dy, m, mean, 1, &sg, &sgx);
+		if (mask == MASK_X && j->acc)
+			bn_bwd_chan(j, c, MASK_X, 1);
+		else if (mask == MASK_X)
+			bn_bwd_chan(j, c, MASK_X, 0);
+		else if (mask == MASK_Y)
+			bn_bwd_chan(j, c, MASK_Y, j->acc);
 		else
-			grad_sums(x, y, dy, m, mean, 0, &sg, &sgx);
-		bn->gw[c] += (float)(sgx * invstd);
-		bn->gb[c] += (float)sg;
-		if (!j->dx)
-			continue;
-
-		float *dx = j->dx->d + c * m;
-		float k = (float)(bn->w[c] * invstd), a, b, cm = (float)mean;
-		if (j->train) {
-			/* dx = k * (g - sg / M - (x - mean) * invstd^2 * sgx / M) */
-			a = (float)(invstd * invstd * sgx / (double)m);
-			b = (float)(sg / (double)m);
-		} else {
-			a = b = 0;
-		}
-		/* dx may be dy itself: each value is read before it is written */
-		const int acc = j->acc;
-#pragma GCC ivdep
-		for (size_t i = 0; i < m; i++) {
-			float g = dy[i];
-			if (y && !(y[i] > 0))
-				g = 0;
-			float d = k * (g - b - (x[i] - cm) * a);
-			dx[i] = acc ? dx[i] + d : d;
-		}
+			bn_bwd_chan(j, c, MASK_NONE, j->acc);
 	}
 }
 
@@ -243,7 +364,7 @@ mura_bn_backward(struct mura_nn_ctx *ctx, const struct mura_bn *bn, const struct
                  const struct mura_fm *y, const struct mura_fm *dy, struct mura_fm *dx,
                  int train, int relu, int acc)
 {
-	struct bn_job j = {bn, x, y, dy, NULL, dx, train, relu, acc, 0, mura_fm_plane(x)};
+	struct bn_job j = {bn, x, y, dy, NULL, dx, train, relu, acc, 0, mura_fm_plane(x), NULL};
 	const double t0 = mura_prof_start(ctx);
 
 	mura_pool_for(ctx->pool, (size_t)x->c, 1, bn_bwd_part, &j);

@@ -9,6 +9,7 @@
  *                                      norm2 + relu2, conv2 3x3 p1 -> 32,
  *                                      output appended to the block's input
  *   features.transitionT: norm + relu, conv 1x1 -> half, avg pool 2x2 s2
+ *                         (run here as pool, then conv: see densenet_forward)
  *   features.norm5, then (forward) relu: the backbone's output.
  *
  * Memory.  A block's input and its layers' outputs live in one buffer
@@ -54,12 +55,13 @@ struct dense_block {
 	int nlayers, cin, cout, h, w;
 	struct dense_layer *layer;
 	float *x, *dx;        /* [cout][n][h][w]: input, then each layer's output */
+	struct mura_bn_stats stats;  /* x's batch statistics, for norm1 and the transition */
 };
 
 struct transition {
 	struct mura_bn norm;
 	struct mura_conv conv;
-	float *t1, *t2;       /* relu(norm(x)) [cin], conv [cin / 2] */
+	float *t1, *t2;       /* relu(norm(x)) [cin], its 2x2 average [cin] at half size */
 };
 
 struct densenet {
@@ -135,6 +137,12 @@ densenet_build(struct mura_model *m, struct net_build *b)
 			c += GROWTH;
 		}
 		blk->cout = c;
+		if (!blk->stats.mean) {
+			if (!(blk->stats.mean = calloc(2 * (size_t)c, sizeof(double))))
+				return mura_error("out of memory");
+			blk->stats.var = blk->stats.mean + c;
+			blk->stats.c = c;
+		}
 		if (k < 3) {
 			snprintf(name, sizeof name, "features.transition%d.norm", k + 1);
 			net_bn(b, &dn->trans[k].norm, name, c);
@@ -155,8 +163,10 @@ densenet_free(void *v)
 
 	if (!dn)
 		return;
-	for (int k = 0; k < 4; k++)
+	for (int k = 0; k < 4; k++) {
 		free(dn->block[k].layer);
+		free(dn->block[k].stats.mean);
+	}
 	free(dn);
 }
 
@@ -208,10 +218,11 @@ densenet_plan(struct mura_model *m, struct net_plan *p, int n, int h, int w)
 		if (k < 3) {
 			struct transition *tr = &dn->trans[k];
 			tr->t1 = net_keep(p, SLOT_T1, (size_t)blk->cout * plane);
-			tr->t2 = net_keep(p, SLOT_T2, (size_t)blk->cout / 2 * plane);
+			size_t half = (size_t)n * dn->block[k + 1].h * dn->block[k + 1].w;
+			tr->t2 = net_keep(p, SLOT_T2, (size_t)blk->cout * half);
 			if (p->training) {
 				dn->g_t1 = net_slot(p, SLOT_G_T1, (size_t)blk->cout * plane);
-				dn->g_t2 = net_slot(p, SLOT_G_T2, (size_t)blk->cout / 2 * plane);
+				dn->g_t2 = net_slot(p, SLOT_G_T2, (size_t)blk->cout * half);
 			}
 		}
 	}
@@ -222,15 +233,21 @@ densenet_plan(struct mura_model *m, struct net_plan *p, int n, int h, int w)
 	return 0;
 }
 
+/* Training: norm1 with the block's statistics cache, from which it needs
+ * only those of the previous layer's output (mura_bn_forward_cached). */
 static void
-layer_forward(struct mura_nn_ctx *ctx, struct dense_layer *L, const struct mura_fm *blk, int train)
+layer_forward(struct mura_nn_ctx *ctx, struct dense_layer *L, const struct mura_fm *blk,
+              struct mura_bn_stats *st, int train)
 {
 	struct mura_fm x = mura_fm_slice(blk, 0, L->cin), out = mura_fm_slice(blk, L->cin, GROWTH);
 	struct mura_fm a1 = fm(L->a1, L->cin, blk->n, blk->h, blk->w);
 	struct mura_fm a2 = fm(L->a2, BN_SIZE * GROWTH, blk->n, blk->h, blk->w);
 	struct mura_fm a3 = fm(L->a3, BN_SIZE * GROWTH, blk->n, blk->h, blk->w);
 
-	mura_bn_forward(ctx, &L->norm1, &x, &a1, train, 1);
+	if (train)
+		mura_bn_forward_cached(ctx, &L->norm1, &x, &a1, 1, st);
+	else
+		mura_bn_forward(ctx, &L->norm1, &x, &a1, 0, 1);
 	mura_conv_forward(ctx, &L->conv1, &a1, &a2);
 	mura_bn_forward(ctx, &L->norm2, &a2, &a3, train, 1);
 	mura_conv_forward(ctx, &L->conv2, &a3, &out);
@@ -284,18 +301,33 @@ densenet_forward(struct mura_model *m, int n, int train)
 			struct transition *tr = &dn->trans[k - 1];
 			struct mura_fm px = fm(prev->x, prev->cout, n, prev->h, prev->w);
 			struct mura_fm t1 = fm(tr->t1, prev->cout, n, prev->h, prev->w);
-			struct mura_fm t2 = fm(tr->t2, prev->cout / 2, n, prev->h, prev->w);
-			mura_bn_forward(ctx, &tr->norm, &px, &t1, t, 1);
-			mura_conv_forward(ctx, &tr->conv, &t1, &t2);
-			mura_avgpool_forward(ctx, 2, 2, &t2, &in);
+			struct mura_fm t2 = fm(tr->t2, prev->cout, n, blk->h, blk->w);
+			if (t)
+				mura_bn_forward_cached(ctx, &tr->norm, &px, &t1, 1, &dn->block[k - 1].stats);
+			else
+				mura_bn_forward(ctx, &tr->norm, &px, &t1, 0, 1);
+			/* The 1x1 convolution and the average pool are both linear
+			 * and act on different axes, so they commute: pooling first
+			 * runs the convolution on a quarter of the pixels.  Not bit
+			 * for bit torchvision's order, well within the parity tests'
+			 * tolerances.  Buys densenet169 training, batch 8, 320 px,
+			 * 2 threads: step 1.28 -> 1.19 s (conv 1x1 forward 0.174 ->
+			 * 0.150 s, backward 0.354 -> 0.305 s), peak RSS 1208 ->
+			 * 1173 MB; inference 0.381 -> 0.357 s (tests/nn_bench). */
+			mura_avgpool_forward(ctx, 2, 2, &t1, &t2);
+			mura_conv_forward(ctx, &tr->conv, &t2, &in);
 		}
+		blk->stats.known = 0;
 		for (int l = 0; l < blk->nlayers; l++)
-			layer_forward(ctx, &blk->layer[l], &x, t);
+			layer_forward(ctx, &blk->layer[l], &x, &blk->stats, t);
 	}
 	const struct dense_block *last = &dn->block[3];
 	struct mura_fm x = fm(last->x, last->cout, n, last->h, last->w);
 	m->feat.n = n;
-	mura_bn_forward(ctx, &dn->norm5, &x, &m->feat, t, 1);
+	if (t)
+		mura_bn_forward_cached(ctx, &dn->norm5, &x, &m->feat, 1, &dn->block[3].stats);
+	else
+		mura_bn_forward(ctx, &dn->norm5, &x, &m->feat, 0, 1);
 }
 
 void
@@ -324,9 +356,10 @@ densenet_backward(struct mura_model *m, int n)
 		struct mura_fm pdx = fm(prev->dx, prev->cout, n, prev->h, prev->w);
 		struct mura_fm t1 = fm(tr->t1, prev->cout, n, prev->h, prev->w);
 		struct mura_fm g1 = fm(dn->g_t1, prev->cout, n, prev->h, prev->w);
-		struct mura_fm g2 = fm(dn->g_t2, prev->cout / 2, n, prev->h, prev->w);
-		mura_avgpool_backward(ctx, 2, 2, &din, &g2, 0);
-		mura_conv_backward(ctx, &tr->conv, &t1, &g2, &g1, 0);
+		struct mura_fm t2 = fm(tr->t2, prev->cout, n, blk->h, blk->w);
+		struct mura_fm g2 = fm(dn->g_t2, prev->cout, n, blk->h, blk->w);
+		mura_conv_backward(ctx, &tr->conv, &t2, &din, &g2, 0);
+		mura_avgpool_backward(ctx, 2, 2, &g2, &g1, 0);
 		mura_bn_backward(ctx, &tr->norm, &px, &t1, &g1, &pdx, 1, 1, 0);
 	}
 	const struct dense_block *first = &dn->block[0];

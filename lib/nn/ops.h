@@ -155,6 +155,20 @@ struct mura_bn {
  * running statistics.  relu: y = max(0, bn(x)).  y must not alias x. */
 void mura_bn_forward(struct mura_nn_ctx *ctx, const struct mura_bn *bn, const struct mura_fm *x,
                      struct mura_fm *y, int train, int relu);
+/* Per-channel batch statistics of a training forward (the mean and the
+ * biased variance, in double), kept for the channels [0, known) of a buffer
+ * that several batch norms normalise prefixes of; mean and var hold c
+ * values.  known = 0 whenever those channels change. */
+struct mura_bn_stats {
+	double *mean, *var;
+	int c, known;
+};
+/* mura_bn_forward(train = 1), bit for bit, except that the statistics of x's
+ * channels [0, st->known) are taken from st, and those of the others computed
+ * and stored there (st->known becomes x->c when that is more). */
+void mura_bn_forward_cached(struct mura_nn_ctx *ctx, const struct mura_bn *bn,
+                            const struct mura_fm *x, struct mura_fm *y, int relu,
+                            struct mura_bn_stats *st);
 /* The last training forward's y again, from the same x, with the affine map
  * that forward applied (bn->scale, bn->shift): bit-identical to it, and no
  * statistics computed or updated, nor num_batches_tracked.  For recomputing
