@@ -46,6 +46,9 @@ lib/%.o: lib/%.c
 $(filter lib/nn/%,$(LIB_OBJ)): CFLAGS += $(NN_CFLAGS)
 # conv3.c's kernel means a += x * w as one fused multiply-add (see there)
 lib/nn/conv3.o: CFLAGS += -ffp-contract=fast
+# Adam's sqrtf without the errno check that keeps its loop scalar (the
+# same values: errno is all it changes)
+lib/nn/optim.o: CFLAGS += -fno-math-errno
 
 lib/libmura.a: $(LIB_OBJ)
 	@$(if $(Q),echo "  AR      $@")
