@@ -34,10 +34,19 @@ struct bn_job {
 };
 
 /* Sums over LANES independent double partial sums: the compiler turns the
- * inner loop into vector instructions without reordering any one sum. */
+ * inner loop into vector instructions without reordering any one sum, so
+ * that the clones for wider vectors (picked at load time) give the same
+ * doubles: x86-64 without them converts and adds two at a time.  resnet50
+ * training step, batch 8, 320 px, 2 threads: batch norm forward 0.052 ->
+ * 0.039 s (densenet169: 0.117 -> 0.105 s). */
 #define LANES 16
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define WIDE_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define WIDE_CLONES
+#endif
 
-static double
+WIDE_CLONES static double
 sum_of(const float *x, size_t n)
 {
 	double acc[LANES] = {0}, s = 0;
@@ -53,7 +62,7 @@ sum_of(const float *x, size_t n)
 	return s;
 }
 
-static double
+WIDE_CLONES static double
 sqdev_of(const float *x, size_t n, double mean)
 {
 	double acc[LANES] = {0}, s = 0;
