@@ -568,10 +568,14 @@ main(void)
 	check_conv("1x1 s1 direct", 6, 5, 1, 1, 0, 1, 3, 4, 5, 1000);
 	check_conv("1x1 s2", 6, 5, 1, 2, 0, 0, 2, 7, 7, 1000);
 	check_conv("3x3 in chunks", 512, 4, 3, 1, 1, 1, 2, 33, 31, 40);
-	/* conv3.c's kernels and the im2col + GEMM they stand in for, mixed */
+	/* conv3.c's kernels and the im2col + GEMM they stand in for, mixed
+	 * (which runs where: conv.c's is_conv3, mura_conv3_pays, mura_convc_pays) */
 	check_conv("3x3 s1 p1 37 out, 1 wide", 5, 37, 3, 1, 1, 1, 3, 6, 1, 1000);
-	check_conv("3x3 s1 p1 80 out on 3x4 (GEMM forward and weights)", 6, 80, 3, 1, 1, 0, 2, 3, 4, 1000);
-	check_conv("3x3 s1 p1 70 in on 3x4 (GEMM dx)", 70, 6, 3, 1, 1, 0, 2, 3, 4, 1000);
+	check_conv("3x3 s1 p1 80 out on 3x4 (by channels, GEMM weights)", 6, 80, 3, 1, 1, 0, 2, 3, 4, 1000);
+	check_conv("3x3 s1 p1 70 in on 3x4 (dx by channels)", 70, 6, 3, 1, 1, 0, 2, 3, 4, 1000);
+	check_conv("3x3 s1 p1 300 -> 70 on 3x4 (GEMM forward and weights)", 300, 70, 3, 1, 1, 0, 2, 3, 4, 500);
+	check_conv("3x3 s1 p1 70 -> 260 on 3x4 (GEMM dx)", 70, 260, 3, 1, 1, 1, 2, 3, 4, 500);
+	check_conv("5x5 s1 p2 (by channels both ways)", 3, 20, 5, 1, 2, 1, 2, 6, 7, 1000);
 	check_bn(1, 0);
 	check_bn(1, 1);
 	check_bn(0, 0);

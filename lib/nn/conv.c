@@ -115,6 +115,14 @@ mura_conv_scratch(const struct mura_conv *cv, const struct mura_fm *x, int nt)
 		size_t t = mura_conv3_scratch(cv->cin, cv->cout, x->n, x->h, x->w);
 		need = need > t ? need : t;
 	}
+	if (mura_convc_pays(cv, 0)) {
+		size_t t = mura_convc_scratch(cv, x, 0);
+		need = need > t ? need : t;
+	}
+	if (is_same(cv) && mura_convc_pays(cv, 1)) {
+		size_t t = mura_convc_scratch(cv, x, 1);
+		need = need > t ? need : t;
+	}
 	return need;
 }
 
@@ -293,6 +301,8 @@ mura_conv_forward(struct mura_nn_ctx *ctx, const struct mura_conv *cv,
 
 	if (conv3_fwd(cv, x))
 		mura_conv3_forward(ctx, cv, x, y);
+	else if (!is_direct(cv) && mura_convc_pays(cv, 0))
+		mura_convc_forward(ctx, cv, 0, x, y->d, 0);
 	else
 		gemm_forward(ctx, cv, x, y, 0.0f);
 	if (cv->b) {
@@ -420,6 +430,8 @@ mura_conv_backward(struct mura_nn_ctx *ctx, const struct mura_conv *cv,
 		mura_conv3_grad_w(ctx, cv, x, dy);
 	if (same && is_conv3(cv) && mura_conv3_pays(cv->cin, x->h, x->w))
 		mura_conv3_dx(ctx, cv, dy, dx, acc);
+	else if (same && mura_convc_pays(cv, 1))
+		mura_convc_forward(ctx, cv, 1, dy, dx->d, acc);
 	else if (same)
 		same_backward_dx(ctx, cv, dy, dx, acc);
 	mura_prof_stop(ctx, prof_kind(cv, 0), t0, (cv->gw ? gemm : 0) + (dx ? gemm : 0));

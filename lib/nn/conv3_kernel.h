@@ -152,9 +152,74 @@ KCAT(KNAME, _gw_part)(void *v, int t, int nt)
 	}
 }
 
+/*
+ * The other direct kernel (conv3.c's "by channels"): any k, stride and
+ * padding, vectorised over output channels.  Item i is block i / tiles of
+ * CVV * VL output channels and tile i % tiles of CPT output positions (in
+ * y's order, so across rows and images as they come: no border computed);
+ * each position's input window starts at base[p] in the padded copy, and
+ * each step broadcasts one input value per position against CVV vectors of
+ * packed weights.  CPT * CVV accumulators, CVV weight vectors and one
+ * broadcast must fit the registers, and the CPT window pointers the
+ * general ones.
+ */
+static void
+KCAT(KNAME, _cv_part)(void *v, size_t lo, size_t hi)
+{
+	const struct conv3_job *j = v;
+	const int k = j->k, taps = k * k, cob = CVV * VL;
+	const size_t npos = (size_t)j->n * j->ho * j->wo, howo = (size_t)j->ho * j->wo;
+	const size_t tiles = (npos + CPT - 1) / CPT;
+
+	for (size_t it = lo; it < hi; it++) {
+		const int co0 = (int)(it / tiles) * cob;
+		const size_t p0 = it % tiles * CPT;
+		const int np = npos - p0 < CPT ? (int)(npos - p0) : CPT;
+		const float *base[CPT];
+		for (int i = 0; i < CPT; i++) {
+			size_t p = p0 + (size_t)(i < np ? i : np - 1);
+			size_t im = p / howo, r = p % howo, oh = r / (size_t)j->wo, ow = r % (size_t)j->wo;
+			base[i] = j->xp + im * j->img + oh * (size_t)j->s * j->wpitch + ow * (size_t)j->s;
+		}
+		const float *wb = j->wp + (size_t)co0 * j->cin * taps;
+		KVEC acc[CPT][CVV];
+		memset(acc, 0, sizeof acc);
+		ptrdiff_t off[49];  /* each tap's offset in the window, k <= 7 */
+		for (int t = 0; t < taps; t++)
+			off[t] = (ptrdiff_t)((size_t)(t / k) * j->wpitch) + t % k;
+		for (int ci = 0; ci < j->cin; ci++)
+			for (int t = 0; t < taps; t++) {
+					const ptrdiff_t r = (ptrdiff_t)((size_t)ci * j->stride) + off[t];
+					const float *wk = wb + ((size_t)ci * taps + t) * cob;
+					KVEC wv[CVV];
+#pragma GCC unroll 4
+					for (int u = 0; u < CVV; u++)
+						wv[u] = *(const KVECU *)(wk + u * VL);
+#pragma GCC unroll 12
+					for (int i = 0; i < CPT; i++) {
+						const float xs = base[i][r];
+#pragma GCC unroll 4
+						for (int u = 0; u < CVV; u++)
+							acc[i][u] += xs * wv[u];
+					}
+				}
+		float tb[CPT][CVV * VL];
+		for (int i = 0; i < CPT; i++)
+			for (int u = 0; u < CVV; u++)
+				*(KVECU *)(tb[i] + u * VL) = acc[i][u];
+		for (int c = 0; c < cob && co0 + c < j->cout; c++) {
+			float *d = j->y + (size_t)(co0 + c) * npos + p0;
+			for (int i = 0; i < np; i++)
+				d[i] = j->acc ? d[i] + tb[i][c] : tb[i][c];
+		}
+	}
+}
+
 #undef KNAME
 #undef VL
 #undef GOCB
+#undef CVV
+#undef CPT
 #undef OCB
 #undef QV
 #undef TILE

@@ -138,6 +138,13 @@ void mura_conv3_dx(struct mura_nn_ctx *ctx, const struct mura_conv *cv, const st
                    struct mura_fm *dx, int acc);
 void mura_conv3_grad_w(struct mura_nn_ctx *ctx, const struct mura_conv *cv,
                        const struct mura_fm *x, const struct mura_fm *dy);
+/* conv3.c's kernel by channels, for any window, stride and padding: y (acc:
+ * +=) conv(x), or with flip (a "same" convolution) the dx from x = dy, where
+ * mura_convc_pays (measured: see conv3.c). */
+int mura_convc_pays(const struct mura_conv *cv, int flip);
+size_t mura_convc_scratch(const struct mura_conv *cv, const struct mura_fm *x, int flip);
+void mura_convc_forward(struct mura_nn_ctx *ctx, const struct mura_conv *cv, int flip,
+                        const struct mura_fm *x, float *y, int acc);
 
 /* ---- bn.c: 2-D batch normalisation, optionally followed by ReLU --------- */
 struct mura_bn {
