@@ -227,17 +227,20 @@ pack_part(void *v, size_t b0, size_t b1)
 
 	const int nt = j->taps;
 
+	/* o outside t: each source row's nt floats read in one go (o inside
+	 * read one float per cache line: a tenth of mura-score's time at 64 px) */
 	for (size_t b = b0; b < b1; b++)
-		for (int ci = 0; ci < j->cin; ci++)
-			for (int t = 0; t < nt; t++)
-				for (int o = 0; o < j->ocb; o++) {
-					int co = (int)b * j->ocb + o;
-					float val = 0;
-					if (co < j->cout)
-						val = j->flip ? j->w[((size_t)ci * j->cout + co) * nt + (nt - 1 - t)]
-						              : j->w[((size_t)co * j->cin + ci) * nt + t];
-					j->wp[((b * j->cin + ci) * nt + t) * j->ocb + o] = val;
-				}
+		for (int ci = 0; ci < j->cin; ci++) {
+			float *d = j->wp + (b * j->cin + ci) * nt * j->ocb;
+			for (int o = 0; o < j->ocb; o++) {
+				const int co = (int)b * j->ocb + o;
+				const float *src = co >= j->cout ? NULL
+				                 : j->flip ? j->w + ((size_t)ci * j->cout + co) * nt
+				                           : j->w + ((size_t)co * j->cin + ci) * nt;
+				for (int t = 0; t < nt; t++)
+					d[t * j->ocb + o] = !src ? 0 : j->flip ? src[nt - 1 - t] : src[t];
+			}
+		}
 }
 
 /* y (+)= the convolution of the padded input xp (cin channels) with W
