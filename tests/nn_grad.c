@@ -493,6 +493,24 @@ cat_bwd(struct gc *t)
 	mura_concat_backward(&ctx, 2, &dy, o->dx, 0);
 }
 
+/* The fused residual end equals its two steps, bit for bit, in place too. */
+static void
+check_add_relu(void)
+{
+	const size_t n = 1003;
+	float *a = rnd(n, -1, 1), *b = rnd(n, -1, 1), *y = zeros(n), *want = zeros(n);
+	int same = 1;
+
+	mura_add_forward(&ctx, n, a, b, want);
+	mura_relu_forward(&ctx, n, want, want);
+	mura_add_relu_forward(&ctx, n, a, b, y);
+	mura_add_relu_forward(&ctx, n, a, b, a);  /* y aliasing a */
+	for (size_t i = 0; i < n; i++)
+		same &= y[i] == want[i] && a[i] == want[i];
+	CHECK("add + relu fused = relu(add), also in place", same);
+	free(a), free(b), free(y), free(want);
+}
+
 static void
 check_concat(void)
 {
@@ -592,6 +610,7 @@ main(void)
 	check_maxpool_ties();
 	check_linear(4, 37, 3);
 	check_linear(2, 16, 1);
+	check_add_relu();
 	check_concat();
 	check_layout_and_threads();
 

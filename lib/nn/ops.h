@@ -229,6 +229,9 @@ void mura_sigmoid_backward(struct mura_nn_ctx *ctx, size_t n, const float *y, co
 /* Residual addition y = a + b (y may alias a or b); its backward hands dy
  * to both inputs, which is mura_add_backward once per input. */
 void mura_add_forward(struct mura_nn_ctx *ctx, size_t n, const float *a, const float *b, float *y);
+/* y = relu(a + b), as the two in turn; y may alias a or b. */
+void mura_add_relu_forward(struct mura_nn_ctx *ctx, size_t n, const float *a, const float *b,
+                           float *y);
 void mura_add_backward(struct mura_nn_ctx *ctx, size_t n, const float *dy, float *dx, int acc);
 /* Inverted dropout as torch.nn.Dropout: each value kept with probability
  * 1 - p and scaled by 1 / (1 - p); mask (n floats) keeps the factors. */

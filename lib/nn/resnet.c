@@ -269,8 +269,7 @@ block_forward(struct mura_nn_ctx *ctx, struct resnet *rn, struct res_block *blk,
 		mura_bn_forward(ctx, &blk->dbn, &cd, &d, train, 0);
 		identity = d.d;
 	}
-	mura_add_forward(ctx, mura_fm_size(&y), y.d, identity, y.d);
-	mura_relu_forward(ctx, mura_fm_size(&y), y.d, y.d);
+	mura_add_relu_forward(ctx, mura_fm_size(&y), y.d, identity, y.d);
 }
 
 /* dy (overwritten) is the gradient of the block's output; dx gets its input's. */
