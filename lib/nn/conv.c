@@ -80,9 +80,11 @@ is_same(const struct mura_conv *cv)
 
 /* A 3x3 "same" convolution, which conv3.c's direct kernels compute where
  * they pay: the forward and dx where mura_conv3_pays, the weight gradient
- * for fewer than 64 output channels (single thread, 8 x 80 x 80: 26.8 ms
- * against im2col + GEMM's 36.2 at 32 channels, even at 64, 27.1 against
- * 21.0 at 128 x 128 x 40 x 40). */
+ * for at most 64 output channels (single thread, 8 x 80 x 80: 26.8 ms
+ * against im2col + GEMM's 36.2 at 32 channels; 2 threads, 64 -> 64
+ * channels, 8 x 80 x 80: 11.5 ms against 12.6 (scaled from 63 channels),
+ * 32 x 16 x 16: 2.0 against 2.4; but single thread 27.1 against 21.0 at
+ * 128 x 128 x 40 x 40). */
 static int
 is_conv3(const struct mura_conv *cv)
 {
@@ -404,7 +406,7 @@ mura_conv_backward(struct mura_nn_ctx *ctx, const struct mura_conv *cv,
                    struct mura_fm *dx, int acc)
 {
 	const int same = dx && is_same(cv);
-	const int gw3 = cv->gw && is_conv3(cv) && cv->cout < 64;
+	const int gw3 = cv->gw && is_conv3(cv) && cv->cout <= 64;
 	const size_t m = (size_t)x->n * x->h * x->w;
 	/* A 1x1 convolution's products as whole GEMMs that mura_sgemm splits
 	 * along their larger side: the weight gradient always, dx where the

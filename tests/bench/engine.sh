@@ -6,7 +6,7 @@
 # stage 4, D 256, L 4, H 8, R 4) at 320 x 320, batch 8.  A benchmark: it prints
 # figures and judges nothing.
 #
-#   sh tests/bench/engine.sh [ITERS]       (default 3 timed rounds after 1 warm-up)
+#   sh tests/bench/engine.sh [ITERS]       (default 5 timed rounds after 1 warm-up)
 #   MURA_PROFILE=1 sh tests/bench/engine.sh   adds our time per kind of
 #   (make bench PROFILE=1)                    operation, its GFLOP/s and their
 #                                             share of the sgemm peak (stderr)
@@ -21,7 +21,7 @@
 set -eu
 TOP=$(cd "$(dirname "$0")/../.." && pwd)
 PY=/usr/bin/python3
-ITERS=${1:-3}
+ITERS=${1:-5}
 BATCH=8
 SIZE=320
 THREADS=${MURA_THREADS:-$(nproc)}
