@@ -951,6 +951,9 @@ step(struct run *r, int nb)
 {
 	double l;
 
+	/* dropout masks a function of the step alone, so that a resumed run
+	 * draws the ones the uninterrupted run drew */
+	mura_model_seed_dropout(r->m, r->c->seed, (uint64_t)r->st.step);
 	if (mura_model_forward(r->m, r->x, nb, 1, r->logits) < 0)
 		return -1;
 	for (int k = 0; k < nb; k++)
@@ -1347,10 +1350,6 @@ setup(struct run *r)
 			r->ckpt_epoch = -1;  /* ours is not written yet */
 		info(r, "resuming %s at epoch %d, step %ld, learning rate %g", c->resume, r->st.epoch,
 		     r->st.step, r->st.lr);
-		if (mura_model_config(r->m)->dropout > 0)
-			info(r, "dropout %g: its masks come from the model's own random stream, which a checkpoint "
-			        "cannot restore yet; the run goes on, but not bit for bit as it would have",
-			     mura_model_config(r->m)->dropout);
 	} else if (make_model(r, NULL) < 0)
 		goto done;
 	rc = 0;

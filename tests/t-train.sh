@@ -78,6 +78,17 @@ for f in "" .best .top1 .top2 .ckpt; do
 		"$(tensors "$T/b$f.safetensors" 2>&1)" "$(tensors "$T/a$f.safetensors" 2>&1)"
 done
 check_eq "... and so does the log (but for the times)" "$(cut -f1-7 "$T/b.tsv")" "$(cut -f1-7 "$T/a.tsv")"
+# With dropout (the conv head's and the classifier's masks): the same.
+dopts="--arch resnet18 --head conv --dropout 0.3 --epochs 2 --batch 8 --lr 0.001 --augment none --seed 5"
+mura-train $dopts --out "$T/d1.safetensors" "$T/train.mt" 2>/dev/null
+MURA_TRAIN_STOP_AFTER_STEPS=3 mura-train $dopts --out "$T/d2.safetensors" "$T/train.mt" >/dev/null 2>&1
+check_eq "dropout 0.3, stopped after step 3: exit status 143" "$?" 143
+mura-train $dopts --out "$T/d2.safetensors" --resume "$T/d2.ckpt.safetensors" "$T/train.mt" 2>/dev/null
+check_eq "... resumed: the tensors equal the uninterrupted run's" \
+	"$(tensors "$T/d2.safetensors" 2>&1)" "$(tensors "$T/d1.safetensors" 2>&1)"
+mura-train $dopts --dropout 0 --out "$T/d3.safetensors" "$T/train.mt" 2>/dev/null
+check "... which dropout changed (dropout 0: other tensors)" \
+	test "$(tensors "$T/d3.safetensors" 2>&1)" != "$(tensors "$T/d1.safetensors" 2>&1)"
 check_eq "the log: a header and 3 rows" "$(head -n 1 "$T/a.tsv" | tr '\t' ' '; wc -l < "$T/a.tsv")" \
 	"epoch lr train_loss train_acc val_loss val_auc val_kappa seconds images_per_s
 4"

@@ -458,6 +458,12 @@ mura_model_profile(struct mura_model *m, struct mura_nn_prof *p)
 	m->ctx.prof = p;
 }
 
+void
+mura_model_seed_dropout(struct mura_model *m, uint64_t seed, uint64_t step)
+{
+	mura_rng_derive(&m->rng, seed, step, "dropout");
+}
+
 /* ---- files ------------------------------------------------------------------- */
 
 static void

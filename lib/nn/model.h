@@ -244,6 +244,11 @@ int mura_model_backbone_frozen(const struct mura_model *m);
 struct mura_nn_prof;
 void mura_model_profile(struct mura_model *m, struct mura_nn_prof *p);
 
+/* The dropout masks of the forwards that follow come from a stream derived
+ * from (seed, step) alone (mura_rng_derive): a training loop that calls this
+ * before each step draws the same masks when it resumes at that step. */
+void mura_model_seed_dropout(struct mura_model *m, uint64_t seed, uint64_t step);
+
 /* One tensor of the state, in torchvision's state_dict order. */
 enum mura_tensor_kind {
 	MURA_TENSOR_PARAM = 1,   /* trained: data and grad */
