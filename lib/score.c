@@ -151,6 +151,8 @@ load_model(const struct mura_scorer_config *c, const char *path, char *info, siz
 		mura_error_prefix("%s", path);
 		mura_model_free(m);
 		m = NULL;
+	} else {
+		mura_model_keep_packed(m, 1);  /* scoring never changes the weights */
 	}
 done:
 	mura_st_free(&f);

@@ -183,6 +183,17 @@ check_run(int arch, int head, int n, int h, int w)
 	snprintf(name, sizeof name, "%s %s head: evaluation plan (%zu MB, training %zu MB) agrees", an, hn,
 	         mura_model_plan_bytes(m) >> 20, train_bytes >> 20);
 	CHECK(name, err == 0 && mura_model_plan_bytes(m) < train_bytes);
+	/* packed weights kept between forwards: the same logits, first and second time */
+	mura_model_keep_packed(m, 1);
+	double kerr = 0;
+	for (int r = 0; r < 2; r++) {
+		mura_model_forward(m, x, n, 0, logits);
+		for (int i = 0; i < n; i++)
+			kerr = fmax(kerr, fabs(logits[i] - logits_eval2[i]));
+	}
+	mura_model_keep_packed(m, 0);
+	snprintf(name, sizeof name, "%s %s head: packed weights kept between forwards agree", an, hn);
+	CHECK(name, kerr == 0);
 	CHECK("a training forward on an evaluation plan is refused",
 	      mura_model_forward(m, x, n, 1, logits) < 0 && strstr(mura_error_get(), "training plan"));
 	/* fewer images than planned, one at a time: the same logits */
@@ -286,7 +297,16 @@ check_files(void)
 	mura_model_forward(a, x, 2, 1, lg);
 	snprintf(path, sizeof path, "%s/a.safetensors", tmpdir);
 	CHECK("save", mura_model_save(a, path, keys, vals, 1, NULL, 0) == 0);
+	/* b keeps packed weights, then loads a's: its packs must be a's */
+	float la[2], lb[2];
+	mura_model_plan(a, 2, 32, 32, 0);
+	mura_model_forward(a, x, 2, 0, la);
+	mura_model_plan(b, 2, 32, 32, 0);
+	mura_model_keep_packed(b, 1);
+	mura_model_forward(b, x, 2, 0, lb);
 	CHECK("load what was saved", mura_model_load_path(b, path, info, sizeof info) == 0 && !info[0]);
+	mura_model_forward(b, x, 2, 0, lb);
+	CHECK("packed weights kept, then a load: the loaded weights' logits", la[0] == lb[0] && la[1] == lb[1]);
 	int same = 1;
 	for (size_t i = 0; i < mura_model_tensor_count(a); i++) {
 		const struct mura_model_tensor *s = mura_model_tensor_at(a, i), *t = mura_model_tensor_at(b, i);

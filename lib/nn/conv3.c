@@ -48,6 +48,7 @@
 #include <string.h>
 
 #include "ops.h"
+#include "util.h"
 
 /* The three compiled kernels; conv3_kernel.h defines them. */
 struct conv3_job {
@@ -243,6 +244,68 @@ pack_part(void *v, size_t b0, size_t b1)
 		}
 }
 
+/*
+ * Packed weights kept between calls while ctx->packs is set (the caller
+ * promises constant weights: mura_model_keep_packed).  Packing every
+ * layer for every batch was a tenth of mura-score's time at 64 px (all of
+ * resnet18's 11M weights rewritten per batch of 16).  One entry per
+ * (weights, direction, layout); a linear search, as a network has at most
+ * a few hundred convolutions.
+ */
+struct pack_entry {
+	const float *w;
+	int flip, ocb, taps, cin, cout;
+	float *wp;
+};
+
+struct mura_packs {
+	struct pack_entry *e;
+	size_t n, cap;
+};
+
+struct mura_packs *
+mura_packs_new(void)
+{
+	return calloc(1, sizeof(struct mura_packs));
+}
+
+void
+mura_packs_free(struct mura_packs *p)
+{
+	if (!p)
+		return;
+	for (size_t i = 0; i < p->n; i++)
+		free(p->e[i].wp);
+	free(p->e);
+	free(p);
+}
+
+/* j's weights packed: from ctx->packs, packed into it the first time, or
+ * into j->wp (scratch) when nothing is kept or memory is short. */
+static const float *
+packed(struct mura_nn_ctx *ctx, struct pack_job *j, size_t blocks)
+{
+	struct mura_packs *p = ctx->packs;
+	size_t n = blocks * (size_t)j->ocb * j->cin * j->taps;
+
+	if (p) {
+		for (size_t i = 0; i < p->n; i++) {
+			struct pack_entry *e = &p->e[i];
+			if (e->w == j->w && e->flip == j->flip && e->ocb == j->ocb && e->taps == j->taps &&
+			    e->cin == j->cin && e->cout == j->cout)
+				return e->wp;
+		}
+		float *wp = NULL;
+		if ((p->n < p->cap || mura_grow(&p->e, &p->cap, p->n + 1, sizeof *p->e) == 0) &&
+		    (wp = aligned_alloc(64, (n * sizeof *wp + 63) / 64 * 64))) {
+			p->e[p->n++] = (struct pack_entry){j->w, j->flip, j->ocb, j->taps, j->cin, j->cout, wp};
+			j->wp = wp;
+		}
+	}
+	mura_pool_for(ctx->pool, blocks, 1, pack_part, j);
+	return j->wp;
+}
+
 /* y (+)= the convolution of the padded input xp (cin channels) with W
  * (flip: see pack_part) packed at wp. */
 static void
@@ -252,11 +315,10 @@ forward(struct mura_nn_ctx *ctx, const struct kernel *k, struct pgeom g, int cin
 {
 	const size_t blocks = ((size_t)cout + (size_t)k->ocb - 1) / (size_t)k->ocb;
 	struct pack_job pj = {w, wp, cin, cout, k->ocb, flip, 9};
-	struct conv3_job j = {xp, wp, NULL, y, NULL, cin, cout, shape->n, shape->h, shape->w, acc,
-	                      g.stride, (g.total + (size_t)k->tile - 1) / (size_t)k->tile, 0,
+	struct conv3_job j = {xp, packed(ctx, &pj, blocks), NULL, y, NULL, cin, cout, shape->n, shape->h,
+	                      shape->w, acc, g.stride, (g.total + (size_t)k->tile - 1) / (size_t)k->tile, 0,
 	                      3, 1, 0, 0, 0, 0};
 
-	mura_pool_for(ctx->pool, blocks, 1, pack_part, &pj);
 	mura_pool_for(ctx->pool, j.tiles, 1, k->part, &j);
 }
 
@@ -353,9 +415,8 @@ mura_convc_forward(struct mura_nn_ctx *ctx, const struct mura_conv *cv, int flip
 	const size_t blocks = ((size_t)cout + (size_t)k->cob - 1) / (size_t)k->cob;
 	const size_t tiles = ((size_t)x->n * ho * wo + 5) / 6;
 	struct pack_job pj = {cv->w, wp, cin, cout, k->cob, flip, cv->k * cv->k};
-	struct conv3_job j = {xp, wp, NULL, y, NULL, cin, cout, x->n, x->h, x->w, acc, g.stride, 0, 0,
-	                      cv->k, flip ? 1 : cv->stride, ho, wo, g.wp, g.img};
+	struct conv3_job j = {xp, packed(ctx, &pj, blocks), NULL, y, NULL, cin, cout, x->n, x->h, x->w,
+	                      acc, g.stride, 0, 0, cv->k, flip ? 1 : cv->stride, ho, wo, g.wp, g.img};
 
-	mura_pool_for(ctx->pool, blocks, 1, pack_part, &pj);
 	mura_pool_for(ctx->pool, blocks * tiles, 1, k->cv_part, &j);
 }

@@ -386,6 +386,7 @@ mura_model_free(struct mura_model *m)
 	else
 		head_free(m->head);
 	mura_pool_free(m->pool);
+	mura_packs_free(m->ctx.packs);
 	free(m->tensor);
 	free(m->param);
 	free(m->grad);
@@ -456,6 +457,13 @@ void
 mura_model_profile(struct mura_model *m, struct mura_nn_prof *p)
 {
 	m->ctx.prof = p;
+}
+
+void
+mura_model_keep_packed(struct mura_model *m, int keep)
+{
+	mura_packs_free(m->ctx.packs);
+	m->ctx.packs = keep ? mura_packs_new() : NULL;  /* NULL: pack every time, as without */
 }
 
 void
@@ -583,6 +591,8 @@ hybrid_unused(const struct mura_model *m, const char *name)
 int
 mura_model_load(struct mura_model *m, const struct mura_st_file *f, char *info, size_t infolen)
 {
+	if (m->ctx.packs)  /* packed from the weights being replaced */
+		mura_model_keep_packed(m, 1);
 	const char *cls = is_densenet(m->cfg.arch) ? "classifier." : "fc.";
 	char clsw[32], a[256], b[96];
 	const struct mura_st_tensor *st;
@@ -896,6 +906,8 @@ mura_model_forward(struct mura_model *m, const float *x, int n, int train, float
 		return mura_error("%d images, the plan is for 1 to %d", n, m->plan_n);
 	if (train && !m->plan_training)
 		return mura_error("a training forward needs a training plan");
+	if (train && m->ctx.packs)  /* training changes the weights: keep nothing */
+		mura_model_keep_packed(m, 0);
 	if (train && (size_t)n * m->feat.h * m->feat.w < 2)
 		return mura_error("batch norm in training needs more than one value per channel: "
 		                  "%d image(s) give a %dx%d feature map", n, m->feat.h, m->feat.w);

@@ -244,6 +244,12 @@ int mura_model_backbone_frozen(const struct mura_model *m);
 struct mura_nn_prof;
 void mura_model_profile(struct mura_model *m, struct mura_nn_prof *p);
 
+/* keep 1: the caller promises not to change the weights (inference) until
+ * it calls this with 0 or loads others, and the convolutions keep their
+ * packed weights between forwards rather than packing them for every batch
+ * (mura-score at 64 px: a tenth of its time).  keep 0 releases them. */
+void mura_model_keep_packed(struct mura_model *m, int keep);
+
 /* The dropout masks of the forwards that follow come from a stream derived
  * from (seed, step) alone (mura_rng_derive): a training loop that calls this
  * before each step draws the same masks when it resumes at that step. */

@@ -83,7 +83,16 @@ struct mura_nn_ctx {
 	float *scratch;     /* scratch_n floats, shared by all operations in turn */
 	size_t scratch_n;
 	struct mura_nn_prof *prof;  /* NULL: no timing */
+	/* Non-NULL while the weights are constant (inference): convolutions
+	 * keep their packed weights here between calls (conv3.c). */
+	struct mura_packs *packs;
 };
+
+/* conv3.c: an empty set of kept packed weights (NULL when out of memory),
+ * and its release. */
+struct mura_packs;
+struct mura_packs *mura_packs_new(void);
+void mura_packs_free(struct mura_packs *p);
 
 double mura_nn_clock(void);  /* seconds, monotonic */
 
