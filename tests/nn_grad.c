@@ -556,7 +556,9 @@ check_layout_and_threads(void)
 	struct mura_fm x = {rnd((size_t)8 * 2 * 20 * 20, -1, 1), 8, 2, 20, 20};
 	struct mura_fm y1 = {zeros((size_t)16 * 2 * 400), 16, 2, 20, 20}, y3 = y1;
 	y3.d = zeros((size_t)16 * 2 * 400);
-	struct mura_nn_ctx c1 = {mura_pool_create(1), NULL, 0, NULL}, c3 = {mura_pool_create(3), NULL, 0, NULL};
+	struct mura_nn_ctx c1 = {0}, c3 = {0};
+	c1.pool = mura_pool_create(1);
+	c3.pool = mura_pool_create(3);
 	c1.scratch_n = mura_conv_scratch(&cv, &x, 1);
 	c3.scratch_n = mura_conv_scratch(&cv, &x, 3);
 	c1.scratch = malloc(c1.scratch_n * sizeof(float));

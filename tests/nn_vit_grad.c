@@ -445,7 +445,8 @@ check_threads(void)
 
 	for (int k = 0; k < 2; k++) {
 		int nt = k ? 3 : 1;
-		struct mura_nn_ctx c = {mura_pool_create(nt), NULL, 0, NULL};
+		struct mura_nn_ctx c = {0};
+		c.pool = mura_pool_create(nt);
 		c.scratch_n = mura_attention_scratch(&a, nt);
 		c.scratch = malloc(c.scratch_n * sizeof(float));
 		y[k] = zeros(sz), dx[k] = zeros(sz), gw[k] = zeros(d), o[k] = zeros(no), dq[k] = zeros(nq);
