@@ -1070,7 +1070,7 @@ train_epoch(struct run *r)
 /* Loss, image AUC and study kappa on the validation records.  Returns 0,
  * 1 when asked to stop, -1. */
 static int
-validate(struct run *r, double *vl, double *auc, double *kappa)
+validate_all(struct run *r, double *vl, double *auc, double *kappa)
 {
 	double sum = 0;
 	uint64_t n = r->valid.n;
@@ -1121,6 +1121,17 @@ validate(struct run *r, double *vl, double *auc, double *kappa)
 		*kappa = rep.group[MURA_GROUP_ALL].value[MURA_METRIC_KAPPA];
 	}
 	return 0;
+}
+
+/* validate_all with the convolutions' packed weights kept from batch to
+ * batch: the weights do not change until the next training step. */
+static int
+validate(struct run *r, double *vl, double *auc, double *kappa)
+{
+	mura_model_keep_packed(r->m, 1);
+	int rc = validate_all(r, vl, auc, kappa);
+	mura_model_keep_packed(r->m, 0);
+	return rc;
 }
 
 /* ---- the end of an epoch: callbacks and files ----------------------------------- */
