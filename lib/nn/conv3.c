@@ -104,16 +104,16 @@ struct kernel {
 	int ocb, tile;   /* output channels and q per kernel call */
 	void (*part)(void *job, size_t lo, size_t hi);     /* forward, tiles [lo, hi) */
 	void (*gw_part)(void *job, int t, int nt);         /* weight gradient, thread t */
-	int cob;         /* output channels per block of the kernel by channels */
+	int cob, cpt;    /* output channels and positions per item of the kernel by channels */
 	void (*cv_part)(void *job, size_t lo, size_t hi);  /* by channels, items [lo, hi) */
 };
 
 static const struct kernel kernels[] = {
 #if defined(__x86_64__) && defined(__GNUC__)
-	{"avx512", 8, 48, conv3_avx512_part, conv3_avx512_gw_part, 64, conv3_avx512_cv_part},
-	{"avx2", 4, 24, conv3_avx2_part, conv3_avx2_gw_part, 16, conv3_avx2_cv_part},
+	{"avx512", 8, 48, conv3_avx512_part, conv3_avx512_gw_part, 64, 6, conv3_avx512_cv_part},
+	{"avx2", 4, 24, conv3_avx2_part, conv3_avx2_gw_part, 16, 6, conv3_avx2_cv_part},
 #endif
-	{"generic", 4, 8, conv3_generic_part, conv3_generic_gw_part, 8, conv3_generic_cv_part},
+	{"generic", 4, 8, conv3_generic_part, conv3_generic_gw_part, 8, 6, conv3_generic_cv_part},
 };
 
 /* The best kernel this CPU runs, or the one MURA_SIMD names (if it runs). */
@@ -382,7 +382,8 @@ mura_conv3_grad_w(struct mura_nn_ctx *ctx, const struct mura_conv *cv, const str
 int
 mura_convc_pays(const struct mura_conv *cv, int flip)
 {
-	return cv->k > 1 && (size_t)(flip ? cv->cout : cv->cin) * cv->k * cv->k <= 2304;
+	/* k <= 7: the kernel's table of window offsets holds 49 */
+	return cv->k > 1 && cv->k <= 7 && (size_t)(flip ? cv->cout : cv->cin) * cv->k * cv->k <= 2304;
 }
 
 size_t
@@ -413,7 +414,7 @@ mura_convc_forward(struct mura_nn_ctx *ctx, const struct mura_conv *cv, int flip
 	float *xp = pad(ctx, x, ctx->scratch, g);
 	float *wp = ctx->scratch + ((size_t)cin * g.stride + 15) / 16 * 16;
 	const size_t blocks = ((size_t)cout + (size_t)k->cob - 1) / (size_t)k->cob;
-	const size_t tiles = ((size_t)x->n * ho * wo + 5) / 6;
+	const size_t tiles = ((size_t)x->n * ho * wo + (size_t)k->cpt - 1) / (size_t)k->cpt;
 	struct pack_job pj = {cv->w, wp, cin, cout, k->cob, flip, cv->k * cv->k};
 	struct conv3_job j = {xp, packed(ctx, &pj, blocks), NULL, y, NULL, cin, cout, x->n, x->h, x->w,
 	                      acc, g.stride, 0, 0, cv->k, flip ? 1 : cv->stride, ho, wo, g.wp, g.img};
