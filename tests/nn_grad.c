@@ -596,6 +596,7 @@ main(void)
 	check_conv("3x3 s1 p1 300 -> 70 on 3x4 (GEMM forward and weights)", 300, 70, 3, 1, 1, 0, 2, 3, 4, 500);
 	check_conv("3x3 s1 p1 70 -> 260 on 3x4 (GEMM dx)", 70, 260, 3, 1, 1, 1, 2, 3, 4, 500);
 	check_conv("5x5 s1 p2 (by channels both ways)", 3, 20, 5, 1, 2, 1, 2, 6, 7, 1000);
+	check_conv("9x9 s1 p4 (wider than the kernel by channels: im2col + GEMM)", 2, 3, 9, 1, 4, 1, 2, 10, 9, 1000);
 	check_bn(1, 0);
 	check_bn(1, 1);
 	check_bn(0, 0);
