@@ -2,8 +2,9 @@
 # t-simd.sh - the engine's kernels compiled for lesser instruction sets
 # (lib/nn/conv3.c: AVX-512, AVX2 + FMA, plain vectors) give what the best
 # one gives: tests/nn_grad (gradients against finite differences, forward
-# against a direct sum) again with MURA_SIMD naming each lesser kernel.
-# The default run of tests/nn_grad covers the best kernel this CPU has.
+# against a direct sum) and two whole networks against PyTorch
+# (tests/py/parity_models.py) again with MURA_SIMD naming each lesser
+# kernel.  The default runs cover the best kernel this CPU has.
 . "$(dirname "$0")/lib.sh"
 
 DRIVER="$MURA_TOP/tests/nn_grad"
@@ -22,4 +23,13 @@ for isa in avx2 generic; do
 	n=$(grep -c '^PASS' "$T/out")
 	[ "$rc" = 0 ] && [ "$n" -gt 50 ] ||
 		echo "FAIL: MURA_SIMD=$isa: nn_grad exited with $rc after $n passes"
+	if need_python torch torchvision numpy && [ -x "$MURA_TOP/tests/nn_model" ]; then
+		MURA_SIMD=$isa MURA_THREADS=2 "$PY" "$MURA_TOP/tests/py/parity_models.py" \
+			"$MURA_TOP/tests/nn_model" "$T" densenet121:fc:2:64:64 resnet18:conv:3:67:45 >"$T/par" 2>&1
+		rc=$?
+		sed -n "s/^\(PASS\|FAIL\|SKIPPED\): /\1: MURA_SIMD=$isa: /p" "$T/par"
+		[ "$rc" = 0 ] || echo "FAIL: MURA_SIMD=$isa: parity_models.py exited with status $rc"
+	else
+		skip "MURA_SIMD=$isa: parity with PyTorch" "/usr/bin/python3 lacks torch, torchvision or numpy, or tests/nn_model is not built"
+	fi
 done
