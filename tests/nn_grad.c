@@ -508,6 +508,17 @@ check_add_relu(void)
 	for (size_t i = 0; i < n; i++)
 		same &= y[i] == want[i] && a[i] == want[i];
 	CHECK("add + relu fused = relu(add), also in place", same);
+
+	/* and backward: the masked gradient in place and its copy */
+	float *g = rnd(n, -1, 1), *g2 = malloc(n * sizeof *g2), *c = zeros(n);
+	memcpy(g2, g, n * sizeof *g2);
+	mura_relu_backward(&ctx, n, want, g2, g2, 0);
+	mura_relu_backward_tee(&ctx, n, want, g, c);
+	same = 1;
+	for (size_t i = 0; i < n; i++)
+		same &= g[i] == g2[i] && c[i] == g2[i];
+	CHECK("relu backward with a copy = relu backward, twice", same);
+	free(g), free(g2), free(c);
 	free(a), free(b), free(y), free(want);
 }
 

@@ -63,6 +63,35 @@ mura_relu_backward(struct mura_nn_ctx *ctx, size_t n, const float *y, const floa
 	mura_prof_stop(ctx, MURA_PROF_ELEMENTWISE, t0, 0);
 }
 
+/* g masked by y > 0 in place, and a copy of it in c: a residual block's
+ * output gradient goes both down the block and, as it is, to the shortcut
+ * (one pass over g rather than two: resnet50 training step, batch 8,
+ * 320 px, elementwise 0.036 -> 0.034 s). */
+static void
+relu_bwd_tee_part(void *v, size_t lo, size_t hi)
+{
+	const struct ew_job *j = v;
+	const float *y = j->a;
+	float *g = (float *)j->b, *c = j->y;
+
+	for (size_t i = lo; i < hi; i++) {
+		float t = g[i];
+		t = y[i] > 0 ? t : 0;
+		g[i] = t;
+		c[i] = t;
+	}
+}
+
+void
+mura_relu_backward_tee(struct mura_nn_ctx *ctx, size_t n, const float *y, float *g, float *copy)
+{
+	struct ew_job j = {y, g, copy, 0};
+	const double t0 = mura_prof_start(ctx);
+
+	mura_pool_for(ctx->pool, n, GRAIN, relu_bwd_tee_part, &j);
+	mura_prof_stop(ctx, MURA_PROF_ELEMENTWISE, t0, 0);
+}
+
 /* Never exp() of a large positive number: no overflow for any x. */
 static void
 sigmoid_fwd_part(void *v, size_t lo, size_t hi)

@@ -232,6 +232,8 @@ void mura_relu_forward(struct mura_nn_ctx *ctx, size_t n, const float *x, float 
 /* Uses the forward's output y; dx may alias dy. */
 void mura_relu_backward(struct mura_nn_ctx *ctx, size_t n, const float *y, const float *dy,
                         float *dx, int acc);
+/* g = g where y > 0, else 0, in place, and copy = the same (no aliasing). */
+void mura_relu_backward_tee(struct mura_nn_ctx *ctx, size_t n, const float *y, float *g, float *copy);
 void mura_sigmoid_forward(struct mura_nn_ctx *ctx, size_t n, const float *x, float *y);
 void mura_sigmoid_backward(struct mura_nn_ctx *ctx, size_t n, const float *y, const float *dy,
                            float *dx, int acc);

@@ -280,14 +280,14 @@ block_backward(struct mura_nn_ctx *ctx, struct resnet *rn, struct res_block *blk
 	const int n = x->n;
 	const size_t osz = mura_fm_size(dy);
 
-	mura_relu_backward(ctx, osz, blk->y, dy->d, dy->d, 0);
 	if (blk->down) {
 		struct mura_fm cd = fm(blk->cd, blk->cout, n, blk->h, blk->w);
 		struct mura_fm gd = fm(rn->g_d, blk->cout, n, blk->h, blk->w);
+		mura_relu_backward(ctx, osz, blk->y, dy->d, dy->d, 0);
 		mura_bn_backward(ctx, &blk->dbn, &cd, NULL, dy, &gd, 1, 0, 0);
 		mura_conv_backward(ctx, &blk->dconv, x, &gd, dx, 0);
-	} else {
-		mura_add_backward(ctx, osz, dy->d, dx->d, 0);
+	} else {  /* the identity shortcut's dx is the masked dy itself */
+		mura_relu_backward_tee(ctx, osz, blk->y, dy->d, dx->d);
 	}
 	struct mura_fm g = *dy;  /* the gradient of the current pair's bn output */
 	for (int q = blk->npair - 1; q >= 0; q--) {
