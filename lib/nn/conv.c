@@ -121,6 +121,10 @@ mura_conv_scratch(const struct mura_conv *cv, const struct mura_fm *x, int nt)
 		size_t t = mura_convc_scratch(cv, x, 0);
 		need = need > t ? need : t;
 	}
+	if (mura_convc_grad_w_pays(cv)) {
+		size_t t = mura_convc_grad_w_scratch(cv, x);
+		need = need > t ? need : t;
+	}
 	if (is_same(cv) && mura_convc_pays(cv, 1)) {
 		size_t t = mura_convc_scratch(cv, x, 1);
 		need = need > t ? need : t;
@@ -415,8 +419,9 @@ mura_conv_backward(struct mura_nn_ctx *ctx, const struct mura_conv *cv,
 	 * batch 8, 2 threads, dx 9.8 -> 5.8 ms, weights 7.6 -> 5.9 ms; but at
 	 * 1024 -> 128 at 20 x 20 dx they are faster, 1.9 against 2.1 ms. */
 	const int gw1 = cv->gw && is_direct(cv), dx1 = dx && is_direct(cv) && m >= (size_t)8 * cv->cin;
+	const int gwc = cv->gw && !gw3 && mura_convc_grad_w_pays(cv);
 	struct conv_job j = {ctx, geom_of(cv, x), x, dy, same || dx1 ? NULL : dx,
-	                     gw3 || gw1 ? NULL : cv->gw, acc};
+	                     gw3 || gw1 || gwc ? NULL : cv->gw, acc};
 	const double t0 = mura_prof_start(ctx);
 	const double gemm = 2.0 * (double)cv->cout * cv->cin * j.g.kk * (double)j.g.m;
 
@@ -430,6 +435,8 @@ mura_conv_backward(struct mura_nn_ctx *ctx, const struct mura_conv *cv,
 		           acc ? 1.0f : 0.0f, dx->d, (int)m);
 	if (gw3)
 		mura_conv3_grad_w(ctx, cv, x, dy);
+	if (gwc)
+		mura_convc_grad_w(ctx, cv, x, dy);
 	if (same && is_conv3(cv) && mura_conv3_pays(cv->cin, x->h, x->w))
 		mura_conv3_dx(ctx, cv, dy, dx, acc);
 	else if (same && mura_convc_pays(cv, 1))

@@ -215,6 +215,84 @@ KCAT(KNAME, _cv_part)(void *v, size_t lo, size_t hi)
 	}
 }
 
+/*
+ * The weight gradient by channels (any window and stride), thread t's input
+ * channels: for each block of CVV * VL output channels and of PB positions,
+ *     gwp[cb][ci][tap][c] += sum over p of dyt[cb][p][c] * xp[ci][base(p) + off[tap]]
+ * with dyt the output gradient transposed so that a position's channels are
+ * one vector, and NT taps x CVV vectors of channels in registers.  Inlined
+ * with nt a constant.
+ */
+#define PB (16384 / (CVV * VL))
+
+static inline __attribute__((always_inline)) void
+KCAT(KNAME, _cgw_tile)(const float *dyb, const float *xc, const ptrdiff_t *base, size_t np,
+                       const ptrdiff_t *off, float *gp, const int nt)
+{
+	KVEC acc[6][CVV];
+
+	for (int tt = 0; tt < nt; tt++)
+		for (int u = 0; u < CVV; u++)
+			acc[tt][u] = *(const KVECU *)(gp + (size_t)tt * CVV * VL + (size_t)u * VL);
+	for (size_t p = 0; p < np; p++) {
+		KVEC d[CVV];
+		const float *xb = xc + base[p];
+#pragma GCC unroll 4
+		for (int u = 0; u < CVV; u++)
+			d[u] = *(const KVECU *)(dyb + p * CVV * VL + (size_t)u * VL);
+#pragma GCC unroll 6
+		for (int tt = 0; tt < nt; tt++) {
+			const float xs = xb[off[tt]];
+#pragma GCC unroll 4
+			for (int u = 0; u < CVV; u++)
+				acc[tt][u] += xs * d[u];
+		}
+	}
+	for (int tt = 0; tt < nt; tt++)
+		for (int u = 0; u < CVV; u++)
+			*(KVECU *)(gp + (size_t)tt * CVV * VL + (size_t)u * VL) = acc[tt][u];
+}
+
+static void
+KCAT(KNAME, _cgw_part)(void *v, int t, int nthreads)
+{
+	const struct conv3_job *j = v;
+	const int k = j->k, taps = k * k, cob = CVV * VL;
+	const size_t npos = (size_t)j->n * j->ho * j->wo, howo = (size_t)j->ho * j->wo;
+	const size_t blocks = ((size_t)j->cout + cob - 1) / cob;
+	ptrdiff_t off[49], base[PB];
+	size_t lo, hi;
+
+	mura_split((size_t)j->cin, t, nthreads, 1, &lo, &hi);
+	for (int tap = 0; tap < taps; tap++)
+		off[tap] = (ptrdiff_t)((size_t)(tap / k) * j->wpitch) + tap % k;
+	for (size_t cb = 0; cb < blocks; cb++)
+		for (size_t p0 = 0; p0 < npos; p0 += PB) {
+			const size_t np = npos - p0 < PB ? npos - p0 : PB;
+			const float *dyb = j->dyp + (cb * npos + p0) * cob;
+			for (size_t i = 0; i < np; i++) {
+				size_t p = p0 + i, im = p / howo, r = p % howo;
+				size_t oh = r / (size_t)j->wo, ow = r % (size_t)j->wo;
+				base[i] = (ptrdiff_t)(im * j->img + oh * (size_t)j->s * j->wpitch + ow * (size_t)j->s);
+			}
+			for (size_t ci = lo; ci < hi; ci++) {
+				const float *xc = j->xp + ci * j->stride;
+				float *g = j->gw + (cb * (size_t)j->cin + ci) * (size_t)taps * cob;
+				int t0 = 0;
+				for (; t0 + 6 <= taps; t0 += 6)
+					KCAT(KNAME, _cgw_tile)(dyb, xc, base, np, off + t0, g + (size_t)t0 * cob, 6);
+				switch (taps - t0) {
+				case 5: KCAT(KNAME, _cgw_tile)(dyb, xc, base, np, off + t0, g + (size_t)t0 * cob, 5); break;
+				case 4: KCAT(KNAME, _cgw_tile)(dyb, xc, base, np, off + t0, g + (size_t)t0 * cob, 4); break;
+				case 3: KCAT(KNAME, _cgw_tile)(dyb, xc, base, np, off + t0, g + (size_t)t0 * cob, 3); break;
+				case 2: KCAT(KNAME, _cgw_tile)(dyb, xc, base, np, off + t0, g + (size_t)t0 * cob, 2); break;
+				case 1: KCAT(KNAME, _cgw_tile)(dyb, xc, base, np, off + t0, g + (size_t)t0 * cob, 1); break;
+				}
+			}
+		}
+}
+#undef PB
+
 #undef KNAME
 #undef VL
 #undef GOCB

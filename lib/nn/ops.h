@@ -154,6 +154,12 @@ int mura_convc_pays(const struct mura_conv *cv, int flip);
 size_t mura_convc_scratch(const struct mura_conv *cv, const struct mura_fm *x, int flip);
 void mura_convc_forward(struct mura_nn_ctx *ctx, const struct mura_conv *cv, int flip,
                         const struct mura_fm *x, float *y, int acc);
+/* Its weight gradient, gw += (not gb), with mura_convc_grad_w_scratch
+ * floats, where mura_convc_grad_w_pays (measured: see conv3.c). */
+int mura_convc_grad_w_pays(const struct mura_conv *cv);
+size_t mura_convc_grad_w_scratch(const struct mura_conv *cv, const struct mura_fm *x);
+void mura_convc_grad_w(struct mura_nn_ctx *ctx, const struct mura_conv *cv, const struct mura_fm *x,
+                       const struct mura_fm *dy);
 
 /* ---- bn.c: 2-D batch normalisation, optionally followed by ReLU --------- */
 struct mura_bn {
