@@ -1,12 +1,15 @@
 /*
- * conv3_kernel.h - the body of conv3.c's kernel, included once per
- * instruction set with KNAME (the function's prefix), VL (floats per
- * vector), OCB (output channels per block) and QV (vectors of q per tile)
- * of the forward, and GOCB (output channels per block of the weight
- * gradient) defined; see conv3.c for what they compute.  The forward's
- * OCB * QV accumulators plus QV input vectors must fit the registers:
- * 24 + 3 of AVX-512's 32, 12 + 3 of AVX2's 16; the gradient's 9 * GOCB
- * accumulators plus GOCB + 1 likewise.
+ * conv3_kernel.h - the bodies of conv3.c's kernels, included once per
+ * instruction set with these defined:
+ *   KNAME  the functions' prefix
+ *   VL     floats per vector
+ *   OCB, QV  by positions: output channels per block, vectors of q per tile
+ *   GOCB   by positions' weight gradient: output channels per block
+ *   CVV, CPT  by channels: vectors of output channels, positions per item
+ * see conv3.c for what they compute.  Each kernel's accumulators and inputs
+ * must fit the registers (AVX-512 has 32, AVX2 16): by positions OCB * QV
+ * + QV, its gradient 9 * GOCB + GOCB + 1, by channels CPT * CVV + CVV + 1,
+ * and its gradient 6 * CVV + CVV + 1.
  */
 #define KCAT2(a, b) a##b
 #define KCAT(a, b) KCAT2(a, b)
