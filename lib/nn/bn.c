@@ -40,11 +40,7 @@ struct bn_job {
  * training step, batch 8, 320 px, 2 threads: batch norm forward 0.052 ->
  * 0.039 s (densenet169: 0.117 -> 0.105 s). */
 #define LANES 16
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define WIDE_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define WIDE_CLONES
-#endif
+#define WIDE_CLONES MURA_CLONES("arch=x86-64-v4", "arch=x86-64-v3")
 
 WIDE_CLONES static double
 sum_of(const float *x, size_t n)

@@ -476,7 +476,7 @@ unpack_part(void *v, size_t c0, size_t c1)
 				j->gw[(co * (size_t)j->cin + (size_t)ci) * (size_t)j->taps + (size_t)t] +=
 					j->gp[(((co / (size_t)j->cob) * (size_t)j->cin + (size_t)ci) * (size_t)j->taps +
 					       (size_t)t) * (size_t)j->cob + co % (size_t)j->cob];
-	}
+}
 
 /* Where the weight gradient by channels beats im2col + GEMM, measured with
  * 2 threads: strided windows over few input channels.  The 7x7 stem, batch

@@ -47,6 +47,16 @@ mura_fm_slice(const struct mura_fm *f, int c0, int c)
 	return s;
 }
 
+/* A function compiled once more for each named target (say
+ * "arch=x86-64-v3", AVX2 + FMA) besides the default, the best the CPU runs
+ * picked at load time: GCC's target_clones, through glibc's ifunc.  For
+ * loops whose results do not depend on the instructions chosen. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define MURA_CLONES(...) __attribute__((target_clones(__VA_ARGS__, "default")))
+#else
+#define MURA_CLONES(...)
+#endif
+
 /* Time spent per kind of operation, when a caller asks (ctx->prof). */
 enum mura_prof_kind {
 	/* convolutions by shape: 1x1 stride 1, 3x3 stride 1 ("same"), others */

@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "error.h"
+#include "nn/ops.h"
 #include "nn/optim.h"
 
 static const char *const kind_names[] = {
@@ -146,11 +147,7 @@ void mura_optim_zero_grad(struct mura_optim *o)
  * also compiled for x86-64-v3 (AVX2 + FMA), picked at load time, the same
  * fused, correctly rounded results either way.  resnet50's 23.5M weights,
  * one SGD step with momentum: 55 -> 7.4 ms; Adam: 77 -> 11 ms. */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define FMA_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
-#else
-#define FMA_CLONES
-#endif
+#define FMA_CLONES MURA_CLONES("arch=x86-64-v3")
 
 /* torch.optim.SGD, _single_tensor_sgd. */
 FMA_CLONES static void sgd_block(const struct mura_optim_config *c, struct mura_param *p,
