@@ -96,7 +96,7 @@ layer_name(char *buf, int k, int l, const char *part)
 	return buf;
 }
 
-int
+static int
 densenet_build(struct mura_model *m, struct net_build *b)
 {
 	struct densenet *dn = m->backbone;
@@ -156,7 +156,7 @@ densenet_build(struct mura_model *m, struct net_build *b)
 	return 0;
 }
 
-void
+static void
 densenet_free(void *v)
 {
 	struct densenet *dn = v;
@@ -170,7 +170,7 @@ densenet_free(void *v)
 	free(dn);
 }
 
-int
+static int
 densenet_plan(struct mura_model *m, struct net_plan *p, int n, int h, int w)
 {
 	struct densenet *dn = m->backbone;
@@ -276,7 +276,7 @@ layer_backward(struct mura_nn_ctx *ctx, const struct densenet *dn, struct dense_
 	mura_bn_backward(ctx, &L->norm1, &x, &a1, &g1, &dx, 1, 1, 1);
 }
 
-void
+static void
 densenet_forward(struct mura_model *m, int n, int train)
 {
 	struct densenet *dn = m->backbone;
@@ -330,7 +330,7 @@ densenet_forward(struct mura_model *m, int n, int train)
 		mura_bn_forward(ctx, &dn->norm5, &x, &m->feat, 0, 1);
 }
 
-void
+static void
 densenet_backward(struct mura_model *m, int n)
 {
 	struct densenet *dn = m->backbone;
@@ -372,3 +372,7 @@ densenet_backward(struct mura_model *m, int n)
 	mura_bn_backward(ctx, &dn->norm0, &c0, &r0, &g0, &g0, 1, 1, 0);
 	mura_conv_backward(ctx, &dn->conv0, &m->in, &g0, NULL, 0);
 }
+
+const struct net_part net_densenet = {
+	"densenet", densenet_build, densenet_plan, densenet_forward, densenet_backward, densenet_free,
+};

@@ -29,11 +29,11 @@ struct head {
 	float *g_map, *g_h;
 };
 
-int
+static int
 head_build(struct mura_model *m, struct net_build *b)
 {
 	struct head *hd = m->head;
-	int dense = m->cfg.arch <= MURA_ARCH_DENSENET201;
+	const struct net_arch *a = m->arch;
 
 	if (!hd) {
 		if (!(hd = m->head = calloc(1, sizeof *hd)))
@@ -43,9 +43,7 @@ head_build(struct mura_model *m, struct net_build *b)
 	}
 	b->head = 1;
 	if (hd->kind == MURA_HEAD_FC) {
-		/* torchvision: DenseNet zeroes its classifier's bias, ResNet keeps nn.Linear's */
-		net_linear(b, &hd->fc, dense ? "classifier" : "fc", m->feat_c, 1,
-		           dense ? NET_INIT_ZERO : NET_INIT_UNIFORM_FANIN);
+		net_linear(b, &hd->fc, a->classifier, m->feat_c, 1, a->classifier_bias_init);
 	} else {
 		net_conv(b, &hd->conv1, "head.conv1", m->feat_c, CONV_HEAD_WIDTH, 3, 1, 1, 0,
 		         NET_INIT_UNIFORM_FANIN);
@@ -57,15 +55,16 @@ head_build(struct mura_model *m, struct net_build *b)
 	return 0;
 }
 
-void
+static void
 head_free(void *v)
 {
 	free(v);
 }
 
-int
-head_plan(struct mura_model *m, struct net_plan *p, int n)
+static int
+head_plan(struct mura_model *m, struct net_plan *p, int n, int h, int w)
 {
+	(void)h, (void)w;  /* the input's; the head reads m->feat */
 	struct head *hd = m->head;
 	const struct mura_fm *f = &m->feat;
 	size_t plane = (size_t)n * f->h * f->w;
@@ -91,7 +90,7 @@ head_plan(struct mura_model *m, struct net_plan *p, int n)
 	return 0;
 }
 
-void
+static void
 head_forward(struct mura_model *m, int n, int train)
 {
 	struct head *hd = m->head;
@@ -122,7 +121,7 @@ head_forward(struct mura_model *m, int n, int train)
 	mura_gap_forward(ctx, &map, m->logits);
 }
 
-void
+static void
 head_backward(struct mura_model *m, int n)
 {
 	struct head *hd = m->head;
@@ -155,3 +154,7 @@ head_backward(struct mura_model *m, int n)
 	mura_bn_backward(ctx, &hd->norm1, &h1, &h2, &gh, &gh, 1, 1, 0);
 	mura_conv_backward(ctx, &hd->conv1, f, &gh, df, 0);
 }
+
+const struct net_part net_head = {
+	"head", head_build, head_plan, head_forward, head_backward, head_free,
+};

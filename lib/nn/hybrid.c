@@ -17,12 +17,14 @@
  * The projection and the transformer are the model's head: they train
  * with the backbone frozen, when backward stops at the projection.
  */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "error.h"
 #include "net.h"
+#include "util.h"
 #include "vit.h"
 
 #define LN_EPS 1e-6f  /* timm's ViT: partial(nn.LayerNorm, eps=1e-6) */
@@ -86,7 +88,7 @@ vit_norm(struct net_build *b, struct mura_layernorm *ln, const char *name, int d
 	ln->b = net_param(b, name, "bias", 1, s, NET_INIT_ZERO, &ln->gb);
 }
 
-int
+static int
 hybrid_build(struct mura_model *m, struct net_build *b)
 {
 	struct hybrid *hy = m->head;
@@ -129,7 +131,7 @@ hybrid_build(struct mura_model *m, struct net_build *b)
 	return 0;
 }
 
-void
+static void
 hybrid_free(void *v)
 {
 	struct hybrid *hy = v;
@@ -139,9 +141,10 @@ hybrid_free(void *v)
 	free(hy);
 }
 
-int
-hybrid_plan(struct mura_model *m, struct net_plan *p, int n)
+static int
+hybrid_plan(struct mura_model *m, struct net_plan *p, int n, int h, int w)
 {
+	(void)h, (void)w;  /* the input's; the head reads m->feat */
 	struct hybrid *hy = m->head;
 	const struct mura_fm *f = &m->feat;
 	const int d = hy->d, r = hy->mlp * d, train = p->training, drop = train && hy->p > 0;
@@ -255,7 +258,7 @@ block_backward(struct mura_model *m, struct hybrid *hy, struct vit_block *k, con
 	mura_layernorm_backward(ctx, &k->norm1, rows, x, k->mean1, k->rstd1, hy->g_t, hy->g_x, 1);
 }
 
-void
+static void
 hybrid_forward(struct mura_model *m, int n, int train)
 {
 	struct hybrid *hy = m->head;
@@ -289,7 +292,7 @@ hybrid_forward(struct mura_model *m, int n, int train)
 	mura_linear_forward(ctx, &hy->head, n, z, m->logits);
 }
 
-void
+static void
 hybrid_backward(struct mura_model *m, int n)
 {
 	struct hybrid *hy = m->head;
@@ -324,3 +327,69 @@ hybrid_backward(struct mura_model *m, int n)
 		df->n = n;
 	mura_conv_backward(ctx, &hy->proj, &m->feat, &gpm, df, 0);
 }
+
+/* ---- configuration ------------------------------------------------------ */
+
+/* The hybrid's shape checked, and its grid made from input_h/w when not given. */
+int
+hybrid_config_check(struct mura_model_config *c)
+{
+	if (c->hybrid_stage != 3 && c->hybrid_stage != 4)
+		return mura_error("hybrid stage %d: the ResNet50 is cut after layer3 or layer4 (3 or 4)",
+		                  c->hybrid_stage);
+	if (c->vit_dim < 1 || c->vit_dim > 65536 || c->vit_depth < 1 || c->vit_depth > 1000 ||
+	    c->vit_heads < 1 || c->vit_mlp < 1 || c->vit_mlp > 64)
+		return mura_error("hybrid: D %d, L %d, H %d, R %d out of range", c->vit_dim, c->vit_depth,
+		                  c->vit_heads, c->vit_mlp);
+	if (c->vit_dim % c->vit_heads)
+		return mura_error("hybrid: D %d is not a multiple of H %d (each head takes D / H values)",
+		                  c->vit_dim, c->vit_heads);
+	if (!c->vit_grid_h || !c->vit_grid_w) {
+		c->vit_grid_h = resnet_out_size(c->input_h, c->hybrid_stage);
+		c->vit_grid_w = resnet_out_size(c->input_w, c->hybrid_stage);
+	}
+	if (c->vit_grid_h < 1 || c->vit_grid_w < 1 || c->vit_grid_h > 4096 || c->vit_grid_w > 4096)
+		return mura_error("hybrid: a position grid of %dx%d (input %dx%d)", c->vit_grid_h, c->vit_grid_w,
+		                  c->input_h, c->input_w);
+	return 0;
+}
+
+/* The hybrid's shape from its metadata; a file without vit_grid has the
+ * grid of its input_size. */
+int
+hybrid_config_read(const struct mura_st_file *f, struct mura_model_config *c)
+{
+	static const struct {
+		const char *key;
+		size_t off;
+		long lo, hi;
+	} keys[] = {
+		{"hybrid_stage", offsetof(struct mura_model_config, hybrid_stage), 3, 4},
+		{"vit_dim", offsetof(struct mura_model_config, vit_dim), 1, 65536},
+		{"vit_depth", offsetof(struct mura_model_config, vit_depth), 1, 1000},
+		{"vit_heads", offsetof(struct mura_model_config, vit_heads), 1, 65536},
+		{"vit_mlp", offsetof(struct mura_model_config, vit_mlp), 1, 64},
+	};
+	const char *v;
+	long n;
+
+	for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+		if (!(v = mura_st_meta(f, keys[i].key)))
+			return mura_error("%s: a hybrid model without metadata %s", f->path, keys[i].key);
+		if (mura_parse_long(v, keys[i].lo, keys[i].hi, &n) < 0)
+			return mura_error_prefix("%s: metadata %s", f->path, keys[i].key);
+		*(int *)((char *)c + keys[i].off) = (int)n;
+	}
+	c->vit_grid_h = c->vit_grid_w = 0;
+	if ((v = mura_st_meta(f, "vit_grid"))) {
+		int h, w, end = 0;
+		if (sscanf(v, "%dx%d%n", &h, &w, &end) != 2 || v[end] || h < 1 || w < 1)
+			return mura_error("%s: metadata vit_grid '%s' is not HxW", f->path, v);
+		c->vit_grid_h = h, c->vit_grid_w = w;
+	}
+	return 1;
+}
+
+const struct net_part net_hybrid = {
+	"hybrid transformer", hybrid_build, hybrid_plan, hybrid_forward, hybrid_backward, hybrid_free,
+};

@@ -17,26 +17,36 @@
 
 #define FORMAT "mura-model 1"
 
-static const char *const arch_names[MURA_ARCH_COUNT] = {
-	[MURA_ARCH_DENSENET121] = "densenet121", [MURA_ARCH_DENSENET169] = "densenet169",
-	[MURA_ARCH_DENSENET201] = "densenet201", [MURA_ARCH_RESNET18] = "resnet18",
-	[MURA_ARCH_RESNET34] = "resnet34",       [MURA_ARCH_RESNET50] = "resnet50",
-	[MURA_ARCH_HYBRID] = "hybrid",
+/* Every architecture: its name, backbone, and the file names torchvision
+ * gives its classifier.  A new one is a new part (net.h) and a row here. */
+static const struct net_arch archs[] = {
+	[0] = {"unknown", NULL, 0, NULL, 0},
+	[MURA_ARCH_DENSENET121] = {"densenet121", &net_densenet, 0, "classifier", NET_INIT_ZERO},
+	[MURA_ARCH_DENSENET169] = {"densenet169", &net_densenet, 0, "classifier", NET_INIT_ZERO},
+	[MURA_ARCH_DENSENET201] = {"densenet201", &net_densenet, 0, "classifier", NET_INIT_ZERO},
+	[MURA_ARCH_RESNET18] = {"resnet18", &net_resnet, 0, "fc", NET_INIT_UNIFORM_FANIN},
+	[MURA_ARCH_RESNET34] = {"resnet34", &net_resnet, 0, "fc", NET_INIT_UNIFORM_FANIN},
+	[MURA_ARCH_RESNET50] = {"resnet50", &net_resnet, 0, "fc", NET_INIT_UNIFORM_FANIN},
+	[MURA_ARCH_HYBRID] = {"hybrid", &net_resnet, MURA_HEAD_VIT, "fc", NET_INIT_UNIFORM_FANIN},
 };
-static const char *const head_names[MURA_HEAD_COUNT] = {
-	[MURA_HEAD_FC] = "fc", [MURA_HEAD_CONV] = "conv", [MURA_HEAD_VIT] = "vit",
+_Static_assert(sizeof archs / sizeof archs[0] == MURA_ARCH_COUNT, "a row for every enum mura_arch");
+
+static const struct {
+	const char *name;
+	const struct net_part *part;
+} heads[] = {
+	[0] = {"unknown", NULL},
+	[MURA_HEAD_FC] = {"fc", &net_head},
+	[MURA_HEAD_CONV] = {"conv", &net_head},
+	[MURA_HEAD_VIT] = {"vit", &net_hybrid},
 };
+_Static_assert(sizeof heads / sizeof heads[0] == MURA_HEAD_COUNT, "a row for every enum mura_head");
 
+/* The architecture has the transformer head (the hybrid's own). */
 static int
-is_densenet(int arch)
+has_vit(int arch)
 {
-	return arch >= MURA_ARCH_DENSENET121 && arch <= MURA_ARCH_DENSENET201;
-}
-
-static int
-is_hybrid(int arch)
-{
-	return arch == MURA_ARCH_HYBRID;
+	return archs[arch].own_head == MURA_HEAD_VIT;
 }
 
 void
@@ -59,7 +69,7 @@ int
 mura_arch_parse(const char *s)
 {
 	for (int i = 1; i < MURA_ARCH_COUNT; i++)
-		if (strcmp(s, arch_names[i]) == 0)
+		if (strcmp(s, archs[i].name) == 0)
 			return i;
 	return mura_error("unknown architecture '%s' (densenet121, densenet169, densenet201, "
 	                  "resnet18, resnet34, resnet50, hybrid)", s);
@@ -69,7 +79,7 @@ int
 mura_head_parse(const char *s)
 {
 	for (int i = 1; i < MURA_HEAD_COUNT; i++)
-		if (strcmp(s, head_names[i]) == 0)
+		if (strcmp(s, heads[i].name) == 0)
 			return i;
 	return mura_error("unknown head '%s' (fc, conv; vit for the hybrid)", s);
 }
@@ -77,185 +87,22 @@ mura_head_parse(const char *s)
 const char *
 mura_arch_name(int arch)
 {
-	return arch > 0 && arch < MURA_ARCH_COUNT ? arch_names[arch] : "unknown";
+	return archs[arch > 0 && arch < MURA_ARCH_COUNT ? arch : 0].name;
 }
 
 const char *
 mura_head_name(int head)
 {
-	return head > 0 && head < MURA_HEAD_COUNT ? head_names[head] : "unknown";
-}
-
-/* ---- the state's tensors ------------------------------------------------ */
-
-static struct net_tensor *
-add_tensor(struct net_build *b, const char *prefix, const char *suffix, int kind, int ndim,
-           const int64_t *shape, int init, int fan_in, int fan_out)
-{
-	struct mura_model *m = b->m;
-	size_t n = 1;
-	struct net_tensor *t = NULL;
-
-	for (int i = 0; i < ndim; i++)
-		n *= (size_t)shape[i];
-	if (b->pass == 1) {
-		t = &m->tensor[b->ntensor];
-		if (suffix)
-			snprintf(t->t.name, sizeof t->t.name, "%s.%s", prefix, suffix);
-		else
-			snprintf(t->t.name, sizeof t->t.name, "%s", prefix);
-		t->t.kind = kind;
-		t->t.ndim = ndim;
-		memcpy(t->t.shape, shape, (size_t)ndim * sizeof *shape);
-		t->t.n = n;
-		t->t.head = b->head;
-		t->init = init;
-		t->fan_in = fan_in;
-		t->fan_out = fan_out;
-		switch (kind) {
-		case MURA_TENSOR_PARAM:
-			t->t.data = m->param + b->nparam;
-			t->t.grad = m->grad + b->nparam;
-			break;
-		case MURA_TENSOR_BUFFER: t->t.data = m->buf + b->nbuf; break;
-		case MURA_TENSOR_COUNT: t->t.count = m->count + b->ncount; break;
-		}
-	}
-	if (b->head && m->head_first == (size_t)-1)
-		m->head_first = b->ntensor;
-	b->ntensor++;
-	switch (kind) {
-	case MURA_TENSOR_PARAM: b->nparam += n; break;
-	case MURA_TENSOR_BUFFER: b->nbuf += n; break;
-	case MURA_TENSOR_COUNT: b->ncount += n; break;
-	}
-	return t;
-}
-
-static float *
-data_of(struct net_tensor *t)
-{
-	return t ? t->t.data : NULL;
-}
-
-static float *
-grad_of(struct net_tensor *t)
-{
-	return t ? t->t.grad : NULL;
-}
-
-static float *
-work(struct net_build *b, size_t n)
-{
-	float *p = b->pass == 1 ? b->m->work + b->nwork : NULL;
-	b->nwork += n;
-	return p;
-}
-
-void
-net_conv(struct net_build *b, struct mura_conv *cv, const char *name, int cin, int cout, int k,
-         int stride, int pad, int bias, int init)
-{
-	int64_t ws[4] = {cout, cin, k, k}, bs[1] = {cout};
-	int fan_in = cin * k * k, fan_out = cout * k * k;
-	struct net_tensor *w = add_tensor(b, name, "weight", MURA_TENSOR_PARAM, 4, ws, init, fan_in, fan_out);
-
-	*cv = (struct mura_conv){cin, cout, k, stride, pad, data_of(w), grad_of(w), NULL, NULL};
-	if (bias) {
-		struct net_tensor *t = add_tensor(b, name, "bias", MURA_TENSOR_PARAM, 1, bs,
-		                                  NET_INIT_UNIFORM_FANIN, fan_in, fan_out);
-		cv->b = data_of(t);
-		cv->gb = grad_of(t);
-	}
-}
-
-void
-net_bn(struct net_build *b, struct mura_bn *bn, const char *name, int c)
-{
-	int64_t s[1] = {c};
-	struct net_tensor *w = add_tensor(b, name, "weight", MURA_TENSOR_PARAM, 1, s, NET_INIT_ONE, c, c);
-	struct net_tensor *bi = add_tensor(b, name, "bias", MURA_TENSOR_PARAM, 1, s, NET_INIT_ZERO, c, c);
-	struct net_tensor *rm = add_tensor(b, name, "running_mean", MURA_TENSOR_BUFFER, 1, s, NET_INIT_ZERO, c, c);
-	struct net_tensor *rv = add_tensor(b, name, "running_var", MURA_TENSOR_BUFFER, 1, s, NET_INIT_ONE, c, c);
-	struct net_tensor *nb = add_tensor(b, name, "num_batches_tracked", MURA_TENSOR_COUNT, 0, s,
-	                                   NET_INIT_ZERO, 0, 0);
-
-	bn->c = c;
-	bn->w = data_of(w), bn->gw = grad_of(w);
-	bn->b = data_of(bi), bn->gb = grad_of(bi);
-	bn->rmean = data_of(rm), bn->rvar = data_of(rv);
-	bn->nbt = nb ? nb->t.count : NULL;
-	bn->mean = work(b, (size_t)c);
-	bn->invstd = work(b, (size_t)c);
-	bn->scale = work(b, (size_t)c);
-	bn->shift = work(b, (size_t)c);
-	bn->momentum = 0.1f;
-	bn->eps = 1e-5f;
-}
-
-void
-net_linear(struct net_build *b, struct mura_linear *l, const char *name, int in, int out, int bias_init)
-{
-	int64_t ws[2] = {out, in}, bs[1] = {out};
-	struct net_tensor *w = add_tensor(b, name, "weight", MURA_TENSOR_PARAM, 2, ws,
-	                                  NET_INIT_UNIFORM_FANIN, in, out);
-	struct net_tensor *bi = add_tensor(b, name, "bias", MURA_TENSOR_PARAM, 1, bs, bias_init, in, out);
-
-	*l = (struct mura_linear){in, out, data_of(w), grad_of(w), data_of(bi), grad_of(bi)};
-}
-
-float *
-net_param(struct net_build *b, const char *prefix, const char *suffix, int ndim, const int64_t *shape,
-          int init, float **grad)
-{
-	int fan_in = ndim > 1 ? (int)shape[ndim - 1] : (int)shape[0];
-	struct net_tensor *t = add_tensor(b, prefix, suffix, MURA_TENSOR_PARAM, ndim, shape, init, fan_in,
-	                                  (int)shape[0]);
-
-	*grad = grad_of(t);
-	return data_of(t);
-}
-
-static void
-init_tensor(struct mura_model *m, struct net_tensor *t, int init)
-{
-	float *d = t->t.data;
-
-	if (t->t.kind == MURA_TENSOR_COUNT) {
-		*t->t.count = 0;
-		return;
-	}
-	for (size_t i = 0; i < t->t.n; i++)
-		switch (init) {
-		case NET_INIT_ZERO: d[i] = 0; break;
-		case NET_INIT_ONE: d[i] = 1; break;
-		case NET_INIT_KAIMING_IN: d[i] = (float)(mura_rng_normal(&m->rng) * sqrt(2.0 / t->fan_in)); break;
-		case NET_INIT_KAIMING_OUT: d[i] = (float)(mura_rng_normal(&m->rng) * sqrt(2.0 / t->fan_out)); break;
-		case NET_INIT_UNIFORM_FANIN: {
-			double bound = 1.0 / sqrt((double)t->fan_in);
-			d[i] = (float)mura_rng_uniform(&m->rng, -bound, bound);
-			break;
-		}
-		case NET_INIT_TRUNC_NORMAL: {
-			double v;
-			do
-				v = mura_rng_normal(&m->rng) * 0.02;
-			while (fabs(v) > 2);
-			d[i] = (float)v;
-			break;
-		}
-		}
+	return heads[head > 0 && head < MURA_HEAD_COUNT ? head : 0].name;
 }
 
 static int
 build(struct mura_model *m, struct net_build *b)
 {
-	int dense = is_densenet(m->cfg.arch);
-
 	m->head_first = (size_t)-1;
-	if ((dense ? densenet_build(m, b) : resnet_build(m, b)) < 0)
+	if (m->bb->build(m, b) < 0)
 		return -1;
-	return is_hybrid(m->cfg.arch) ? hybrid_build(m, b) : head_build(m, b);
+	return m->hd->build(m, b);
 }
 
 /* Memory for big buffers, in 2 MB pages where the kernel gives them on
@@ -289,12 +136,12 @@ alloc_floats(size_t n)
 	return p;
 }
 
-/* The hybrid's head and shape checked, its grid made; the vit head refused
- * elsewhere. */
+/* The head an architecture with its own head (the hybrid's transformer)
+ * must have, and the vit head refused elsewhere. */
 static int
-hybrid_config(struct mura_model_config *c)
+head_config(struct mura_model_config *c)
 {
-	if (!is_hybrid(c->arch)) {
+	if (!archs[c->arch].own_head) {
 		if (c->head == MURA_HEAD_VIT)
 			return mura_error("the vit head is the hybrid's (--arch hybrid), not %s's",
 			                  mura_arch_name(c->arch));
@@ -302,25 +149,8 @@ hybrid_config(struct mura_model_config *c)
 	}
 	if (c->head == MURA_HEAD_CONV)
 		return mura_error("the hybrid has its transformer head (vit), not the conv head");
-	c->head = MURA_HEAD_VIT;
-	if (c->hybrid_stage != 3 && c->hybrid_stage != 4)
-		return mura_error("hybrid stage %d: the ResNet50 is cut after layer3 or layer4 (3 or 4)",
-		                  c->hybrid_stage);
-	if (c->vit_dim < 1 || c->vit_dim > 65536 || c->vit_depth < 1 || c->vit_depth > 1000 ||
-	    c->vit_heads < 1 || c->vit_mlp < 1 || c->vit_mlp > 64)
-		return mura_error("hybrid: D %d, L %d, H %d, R %d out of range", c->vit_dim, c->vit_depth,
-		                  c->vit_heads, c->vit_mlp);
-	if (c->vit_dim % c->vit_heads)
-		return mura_error("hybrid: D %d is not a multiple of H %d (each head takes D / H values)",
-		                  c->vit_dim, c->vit_heads);
-	if (!c->vit_grid_h || !c->vit_grid_w) {
-		c->vit_grid_h = resnet_out_size(c->input_h, c->hybrid_stage);
-		c->vit_grid_w = resnet_out_size(c->input_w, c->hybrid_stage);
-	}
-	if (c->vit_grid_h < 1 || c->vit_grid_w < 1 || c->vit_grid_h > 4096 || c->vit_grid_w > 4096)
-		return mura_error("hybrid: a position grid of %dx%d (input %dx%d)", c->vit_grid_h, c->vit_grid_w,
-		                  c->input_h, c->input_w);
-	return 0;
+	c->head = archs[c->arch].own_head;
+	return hybrid_config_check(c);
 }
 
 struct mura_model *
@@ -342,13 +172,16 @@ mura_model_create(const struct mura_model_config *cfg)
 		return NULL;
 	}
 	struct mura_model_config c = *cfg;
-	if (hybrid_config(&c) < 0)
+	if (head_config(&c) < 0)
 		return NULL;
 	if (!(m = calloc(1, sizeof *m))) {
 		mura_error("out of memory");
 		return NULL;
 	}
 	m->cfg = c;
+	m->arch = &archs[c.arch];
+	m->bb = m->arch->backbone;
+	m->hd = heads[c.head].part;
 	mura_rng_seed(&m->rng, cfg->seed);
 	if (!(m->pool = mura_pool_create(cfg->threads)))
 		goto fail;
@@ -374,7 +207,7 @@ mura_model_create(const struct mura_model_config *cfg)
 		goto fail;
 
 	for (size_t i = 0; i < m->ntensor; i++) {
-		init_tensor(m, &m->tensor[i], m->tensor[i].init);
+		net_init_tensor(m, &m->tensor[i], m->tensor[i].init);
 		if (m->tensor[i].t.kind == MURA_TENSOR_PARAM)
 			m->nparams++;
 	}
@@ -398,14 +231,10 @@ mura_model_free(struct mura_model *m)
 {
 	if (!m)
 		return;
-	if (is_densenet(m->cfg.arch))
-		densenet_free(m->backbone);
-	else
-		resnet_free(m->backbone);
-	if (is_hybrid(m->cfg.arch))
-		hybrid_free(m->head);
-	else
-		head_free(m->head);
+	if (m->bb)
+		m->bb->free(m->backbone);
+	if (m->hd)
+		m->hd->free(m->head);
 	mura_pool_free(m->pool);
 	mura_packs_free(m->ctx.packs);
 	free(m->tensor);
@@ -515,42 +344,6 @@ info_add(char *info, size_t len, const char *s)
 		snprintf(info + o, len - o, "%s%s", o ? " " : "", s);
 }
 
-/* The hybrid's shape from its metadata; a file without vit_grid has the
- * grid of its input_size. */
-static int
-hybrid_config_read(const struct mura_st_file *f, struct mura_model_config *c)
-{
-	static const struct {
-		const char *key;
-		size_t off;
-		long lo, hi;
-	} keys[] = {
-		{"hybrid_stage", offsetof(struct mura_model_config, hybrid_stage), 3, 4},
-		{"vit_dim", offsetof(struct mura_model_config, vit_dim), 1, 65536},
-		{"vit_depth", offsetof(struct mura_model_config, vit_depth), 1, 1000},
-		{"vit_heads", offsetof(struct mura_model_config, vit_heads), 1, 65536},
-		{"vit_mlp", offsetof(struct mura_model_config, vit_mlp), 1, 64},
-	};
-	const char *v;
-	long n;
-
-	for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
-		if (!(v = mura_st_meta(f, keys[i].key)))
-			return mura_error("%s: a hybrid model without metadata %s", f->path, keys[i].key);
-		if (mura_parse_long(v, keys[i].lo, keys[i].hi, &n) < 0)
-			return mura_error_prefix("%s: metadata %s", f->path, keys[i].key);
-		*(int *)((char *)c + keys[i].off) = (int)n;
-	}
-	c->vit_grid_h = c->vit_grid_w = 0;
-	if ((v = mura_st_meta(f, "vit_grid"))) {
-		int h, w, end = 0;
-		if (sscanf(v, "%dx%d%n", &h, &w, &end) != 2 || v[end] || h < 1 || w < 1)
-			return mura_error("%s: metadata vit_grid '%s' is not HxW", f->path, v);
-		c->vit_grid_h = h, c->vit_grid_w = w;
-	}
-	return 1;
-}
-
 int
 mura_model_config_read(const struct mura_st_file *f, struct mura_model_config *c)
 {
@@ -589,7 +382,7 @@ mura_model_config_read(const struct mura_st_file *f, struct mura_model_config *c
 		for (int i = 0; i < 3; i++)
 			c->std[i] = (float)t[i];
 	}
-	if (is_hybrid(c->arch))
+	if (has_vit(c->arch))
 		return hybrid_config_read(f, c);
 	return 1;
 }
@@ -606,7 +399,7 @@ is_classifier(const char *name, const char *prefix)
 static int
 hybrid_unused(const struct mura_model *m, const char *name)
 {
-	return is_hybrid(m->cfg.arch) && m->cfg.hybrid_stage == 3 && strncmp(name, "layer4.", 7) == 0;
+	return has_vit(m->cfg.arch) && m->cfg.hybrid_stage == 3 && strncmp(name, "layer4.", 7) == 0;
 }
 
 int
@@ -614,11 +407,11 @@ mura_model_load(struct mura_model *m, const struct mura_st_file *f, char *info, 
 {
 	if (m->ctx.packs)  /* packed from the weights being replaced */
 		mura_model_keep_packed(m, 1);
-	const char *cls = is_densenet(m->cfg.arch) ? "classifier." : "fc.";
-	char clsw[32], a[256], b[96];
+	char cls[32], clsw[48], a[256], b[96];
 	const struct mura_st_tensor *st;
 	int drop = 0, has_head = 0;
 
+	snprintf(cls, sizeof cls, "%s.", m->arch->classifier);
 	if (infolen)
 		info[0] = 0;
 	const char *arch = mura_st_meta(f, "arch");
@@ -628,7 +421,7 @@ mura_model_load(struct mura_model *m, const struct mura_st_file *f, char *info, 
 	/* The torchvision classifier in the file: kept only if it is ours (one output). */
 	snprintf(clsw, sizeof clsw, "%sweight", cls);
 	if ((st = mura_st_find(f, clsw))) {
-		if (is_hybrid(m->cfg.arch)) {
+		if (has_vit(m->cfg.arch)) {
 			drop = 1;
 			snprintf(a, sizeof a, "%s* dropped (the hybrid classifies with its transformer's head)", cls);
 		} else if (m->cfg.head != MURA_HEAD_FC) {
@@ -704,7 +497,7 @@ mura_model_load(struct mura_model *m, const struct mura_st_file *f, char *info, 
 		 * model.classifier = nn.Linear(C, 1), or our conv head's defaults. */
 		for (size_t i = m->head_first; i < m->ntensor; i++) {
 			struct net_tensor *t = &m->tensor[i];
-			init_tensor(m, t, m->cfg.head == MURA_HEAD_FC ? NET_INIT_UNIFORM_FANIN : t->init);
+			net_init_tensor(m, t, m->cfg.head == MURA_HEAD_FC ? NET_INIT_UNIFORM_FANIN : t->init);
 		}
 		info_add(info, infolen,
 		         m->cfg.head == MURA_HEAD_FC     ? "A fresh one-output classifier, initialised as torch.nn.Linear."
@@ -760,7 +553,7 @@ mura_model_save(const struct mura_model *m, const char *path,
 	                                   "normalize_mean", "normalize_std", "hybrid_stage", "vit_dim",
 	                                   "vit_depth", "vit_heads", "vit_mlp", "vit_grid"};
 	enum { NOURS = sizeof ours / sizeof ours[0], NPLAIN = 7 };  /* the hybrid's come last */
-	const size_t nours = is_hybrid(m->cfg.arch) ? NOURS : NPLAIN;
+	const size_t nours = has_vit(m->cfg.arch) ? NOURS : NPLAIN;
 	char vals[NOURS][128];
 	const char **keys = NULL, **values = NULL;
 	struct mura_st_entry *e = NULL;
@@ -816,53 +609,13 @@ done:
 
 /* ---- the plan ----------------------------------------------------------------- */
 
-static size_t
-bytes_of(size_t nfloats)
-{
-	return (nfloats * sizeof(float) + 63) / 64 * 64;
-}
-
-float *
-net_take(struct net_plan *p, size_t nfloats)
-{
-	size_t o = p->off;
-
-	p->off += bytes_of(nfloats);
-	return p->pass ? (float *)(p->base + o) : NULL;
-}
-
-float *
-net_slot(struct net_plan *p, int slot, size_t nfloats)
-{
-	if (p->pass == 0) {
-		if (bytes_of(nfloats) > p->slot[slot])
-			p->slot[slot] = bytes_of(nfloats);
-		return NULL;
-	}
-	return (float *)(p->base + p->slot_off[slot]);
-}
-
-float *
-net_keep(struct net_plan *p, int slot, size_t nfloats)
-{
-	return p->training ? net_take(p, nfloats) : net_slot(p, slot, nfloats);
-}
-
-void
-net_conv_scratch(struct net_plan *p, const struct mura_conv *cv, const struct mura_fm *x)
-{
-	size_t s = mura_conv_scratch(cv, x, p->nthreads);
-	if (s > p->scratch)
-		p->scratch = s;
-}
-
 static int
 plan_parts(struct mura_model *m, struct net_plan *p, int n, int h, int w)
 {
 	m->in = (struct mura_fm){net_take(p, (size_t)3 * n * h * w), 3, n, h, w};
-	if ((is_densenet(m->cfg.arch) ? densenet_plan(m, p, n, h, w) : resnet_plan(m, p, n, h, w)) < 0)
+	if (m->bb->plan(m, p, n, h, w) < 0)
 		return -1;
-	return is_hybrid(m->cfg.arch) ? hybrid_plan(m, p, n) : head_plan(m, p, n);
+	return m->hd->plan(m, p, n, h, w);
 }
 
 int
@@ -890,7 +643,7 @@ mura_model_plan(struct mura_model *m, int batch, int h, int w, int training)
 		off += p.slot[i];
 	}
 	size_t scratch_off = off;
-	off += bytes_of(p.scratch);
+	off += net_bytes(p.scratch);
 	size_t total = off + p.off;
 	if (!(m->arena = huge_alloc(total ? total : 64)))
 		return mura_error("out of memory for a plan of %zu MB (batch %d, %dx%d)", total >> 20,
@@ -934,14 +687,8 @@ mura_model_forward(struct mura_model *m, const float *x, int n, int train, float
 		                  "%d image(s) give a %dx%d feature map", n, m->feat.h, m->feat.w);
 	m->in.n = n;
 	mura_fm_from_nchw(&m->ctx, x, &m->in);
-	if (is_densenet(m->cfg.arch))
-		densenet_forward(m, n, train);
-	else
-		resnet_forward(m, n, train);
-	if (is_hybrid(m->cfg.arch))
-		hybrid_forward(m, n, train);
-	else
-		head_forward(m, n, train);
+	m->bb->forward(m, n, train);
+	m->hd->forward(m, n, train);
 	memcpy(logits, m->logits, (size_t)n * sizeof *logits);
 	m->last_n = n;
 	m->last_train = !!train;
@@ -955,15 +702,9 @@ mura_model_backward(struct mura_model *m, const float *dlogits)
 		return mura_error("backward needs a training forward just before it");
 	m->last_train = 0;
 	memcpy(m->dlogits, dlogits, (size_t)m->last_n * sizeof *dlogits);
-	if (is_hybrid(m->cfg.arch))
-		hybrid_backward(m, m->last_n);
-	else
-		head_backward(m, m->last_n);
+	m->hd->backward(m, m->last_n);
 	if (m->frozen)
 		return 0;
-	if (is_densenet(m->cfg.arch))
-		densenet_backward(m, m->last_n);
-	else
-		resnet_backward(m, m->last_n);
+	m->bb->backward(m, m->last_n);
 	return 0;
 }

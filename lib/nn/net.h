@@ -1,17 +1,22 @@
 /*
- * net.h - the inside of a model, shared by model.c (the API, weights,
- * files), densenet.c and resnet.c (backbones) and head.c (classifiers).
+ * net.h - the inside of a model: what model.c (the API, weights, files)
+ * calls the parts through, and what the parts build and plan with (net.c).
  * Not a public header.
  *
- * A model is a backbone and a head.  Each part provides four functions:
+ * A model is a backbone and a head, each a part (struct net_part): a table
+ * of five functions that model.c calls and nothing else does:
  *   build     make its layers and register their tensors (state names)
  *   plan      lay out its activations for a batch size and input size
  *   forward   backbone: m->in -> m->feat;  head: m->feat -> m->logits
  *   backward  head: m->dlogits -> m->dfeat (and parameter gradients);
  *             backbone: m->dfeat -> parameter gradients
- * model.c dispatches on cfg.arch and cfg.head.  The ResNet50 + ViT hybrid
- * is resnet.c's backbone cut after a stage with hybrid.c's transformer as
- * its head.
+ *   free      its own struct (m->backbone or m->head)
+ * The parts are net_densenet (densenet.c), net_resnet (resnet.c), net_head
+ * (head.c: the fc and conv classifiers) and net_hybrid (hybrid.c: the
+ * hybrid's transformer).  An architecture (struct net_arch, model.c's
+ * table indexed by enum mura_arch) names its backbone and, for the hybrid,
+ * the head it always has.  A new architecture is a new part and one row
+ * of that table.  The parts call only net.c, never model.c.
  *
  * Both build and plan run twice, the same code each time: a first pass
  * that only counts (pointers come back NULL) and a second that hands out
@@ -85,9 +90,32 @@ float *net_keep(struct net_plan *p, int slot, size_t nfloats);
 /* Record a convolution's scratch need on input x. */
 void net_conv_scratch(struct net_plan *p, const struct mura_conv *cv, const struct mura_fm *x);
 
+/* ---- the parts ---------------------------------------------------------------- */
+struct net_part {
+	const char *name;
+	int (*build)(struct mura_model *m, struct net_build *b);
+	/* n images of h x w at the input (a head reads its input's size in m->feat) */
+	int (*plan)(struct mura_model *m, struct net_plan *p, int n, int h, int w);
+	void (*forward)(struct mura_model *m, int n, int train);
+	void (*backward)(struct mura_model *m, int n);
+	void (*free)(void *part);
+};
+
+extern const struct net_part net_densenet, net_resnet, net_head, net_hybrid;
+
+struct net_arch {
+	const char *name;                /* mura_arch_name() */
+	const struct net_part *backbone;
+	int own_head;                    /* the head it always has (enum mura_head), or 0: cfg.head */
+	const char *classifier;          /* torchvision's classifier: "classifier" or "fc" */
+	int classifier_bias_init;        /* DenseNet zeroes its bias, ResNet keeps nn.Linear's */
+};
+
 /* ---- the model -------------------------------------------------------------- */
 struct mura_model {
 	struct mura_model_config cfg;
+	const struct net_arch *arch;
+	const struct net_part *bb, *hd;  /* the backbone's and head's functions */
 	struct mura_pool *pool;
 	struct mura_nn_ctx ctx;
 	struct mura_rng rng;
@@ -121,36 +149,18 @@ static inline int net_backbone_train(const struct mura_model *m, int train)
 	return train && !m->frozen;
 }
 
-/* densenet.c */
-int densenet_build(struct mura_model *m, struct net_build *b);
-int densenet_plan(struct mura_model *m, struct net_plan *p, int n, int h, int w);
-void densenet_forward(struct mura_model *m, int n, int train);
-void densenet_backward(struct mura_model *m, int n);
-void densenet_free(void *dn);
-
-/* resnet.c */
-int resnet_build(struct mura_model *m, struct net_build *b);
-int resnet_plan(struct mura_model *m, struct net_plan *p, int n, int h, int w);
-void resnet_forward(struct mura_model *m, int n, int train);
-void resnet_backward(struct mura_model *m, int n);
-void resnet_free(void *rn);
-
 /* The side of a ResNet's map after `stages` stages, for an input side of in
  * (< 1: too small). */
 int resnet_out_size(int in, int stages);
 
-/* hybrid.c: the hybrid's head, a transformer (model.h) */
-int hybrid_build(struct mura_model *m, struct net_build *b);
-int hybrid_plan(struct mura_model *m, struct net_plan *p, int n);
-void hybrid_forward(struct mura_model *m, int n, int train);
-void hybrid_backward(struct mura_model *m, int n);
-void hybrid_free(void *hy);
+/* hybrid.c: the hybrid's configuration checked and completed (its grid),
+ * and read from a model file's metadata (1, or -1). */
+int hybrid_config_check(struct mura_model_config *c);
+int hybrid_config_read(const struct mura_st_file *f, struct mura_model_config *c);
 
-/* head.c */
-int head_build(struct mura_model *m, struct net_build *b);
-int head_plan(struct mura_model *m, struct net_plan *p, int n);
-void head_forward(struct mura_model *m, int n, int train);
-void head_backward(struct mura_model *m, int n);
-void head_free(void *hd);
+/* net.c: a tensor's initialisation as enum net_init says; bytes of the
+ * arena that n floats take (64-byte aligned). */
+void net_init_tensor(struct mura_model *m, struct net_tensor *t, int init);
+size_t net_bytes(size_t nfloats);
 
 #endif

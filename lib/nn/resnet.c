@@ -84,7 +84,7 @@ spec_of(int arch)
 	return -1;
 }
 
-int
+static int
 resnet_build(struct mura_model *m, struct net_build *b)
 {
 	struct resnet *rn = m->backbone;
@@ -139,7 +139,7 @@ resnet_build(struct mura_model *m, struct net_build *b)
 	return 0;
 }
 
-void
+static void
 resnet_free(void *v)
 {
 	struct resnet *rn = v;
@@ -162,7 +162,7 @@ pair_size(const struct res_block *blk, int q, int *h, int *w)
 	*h = hh, *w = ww;
 }
 
-int
+static int
 resnet_plan(struct mura_model *m, struct net_plan *p, int n, int h, int w)
 {
 	struct resnet *rn = m->backbone;
@@ -313,7 +313,7 @@ block_backward(struct mura_nn_ctx *ctx, struct resnet *rn, struct res_block *blk
 	}
 }
 
-void
+static void
 resnet_forward(struct mura_model *m, int n, int train)
 {
 	struct resnet *rn = m->backbone;
@@ -337,7 +337,7 @@ resnet_forward(struct mura_model *m, int n, int train)
 	m->feat.n = n;
 }
 
-void
+static void
 resnet_backward(struct mura_model *m, int n)
 {
 	struct resnet *rn = m->backbone;
@@ -361,3 +361,7 @@ resnet_backward(struct mura_model *m, int n)
 	mura_bn_backward(ctx, &rn->bn1, &c0, &r0, &g0, &g0, 1, 1, 0);
 	mura_conv_backward(ctx, &rn->conv1, &m->in, &g0, NULL, 0);
 }
+
+const struct net_part net_resnet = {
+	"resnet", resnet_build, resnet_plan, resnet_forward, resnet_backward, resnet_free,
+};
