@@ -106,9 +106,7 @@ parse_options(int argc, char **argv, struct options *o)
 		TOOL_COMMON_OPTIONS;
 		}
 	}
-	if (argc - optind > 1)
-		die_usage("at most one input file");
-	o->input = optind < argc ? argv[optind] : NULL;
+	o->input = tool_input(argc, argv, "at most one input file");
 }
 
 /* Mix a batch of n records, with randomness from the seed, the epoch and

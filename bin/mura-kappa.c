@@ -233,9 +233,7 @@ main(int argc, char **argv)
 		TOOL_COMMON_OPTIONS;
 		}
 	}
-	if (argc - optind > 1)
-		die_usage("one scores file at most");
-	path = optind < argc ? argv[optind] : "-";
+	path = tool_input(argc, argv, "one scores file at most");
 	if (o.tune && !strcmp(o.tune, "-") && !strcmp(path, "-"))
 		die_usage("--tune-thresholds and the scores cannot both be stdin");
 	if (o.write_thresholds && !strcmp(o.write_thresholds, "-"))

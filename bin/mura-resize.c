@@ -106,22 +106,16 @@ main(int argc, char **argv)
 	struct skipped bad = {0};
 	struct mura_image im;
 	struct mura_record r;
-	const char *name = "stdin";
+	const char *name;
 	char *line = NULL, *file = NULL;
 	size_t lcap = 0, fcap = 0;
 	unsigned long lineno = 0, ok = 0;
-	FILE *in = stdin;
+	FILE *in;
 	ssize_t len;
 
 	set_argv0(argv[0]);
 	parse_options(argc, argv, &o);
-	if (argc - optind > 1)
-		die_usage("at most one input file");
-	if (optind < argc && strcmp(argv[optind], "-")) {
-		name = argv[optind];
-		if (!(in = fopen(name, "r")))
-			die("%s: %m", name);
-	}
+	in = tool_open_lines(argc, argv, &name);
 	if (mura_image_init(&im, &o.img) < 0)
 		die_lib();
 	mura_record_init(&r);

@@ -94,9 +94,7 @@ main(int argc, char **argv)
 	}
 	if (!c.nmodels)
 		die_usage("--model FILE is required");
-	if (optind + 1 < argc)
-		die_usage("unexpected argument '%s'", argv[optind + 1]);
-	if (mura_reader_open(&rd, optind < argc ? argv[optind] : "-") < 0)
+	if (mura_reader_open(&rd, tool_input(argc, argv, "at most one input file")) < 0)
 		die_lib();
 	if (!(s = mura_scorer_create(&c, say, NULL)))
 		die_lib();

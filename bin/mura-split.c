@@ -46,8 +46,8 @@ main(int argc, char **argv)
 	struct mura_split_item *items = NULL;
 	char **lines = NULL, *line = NULL;
 	size_t n = 0, cap = 0, lcap = 0;
-	const char *name = "stdin";
-	FILE *in = stdin;
+	const char *name;
+	FILE *in;
 	ssize_t len;
 	int c;
 
@@ -69,13 +69,7 @@ main(int argc, char **argv)
 		TOOL_COMMON_OPTIONS;
 		}
 	}
-	if (argc - optind > 1)
-		die_usage("at most one input file");
-	if (optind < argc && strcmp(argv[optind], "-")) {
-		name = argv[optind];
-		if (!(in = fopen(name, "r")))
-			die("%s: %m", name);
-	}
+	in = tool_open_lines(argc, argv, &name);
 	while ((len = getline(&line, &lcap, in)) >= 0) {
 		struct mura_path_info pi;
 		char *comma;

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "error.h"
 
@@ -87,6 +88,35 @@ set_argv0(const char *a)
 	default:                                                   \
 		usage(stderr);                                         \
 		exit(EXIT_USAGE)
+
+/* The one input a filter takes after its options: argv[optind], or "-"
+ * (stdin) when there is none.  A second is a usage error naming it, with
+ * the tool's rule ("at most one input file"). */
+static __attribute__((unused)) const char *
+tool_input(int argc, char **argv, const char *rule)
+{
+	if (argc - optind > 1)
+		die_usage("unexpected argument '%s': %s", argv[optind + 1], rule);
+	return optind < argc ? argv[optind] : "-";
+}
+
+/* tool_input's file opened for reading lines, or stdin; *name is its
+ * name for messages ("stdin" or the path).  A file that cannot be opened
+ * is a failure (exit 1). */
+static __attribute__((unused)) FILE *
+tool_open_lines(int argc, char **argv, const char **name)
+{
+	const char *path = tool_input(argc, argv, "at most one input file");
+	FILE *f;
+
+	*name = "stdin";
+	if (!strcmp(path, "-"))
+		return stdin;
+	if (!(f = fopen(path, "r")))
+		die("%s: %m", path);
+	*name = path;
+	return f;
+}
 
 /* Close stdout and check it, so a full disk or a closed pipe is a failure. */
 static int __attribute__((unused))

@@ -31,6 +31,7 @@
 #include "rng.h"
 #include "safetensors.h"
 #include "score.h"
+#include "nn/thread.h"
 #include "tensor.h"
 #include "train.h"
 #include "util.h"
@@ -637,20 +638,6 @@ writable_dir(const char *path, const char *what)
 }
 
 static int
-resolve_threads(int asked)
-{
-	const char *e = getenv("MURA_THREADS");
-	long v;
-
-	if (asked > 0)
-		return asked;
-	if (e && mura_parse_long(e, 1, 1024, &v) == 0)
-		return (int)v;
-	v = sysconf(_SC_NPROCESSORS_ONLN);
-	return v > 0 ? (int)v : 1;
-}
-
-static int
 class_weights(struct run *r)
 {
 	const struct mura_train_config *c = r->c;
@@ -814,7 +801,7 @@ make_model(struct run *r, const struct mura_st_file *ckpt)
 	}
 	if (hybrid_options(c, &mc, ckpt) < 0)
 		goto done;
-	mc.threads = c->model.threads;
+	mc.threads = r->threads;  /* what the checkpoint records */
 	mc.seed = c->seed;
 	mc.input_h = (int)r->src.h, mc.input_w = (int)r->src.w;
 	if (mura_input_norm(&r->norm, &mc) < 0) {
@@ -1312,7 +1299,8 @@ setup(struct run *r)
 	if (c->keep_top > TOP_MAX)
 		return mura_error("--keep-top %d: at most %d", c->keep_top, TOP_MAX);
 	r->batch = c->batch;
-	r->threads = resolve_threads(c->model.threads);
+	if ((r->threads = mura_pool_threads(c->model.threads)) < 0)
+		return -1;
 	r->ckpt_epoch = -1;
 	utf8_text(r->command, sizeof r->command, c->command ? c->command : "");
 	if (mura_train_path(r->ckpt, sizeof r->ckpt, c->out, "ckpt") < 0 || writable_dir(c->out, "--out") < 0 ||

@@ -1,24 +1,16 @@
 /*
  * act.c - elementwise operations and their backward passes: ReLU, sigmoid,
  * the residual addition and dropout.  Each loop is split between the
- * pool's threads in parts of at least GRAIN values.
+ * pool's threads in parts of at least MURA_EW_GRAIN values (ops.h).
  */
 #include <math.h>
 
 #include "ops.h"
 
-#define GRAIN 32768
-
-struct ew_job {
-	const float *a, *b;
-	float *y;
-	int acc;
-};
-
 static void
 relu_fwd_part(void *v, size_t lo, size_t hi)
 {
-	const struct ew_job *j = v;
+	const struct mura_ew_job *j = v;
 
 	for (size_t i = lo; i < hi; i++)
 		j->y[i] = j->a[i] > 0 ? j->a[i] : 0;
@@ -27,18 +19,16 @@ relu_fwd_part(void *v, size_t lo, size_t hi)
 void
 mura_relu_forward(struct mura_nn_ctx *ctx, size_t n, const float *x, float *y)
 {
-	struct ew_job j = {x, NULL, y, 0};
-	const double t0 = mura_prof_start(ctx);
+	struct mura_ew_job j = {x, NULL, y, 0};
 
-	mura_pool_for(ctx->pool, n, GRAIN, relu_fwd_part, &j);
-	mura_prof_stop(ctx, MURA_PROF_ELEMENTWISE, t0, 0);
+	mura_nn_for(ctx, MURA_PROF_ELEMENTWISE, n, MURA_EW_GRAIN, relu_fwd_part, &j);
 }
 
 /* a = y of the forward, b = dy */
 static void
 relu_bwd_part(void *v, size_t lo, size_t hi)
 {
-	const struct ew_job *j = v;
+	const struct mura_ew_job *j = v;
 
 	const float *y = j->a, *dy = j->b;
 	float *dx = j->y;
@@ -56,11 +46,9 @@ void
 mura_relu_backward(struct mura_nn_ctx *ctx, size_t n, const float *y, const float *dy,
                    float *dx, int acc)
 {
-	struct ew_job j = {y, dy, dx, acc};
-	const double t0 = mura_prof_start(ctx);
+	struct mura_ew_job j = {y, dy, dx, acc};
 
-	mura_pool_for(ctx->pool, n, GRAIN, relu_bwd_part, &j);
-	mura_prof_stop(ctx, MURA_PROF_ELEMENTWISE, t0, 0);
+	mura_nn_for(ctx, MURA_PROF_ELEMENTWISE, n, MURA_EW_GRAIN, relu_bwd_part, &j);
 }
 
 /* g masked by y > 0 in place, and a copy of it in c: a residual block's
@@ -70,7 +58,7 @@ mura_relu_backward(struct mura_nn_ctx *ctx, size_t n, const float *y, const floa
 static void
 relu_bwd_tee_part(void *v, size_t lo, size_t hi)
 {
-	const struct ew_job *j = v;
+	const struct mura_ew_job *j = v;
 	const float *y = j->a;
 	float *g = (float *)j->b, *c = j->y;
 
@@ -85,18 +73,16 @@ relu_bwd_tee_part(void *v, size_t lo, size_t hi)
 void
 mura_relu_backward_tee(struct mura_nn_ctx *ctx, size_t n, const float *y, float *g, float *copy)
 {
-	struct ew_job j = {y, g, copy, 0};
-	const double t0 = mura_prof_start(ctx);
+	struct mura_ew_job j = {y, g, copy, 0};
 
-	mura_pool_for(ctx->pool, n, GRAIN, relu_bwd_tee_part, &j);
-	mura_prof_stop(ctx, MURA_PROF_ELEMENTWISE, t0, 0);
+	mura_nn_for(ctx, MURA_PROF_ELEMENTWISE, n, MURA_EW_GRAIN, relu_bwd_tee_part, &j);
 }
 
 /* Never exp() of a large positive number: no overflow for any x. */
 static void
 sigmoid_fwd_part(void *v, size_t lo, size_t hi)
 {
-	const struct ew_job *j = v;
+	const struct mura_ew_job *j = v;
 
 	for (size_t i = lo; i < hi; i++) {
 		float x = j->a[i];
@@ -112,18 +98,16 @@ sigmoid_fwd_part(void *v, size_t lo, size_t hi)
 void
 mura_sigmoid_forward(struct mura_nn_ctx *ctx, size_t n, const float *x, float *y)
 {
-	struct ew_job j = {x, NULL, y, 0};
-	const double t0 = mura_prof_start(ctx);
+	struct mura_ew_job j = {x, NULL, y, 0};
 
-	mura_pool_for(ctx->pool, n, GRAIN, sigmoid_fwd_part, &j);
-	mura_prof_stop(ctx, MURA_PROF_ELEMENTWISE, t0, 0);
+	mura_nn_for(ctx, MURA_PROF_ELEMENTWISE, n, MURA_EW_GRAIN, sigmoid_fwd_part, &j);
 }
 
 /* dsigmoid/dx = y (1 - y); a = y of the forward, b = dy */
 static void
 sigmoid_bwd_part(void *v, size_t lo, size_t hi)
 {
-	const struct ew_job *j = v;
+	const struct mura_ew_job *j = v;
 
 	for (size_t i = lo; i < hi; i++) {
 		float g = j->b[i] * j->a[i] * (1.0f - j->a[i]);
@@ -135,17 +119,15 @@ void
 mura_sigmoid_backward(struct mura_nn_ctx *ctx, size_t n, const float *y, const float *dy,
                       float *dx, int acc)
 {
-	struct ew_job j = {y, dy, dx, acc};
-	const double t0 = mura_prof_start(ctx);
+	struct mura_ew_job j = {y, dy, dx, acc};
 
-	mura_pool_for(ctx->pool, n, GRAIN, sigmoid_bwd_part, &j);
-	mura_prof_stop(ctx, MURA_PROF_ELEMENTWISE, t0, 0);
+	mura_nn_for(ctx, MURA_PROF_ELEMENTWISE, n, MURA_EW_GRAIN, sigmoid_bwd_part, &j);
 }
 
 static void
 add_fwd_part(void *v, size_t lo, size_t hi)
 {
-	const struct ew_job *j = v;
+	const struct mura_ew_job *j = v;
 
 	for (size_t i = lo; i < hi; i++)
 		j->y[i] = j->a[i] + j->b[i];
@@ -154,11 +136,9 @@ add_fwd_part(void *v, size_t lo, size_t hi)
 void
 mura_add_forward(struct mura_nn_ctx *ctx, size_t n, const float *a, const float *b, float *y)
 {
-	struct ew_job j = {a, b, y, 0};
-	const double t0 = mura_prof_start(ctx);
+	struct mura_ew_job j = {a, b, y, 0};
 
-	mura_pool_for(ctx->pool, n, GRAIN, add_fwd_part, &j);
-	mura_prof_stop(ctx, MURA_PROF_ELEMENTWISE, t0, 0);
+	mura_nn_for(ctx, MURA_PROF_ELEMENTWISE, n, MURA_EW_GRAIN, add_fwd_part, &j);
 }
 
 /* y = max(a + b, 0) in one pass: a residual block's end, its output read
@@ -167,7 +147,7 @@ mura_add_forward(struct mura_nn_ctx *ctx, size_t n, const float *a, const float 
 static void
 add_relu_fwd_part(void *v, size_t lo, size_t hi)
 {
-	const struct ew_job *j = v;
+	const struct mura_ew_job *j = v;
 
 	for (size_t i = lo; i < hi; i++) {
 		float t = j->a[i] + j->b[i];
@@ -178,18 +158,16 @@ add_relu_fwd_part(void *v, size_t lo, size_t hi)
 void
 mura_add_relu_forward(struct mura_nn_ctx *ctx, size_t n, const float *a, const float *b, float *y)
 {
-	struct ew_job j = {a, b, y, 0};
-	const double t0 = mura_prof_start(ctx);
+	struct mura_ew_job j = {a, b, y, 0};
 
-	mura_pool_for(ctx->pool, n, GRAIN, add_relu_fwd_part, &j);
-	mura_prof_stop(ctx, MURA_PROF_ELEMENTWISE, t0, 0);
+	mura_nn_for(ctx, MURA_PROF_ELEMENTWISE, n, MURA_EW_GRAIN, add_relu_fwd_part, &j);
 }
 
 /* a = dy; b (when not NULL) multiplies it, as dropout's mask */
 static void
 pass_bwd_part(void *v, size_t lo, size_t hi)
 {
-	const struct ew_job *j = v;
+	const struct mura_ew_job *j = v;
 
 	for (size_t i = lo; i < hi; i++) {
 		float g = j->b ? j->a[i] * j->b[i] : j->a[i];
@@ -200,14 +178,11 @@ pass_bwd_part(void *v, size_t lo, size_t hi)
 void
 mura_add_backward(struct mura_nn_ctx *ctx, size_t n, const float *dy, float *dx, int acc)
 {
-	struct ew_job j = {dy, NULL, dx, acc};
+	struct mura_ew_job j = {dy, NULL, dx, acc};
 
 	if (dx == dy && !acc)
 		return;
-	const double t0 = mura_prof_start(ctx);
-
-	mura_pool_for(ctx->pool, n, GRAIN, pass_bwd_part, &j);
-	mura_prof_stop(ctx, MURA_PROF_ELEMENTWISE, t0, 0);
+	mura_nn_for(ctx, MURA_PROF_ELEMENTWISE, n, MURA_EW_GRAIN, pass_bwd_part, &j);
 }
 
 /* The mask is drawn on the caller's thread: one random stream, one order. */
@@ -228,9 +203,7 @@ void
 mura_dropout_backward(struct mura_nn_ctx *ctx, size_t n, const float *mask,
                       const float *dy, float *dx, int acc)
 {
-	struct ew_job j = {dy, mask, dx, acc};
-	const double t0 = mura_prof_start(ctx);
+	struct mura_ew_job j = {dy, mask, dx, acc};
 
-	mura_pool_for(ctx->pool, n, GRAIN, pass_bwd_part, &j);
-	mura_prof_stop(ctx, MURA_PROF_ELEMENTWISE, t0, 0);
+	mura_nn_for(ctx, MURA_PROF_ELEMENTWISE, n, MURA_EW_GRAIN, pass_bwd_part, &j);
 }

@@ -47,6 +47,7 @@
  * position's channels are one vector (the strided convolutions: resnet18 at
  * 64 px, training step 290 -> 326 images/s).
  */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -123,9 +124,14 @@ static const struct kernel kernels[] = {
 	 conv3_generic_cgw_part},
 };
 
-/* The best kernel this CPU runs, or the one MURA_SIMD names (if it runs). */
-static const struct kernel *
-pick(void)
+/* The best kernel this CPU runs, or the one MURA_SIMD names (if it runs):
+ * decided once per process, since neither the CPU nor the environment
+ * changes under it, and convolutions ask for every call. */
+static const struct kernel *chosen;
+static pthread_once_t chosen_once = PTHREAD_ONCE_INIT;
+
+static void
+choose(void)
 {
 	const char *want = getenv("MURA_SIMD");
 	size_t i = 0;
@@ -136,11 +142,18 @@ pick(void)
 	if (!(__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")))
 		i = 2;
 #endif
+	chosen = &kernels[i];
 	if (want && *want)
 		for (size_t k = i; k < sizeof kernels / sizeof *kernels; k++)
 			if (strcmp(kernels[k].name, want) == 0)
-				return &kernels[k];
-	return &kernels[i];
+				chosen = &kernels[k];
+}
+
+static const struct kernel *
+pick(void)
+{
+	pthread_once(&chosen_once, choose);
+	return chosen;
 }
 
 /* Geometry of the padded copy: rows of (W+2p), images of (H+2p) rows, and a

@@ -122,6 +122,29 @@ mura_prof_stop(struct mura_nn_ctx *ctx, int kind, double t0, double flop)
 	}
 }
 
+/* Run fn(arg, lo, hi) over [0, n) on ctx's threads in parts of at least
+ * grain items, its time counted under kind (enum mura_prof_kind): the
+ * driver of the elementwise, pooling and transformer loops. */
+static inline void
+mura_nn_for(struct mura_nn_ctx *ctx, int kind, size_t n, size_t grain,
+            void (*fn)(void *arg, size_t lo, size_t hi), void *arg)
+{
+	const double t0 = mura_prof_start(ctx);
+
+	mura_pool_for(ctx->pool, n, grain, fn, arg);
+	mura_prof_stop(ctx, kind, t0, 0);
+}
+
+/* An elementwise loop's operands: y[i] = f(a[i], b[i]) (b may be unused),
+ * added into y when acc.  Parts hold at least MURA_EW_GRAIN values: below
+ * that, handing a part to another thread costs more than it saves. */
+#define MURA_EW_GRAIN 32768
+struct mura_ew_job {
+	const float *a, *b;
+	float *y;
+	int acc;
+};
+
 /* Output size along one axis of a k-wide window moved by stride over in
  * values padded by pad on both sides (floor mode); < 1 when in is too small. */
 static inline int mura_window_out(int in, int k, int stride, int pad)

@@ -105,9 +105,7 @@ mura_maxpool_forward(struct mura_nn_ctx *ctx, struct mura_maxpool *mp,
 {
 	struct pool_job j = {mp, 0, 0, 0, x, y, 0};
 
-	const double t0 = mura_prof_start(ctx);
-	mura_pool_for(ctx->pool, (size_t)x->c * x->n, 1, maxpool_fwd_part, &j);
-	mura_prof_stop(ctx, MURA_PROF_POOL, t0, 0);
+	mura_nn_for(ctx, MURA_PROF_POOL, (size_t)x->c * x->n, 1, maxpool_fwd_part, &j);
 }
 
 /* Here x is dx and y is dy. */
@@ -134,9 +132,7 @@ mura_maxpool_backward(struct mura_nn_ctx *ctx, const struct mura_maxpool *mp,
 {
 	struct pool_job j = {(struct mura_maxpool *)mp, 0, 0, 0, dx, (struct mura_fm *)dy, acc};
 
-	const double t0 = mura_prof_start(ctx);
-	mura_pool_for(ctx->pool, (size_t)dx->c * dx->n, 1, maxpool_bwd_part, &j);
-	mura_prof_stop(ctx, MURA_PROF_POOL, t0, 0);
+	mura_nn_for(ctx, MURA_PROF_POOL, (size_t)dx->c * dx->n, 1, maxpool_bwd_part, &j);
 }
 
 /* The window's values summed in row order, then divided: PyTorch's order
@@ -175,9 +171,7 @@ mura_avgpool_forward(struct mura_nn_ctx *ctx, int k, int stride,
 {
 	struct pool_job j = {NULL, k, stride, 0, x, y, 0};
 
-	const double t0 = mura_prof_start(ctx);
-	mura_pool_for(ctx->pool, (size_t)x->c * x->n, 1, avgpool_fwd_part, &j);
-	mura_prof_stop(ctx, MURA_PROF_POOL, t0, 0);
+	mura_nn_for(ctx, MURA_PROF_POOL, (size_t)x->c * x->n, 1, avgpool_fwd_part, &j);
 }
 
 /* Here x is dx and y is dy. */
@@ -209,9 +203,7 @@ mura_avgpool_backward(struct mura_nn_ctx *ctx, int k, int stride,
 {
 	struct pool_job j = {NULL, k, stride, 0, dx, (struct mura_fm *)dy, acc};
 
-	const double t0 = mura_prof_start(ctx);
-	mura_pool_for(ctx->pool, (size_t)dx->c * dx->n, 1, avgpool_bwd_part, &j);
-	mura_prof_stop(ctx, MURA_PROF_POOL, t0, 0);
+	mura_nn_for(ctx, MURA_PROF_POOL, (size_t)dx->c * dx->n, 1, avgpool_bwd_part, &j);
 }
 
 struct gap_job {
@@ -242,9 +234,7 @@ mura_gap_forward(struct mura_nn_ctx *ctx, const struct mura_fm *x, float *y)
 {
 	struct gap_job j = {x, y, 0};
 
-	const double t0 = mura_prof_start(ctx);
-	mura_pool_for(ctx->pool, (size_t)x->c, 16, gap_fwd_part, &j);
-	mura_prof_stop(ctx, MURA_PROF_POOL, t0, 0);
+	mura_nn_for(ctx, MURA_PROF_POOL, (size_t)x->c, 16, gap_fwd_part, &j);
 }
 
 /* Here x is dx and y is dy. */
@@ -269,7 +259,5 @@ mura_gap_backward(struct mura_nn_ctx *ctx, const float *dy, struct mura_fm *dx, 
 {
 	struct gap_job j = {dx, (float *)dy, acc};
 
-	const double t0 = mura_prof_start(ctx);
-	mura_pool_for(ctx->pool, (size_t)dx->c, 16, gap_bwd_part, &j);
-	mura_prof_stop(ctx, MURA_PROF_POOL, t0, 0);
+	mura_nn_for(ctx, MURA_PROF_POOL, (size_t)dx->c, 16, gap_bwd_part, &j);
 }

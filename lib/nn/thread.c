@@ -106,12 +106,14 @@ worker_main(void *v)
 	}
 }
 
-static int
-default_threads(void)
+int
+mura_pool_threads(int asked)
 {
 	const char *s = getenv("MURA_THREADS");
 	long n;
 
+	if (asked > 0)
+		return asked;
 	if (s && *s) {
 		if (mura_parse_long(s, 1, 1024, &n) < 0)
 			return mura_error_prefix("MURA_THREADS");
@@ -129,7 +131,7 @@ mura_pool_create(int n)
 {
 	struct mura_pool *p;
 
-	if (n <= 0 && (n = default_threads()) < 0)
+	if ((n = mura_pool_threads(n)) < 0)
 		return NULL;
 	if (!(p = calloc(1, sizeof *p)) || !(p->tid = calloc((size_t)n, sizeof *p->tid))) {
 		free(p);

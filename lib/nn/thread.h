@@ -18,9 +18,14 @@
 
 struct mura_pool;
 
-/* A pool of n threads, the caller's counted (n - 1 are started).  n <= 0
- * means the MURA_THREADS environment variable when set, else every online
- * core.  Returns NULL with mura_error set. */
+/* The number of threads a pool asked for n has: n when n > 0, else the
+ * MURA_THREADS environment variable when set, else every core this process
+ * may run on.  -1 with mura_error set when MURA_THREADS is not a number in
+ * [1, 1024].  The one place that decides it: a caller that records the
+ * count (a checkpoint) asks here and creates its pool with the answer. */
+int mura_pool_threads(int n);
+/* A pool of mura_pool_threads(n) threads, the caller's counted (all but one
+ * are started).  Returns NULL with mura_error set. */
 struct mura_pool *mura_pool_create(int n);
 void mura_pool_free(struct mura_pool *p);
 int mura_pool_size(const struct mura_pool *p);

@@ -5,23 +5,22 @@
  * position embeddings with their bilinear resampling.
  *
  * Every loop is split between the pool's threads in parts of at least about
- * GRAIN values.  Sums that a part's result depends on (a row's mean, a
- * parameter's gradient) are taken in one fixed order whatever the number of
- * threads, so the results do not depend on it.
+ * MURA_EW_GRAIN values (ops.h).  Sums that a part's result depends on (a
+ * row's mean, a parameter's gradient) are taken in one fixed order whatever
+ * the number of threads, so the results do not depend on it.
  */
 #include <math.h>
 #include <string.h>
 
 #include "vit.h"
 
-#define GRAIN 32768
 #define SQRT1_2 0.70710678118654752f  /* 1 / sqrt 2 */
 
 /* Rows per part for rows of `cols` values. */
 static size_t
 row_grain(size_t cols)
 {
-	return cols >= GRAIN ? 1 : GRAIN / (cols ? cols : 1);
+	return cols >= MURA_EW_GRAIN ? 1 : MURA_EW_GRAIN / (cols ? cols : 1);
 }
 
 static void
@@ -76,10 +75,8 @@ mura_layernorm_forward(struct mura_nn_ctx *ctx, const struct mura_layernorm *ln,
                        const float *x, float *y, float *mean, float *rstd)
 {
 	struct ln_job j = {ln, rows, x, NULL, y, mean, rstd, NULL, 0};
-	const double t0 = mura_prof_start(ctx);
 
-	mura_pool_for(ctx->pool, rows, row_grain((size_t)ln->d), ln_fwd_part, &j);
-	mura_prof_stop(ctx, MURA_PROF_ELEMENTWISE, t0, 0);
+	mura_nn_for(ctx, MURA_PROF_ELEMENTWISE, rows, row_grain((size_t)ln->d), ln_fwd_part, &j);
 }
 
 static void
@@ -153,21 +150,15 @@ mura_layernorm_backward(struct mura_nn_ctx *ctx, const struct mura_layernorm *ln
 /* ---- GELU ------------------------------------------------------------------
  * y = x Phi(x), Phi the standard normal distribution function,
  * Phi(x) = (1 + erf(x / sqrt 2)) / 2; dy/dx = Phi(x) + x phi(x), with
- * phi(x) = exp(-x^2 / 2) / sqrt(2 pi) its density.
+ * phi(x) = exp(-x^2 / 2) / sqrt(2 pi) its density.  The job's a is x, b is dy.
  */
-struct ew_job {
-	const float *x, *dy;
-	float *y;
-	int acc;
-};
-
 static void
 gelu_fwd_part(void *v, size_t lo, size_t hi)
 {
-	const struct ew_job *j = v;
+	const struct mura_ew_job *j = v;
 
 	for (size_t i = lo; i < hi; i++) {
-		float x = j->x[i];
+		float x = j->a[i];
 		j->y[i] = 0.5f * x * (1.0f + erff(x * SQRT1_2));
 	}
 }
@@ -175,23 +166,21 @@ gelu_fwd_part(void *v, size_t lo, size_t hi)
 void
 mura_gelu_forward(struct mura_nn_ctx *ctx, size_t n, const float *x, float *y)
 {
-	struct ew_job j = {x, NULL, y, 0};
-	const double t0 = mura_prof_start(ctx);
+	struct mura_ew_job j = {x, NULL, y, 0};
 
-	mura_pool_for(ctx->pool, n, GRAIN / 8, gelu_fwd_part, &j);
-	mura_prof_stop(ctx, MURA_PROF_ELEMENTWISE, t0, 0);
+	mura_nn_for(ctx, MURA_PROF_ELEMENTWISE, n, MURA_EW_GRAIN / 8, gelu_fwd_part, &j);
 }
 
 static void
 gelu_bwd_part(void *v, size_t lo, size_t hi)
 {
-	const struct ew_job *j = v;
+	const struct mura_ew_job *j = v;
 	const float inv_sqrt_2pi = 0.3989422804014327f;
 
 	for (size_t i = lo; i < hi; i++) {
-		float x = j->x[i];
+		float x = j->a[i];
 		float d = 0.5f * (1.0f + erff(x * SQRT1_2)) + x * inv_sqrt_2pi * expf(-0.5f * x * x);
-		put(j->y, i, j->dy[i] * d, j->acc);
+		put(j->y, i, j->b[i] * d, j->acc);
 	}
 }
 
@@ -199,11 +188,9 @@ void
 mura_gelu_backward(struct mura_nn_ctx *ctx, size_t n, const float *x, const float *dy, float *dx,
                    int acc)
 {
-	struct ew_job j = {x, dy, dx, acc};
-	const double t0 = mura_prof_start(ctx);
+	struct mura_ew_job j = {x, dy, dx, acc};
 
-	mura_pool_for(ctx->pool, n, GRAIN / 8, gelu_bwd_part, &j);
-	mura_prof_stop(ctx, MURA_PROF_ELEMENTWISE, t0, 0);
+	mura_nn_for(ctx, MURA_PROF_ELEMENTWISE, n, MURA_EW_GRAIN / 8, gelu_bwd_part, &j);
 }
 
 /* ---- softmax ----------------------------------------------------------------
@@ -259,10 +246,8 @@ void
 mura_softmax_forward(struct mura_nn_ctx *ctx, size_t rows, int cols, const float *x, float *y)
 {
 	struct sm_job j = {cols, x, NULL, y, 0};
-	const double t0 = mura_prof_start(ctx);
 
-	mura_pool_for(ctx->pool, rows, row_grain((size_t)cols), softmax_fwd_part, &j);
-	mura_prof_stop(ctx, MURA_PROF_ELEMENTWISE, t0, 0);
+	mura_nn_for(ctx, MURA_PROF_ELEMENTWISE, rows, row_grain((size_t)cols), softmax_fwd_part, &j);
 }
 
 static void
@@ -280,10 +265,8 @@ mura_softmax_backward(struct mura_nn_ctx *ctx, size_t rows, int cols, const floa
                       const float *dy, float *dx, int acc)
 {
 	struct sm_job j = {cols, y, dy, dx, acc};
-	const double t0 = mura_prof_start(ctx);
 
-	mura_pool_for(ctx->pool, rows, row_grain((size_t)cols), softmax_bwd_part, &j);
-	mura_prof_stop(ctx, MURA_PROF_ELEMENTWISE, t0, 0);
+	mura_nn_for(ctx, MURA_PROF_ELEMENTWISE, rows, row_grain((size_t)cols), softmax_bwd_part, &j);
 }
 
 /* ---- batched matrix products -------------------------------------------------
@@ -502,12 +485,9 @@ mura_tokens_forward(struct mura_nn_ctx *ctx, const struct mura_fm *f, const floa
 {
 	struct tok_job j = {f, f->d, y, 0};
 	const size_t T = (size_t)f->h * f->w + 1;
-	const double t0 = mura_prof_start(ctx);
-
 	for (int i = 0; i < f->n; i++)
 		memcpy(y + (size_t)i * T * f->c, cls, (size_t)f->c * sizeof *cls);
-	mura_pool_for(ctx->pool, (size_t)f->n * T, row_grain((size_t)f->c), tok_fwd_part, &j);
-	mura_prof_stop(ctx, MURA_PROF_ELEMENTWISE, t0, 0);
+	mura_nn_for(ctx, MURA_PROF_ELEMENTWISE, (size_t)f->n * T, row_grain((size_t)f->c), tok_fwd_part, &j);
 }
 
 /* Channels [lo, hi) of df from the token rows. */
@@ -571,10 +551,8 @@ mura_posembed_forward(struct mura_nn_ctx *ctx, int n, int t, int d, const float 
                       float *y)
 {
 	struct pos_job j = {(size_t)t * d, n, x, pos, y, 0};
-	const double t0 = mura_prof_start(ctx);
 
-	mura_pool_for(ctx->pool, j.per, GRAIN / (n > 0 ? n : 1) + 1, pos_fwd_part, &j);
-	mura_prof_stop(ctx, MURA_PROF_ELEMENTWISE, t0, 0);
+	mura_nn_for(ctx, MURA_PROF_ELEMENTWISE, j.per, MURA_EW_GRAIN / (n > 0 ? n : 1) + 1, pos_fwd_part, &j);
 }
 
 /* x = dy, y = dx (or NULL), pos = dpos (or NULL): values [lo, hi) of an image. */
@@ -601,12 +579,9 @@ mura_posembed_backward(struct mura_nn_ctx *ctx, int n, int t, int d, const float
                        float *dpos, int acc)
 {
 	struct pos_job j = {(size_t)t * d, n, dy, dpos, dx, acc};
-	const double t0 = mura_prof_start(ctx);
-
 	if (dx == dy && !acc)
 		j.y = NULL;  /* already there */
-	mura_pool_for(ctx->pool, j.per, GRAIN / (n > 0 ? n : 1) + 1, pos_bwd_part, &j);
-	mura_prof_stop(ctx, MURA_PROF_ELEMENTWISE, t0, 0);
+	mura_nn_for(ctx, MURA_PROF_ELEMENTWISE, j.per, MURA_EW_GRAIN / (n > 0 ? n : 1) + 1, pos_bwd_part, &j);
 }
 
 /* ---- bilinear resampling of a grid of vectors ---------------------------------------
@@ -667,10 +642,8 @@ mura_resample_forward(struct mura_nn_ctx *ctx, int gh, int gw, int h, int w, int
                       float *dst)
 {
 	struct rs_job j = {gh, gw, h, w, d, src, dst};
-	const double t0 = mura_prof_start(ctx);
 
-	mura_pool_for(ctx->pool, (size_t)h * w, row_grain((size_t)d), rs_fwd_part, &j);
-	mura_prof_stop(ctx, MURA_PROF_ELEMENTWISE, t0, 0);
+	mura_nn_for(ctx, MURA_PROF_ELEMENTWISE, (size_t)h * w, row_grain((size_t)d), rs_fwd_part, &j);
 }
 
 /* Channels [lo, hi) of every source vector. */
@@ -704,8 +677,6 @@ mura_resample_backward(struct mura_nn_ctx *ctx, int gh, int gw, int h, int w, in
                        float *dsrc)
 {
 	struct rs_job j = {gh, gw, h, w, d, ddst, dsrc};
-	const double t0 = mura_prof_start(ctx);
 
-	mura_pool_for(ctx->pool, (size_t)d, row_grain((size_t)h * w), rs_bwd_part, &j);
-	mura_prof_stop(ctx, MURA_PROF_ELEMENTWISE, t0, 0);
+	mura_nn_for(ctx, MURA_PROF_ELEMENTWISE, (size_t)d, row_grain((size_t)h * w), rs_bwd_part, &j);
 }

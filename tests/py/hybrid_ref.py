@@ -36,9 +36,7 @@ Dropout is 0: its masks are drawn from different generators (nn_hybrid's
 own checks cover it).  Prints PASS/FAIL lines.
 """
 import os
-import subprocess
 import sys
-import time
 
 import torch
 import torch.nn as nn
@@ -47,7 +45,8 @@ import torchvision
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import st_tool  # noqa: E402
-from parity_models import KINK_TAU, Kinks, pick_input, rel, verdict, worst  # noqa: E402
+from parity_models import (KINK_TAU, Kinks, check_gradients, pick_input, rel,  # noqa: E402
+                           run_driver, settle_bn, torch_pass, verdict, worst)
 
 GRID_INPUT = 64  # every case's model has the position grid of this input size
 
@@ -175,15 +174,7 @@ def make_model(stage, dim, depth, heads, ratio, n, seed):
                 m.bias.uniform_(-0.5, 0.5)
         net.cls_token.normal_(0, 0.5)
         net.pos_embed.normal_(0, 0.5)
-        bns = [m for m in net.modules() if isinstance(m, nn.BatchNorm2d)]
-        for m in bns:
-            m.weight.uniform_(0.5, 1.0)
-            m.bias.uniform_(1.5, 2.5).mul_(torch.randint(0, 2, m.bias.shape) * 2 - 1)
-            m.momentum = 1.0
-        net.train()
-        net(torch.randn(n, 3, GRID_INPUT, GRID_INPUT))
-        for m in bns:
-            m.momentum = 0.1
+        settle_bn(net, n, GRID_INPUT, GRID_INPUT)
     return net, grid
 
 
@@ -210,11 +201,8 @@ def run_case(driver, work, case):
                  metadata(stage, dim, depth, heads, ratio, grid))
     st_tool.save(input_path, {'x': x, 'dlogits': dl})
 
-    t0 = time.time()
-    r = subprocess.run([driver, 'parity', model_path, input_path, out_path], capture_output=True, text=True)
-    ours_s = time.time() - t0
-    if r.returncode != 0:
-        verdict('parity %s: the C driver runs' % tag, False, r.stderr.strip())
+    ours_s = run_driver(driver, [model_path, input_path, out_path], tag)
+    if ours_s is None:
         return
     out, _, _ = st_tool.load(out_path)
 
@@ -227,14 +215,7 @@ def run_case(driver, work, case):
                 [k for k in ours if k in theirs and ours[k] != theirs[k]][:4]))
 
     params = dict(net.named_parameters())
-    t0 = time.time()
-    net.eval()
-    with torch.no_grad():
-        le = net(x)
-    net.train()
-    lt = net(x)
-    (lt * dl).sum().backward()
-    torch_s = time.time() - t0
+    le, lt, torch_s = torch_pass(net, x, dl)
 
     for key, what in (('logits_evalplan', 'evaluation plan'), ('logits_eval', 'training plan')):
         e = rel(out[key], le)
@@ -249,15 +230,7 @@ def run_case(driver, work, case):
     verdict('parity %s: %d running statistics after the training forward' % (tag, len(stats)), not bad,
             'worst rel err %.2g' % e if not bad else ', '.join(bad[:5]))
 
-    tol = kinks.tolerances(x, dl, near, 1e-3)
-    wide = ['%s %.2g' % (k, t) for k, t in tol.items() if t > 1e-3]
-    grads = [(k, out['grad.' + k], p.grad) for k, p in params.items()]
-    e, bad = worst(grads, tol)
-    verdict('parity %s: gradients of %d parameters' % (tag, len(grads)), not bad,
-            ('worst %.2g of the tensor\'s max; input seed %d, ' % (e, seed) +
-             ('%d ReLU input(s) within %g of the kink, widening %d tolerances' % (len(near), KINK_TAU, len(wide))
-              if wide else 'no ReLU input within %g of the kink' % KINK_TAU)) if not bad
-            else ', '.join(bad[:5]))
+    check_gradients(tag, out, params, kinks, x, dl, near, seed)
     head = [k for k in params if not any(k.startswith(b) for b in
                                          ('conv1.', 'bn1.', 'layer1.', 'layer2.', 'layer3.', 'layer4.'))]
     e, bad = worst([(k, out['grad.' + k], params[k].grad) for k in head], 1e-3)

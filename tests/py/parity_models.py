@@ -165,6 +165,62 @@ def worst(pairs, tol):
     return max(errs)[0], bad
 
 
+def settle_bn(net, n, h, w):
+    """Batch norms with weights and biases far from 1 and 0, and running
+    statistics of one random batch, so that a mistake in either shows;
+    then PyTorch's momentum back.  Call inside torch.no_grad()."""
+    bns = [m for m in net.modules() if isinstance(m, nn.BatchNorm2d)]
+    for m in bns:
+        m.weight.uniform_(0.5, 1.0)
+        m.bias.uniform_(1.5, 2.5).mul_(torch.randint(0, 2, m.bias.shape) * 2 - 1)
+        m.momentum = 1.0
+    net.train()
+    net(torch.randn(n, 3, h, w))
+    for m in bns:
+        m.momentum = 0.1
+
+
+def run_driver(driver, args, tag):
+    """The C driver's parity command; its seconds, or None (a FAIL said) if it failed."""
+    t0 = time.time()
+    r = subprocess.run([driver, 'parity'] + args, capture_output=True, text=True)
+    if r.returncode != 0:
+        verdict('parity %s: the C driver runs' % tag, False, r.stderr.strip())
+        return None
+    return time.time() - t0
+
+
+def torch_pass(net, x, dl):
+    """The reference: logits in evaluation and in training mode, then the
+    training forward's backward from dl; and the seconds it took."""
+    t0 = time.time()
+    net.eval()
+    with torch.no_grad():
+        le = net(x)
+    net.train()
+    lt = net(x)
+    (lt * dl).sum().backward()
+    return le, lt, time.time() - t0
+
+
+def check_gradients(tag, out, params, kinks, x, dl, near, seed):
+    """Every parameter's gradient from the driver's out against PyTorch's,
+    within 1e-3 of the tensor's max, wider where a ReLU input of x lies
+    near its kink (Kinks.tolerances says how much).  Returns those
+    tolerances by name."""
+    tol = kinks.tolerances(x, dl, near, 1e-3)
+    wide = ['%s %.2g' % (k, t) for k, t in tol.items() if t > 1e-3]
+    grads = [(k, out['grad.' + k], p.grad) for k, p in params.items()]
+    e, bad = worst(grads, tol)
+    verdict('parity %s: gradients of %d parameters' % (tag, len(grads)), not bad,
+            ('worst %.2g of the tensor\'s max; input seed %d, ' % (e, seed) +
+             ('%d ReLU input(s) within %g of the kink, widening %d tolerances, largest %s'
+              % (len(near), KINK_TAU, len(wide), max(wide, key=lambda t: float(t.split()[1])))
+              if wide else 'no ReLU input within %g of the kink' % KINK_TAU)) if not bad
+            else ', '.join(bad[:5]))
+    return tol
+
+
 class Kinks:
     """A float64 copy of the model whose ReLUs log their inputs and can have
     a backward mask bit flipped: to find inputs near the kink, and to see
@@ -233,16 +289,8 @@ def run_case(driver, work, case):
     tag = '%s %s %dx%dx%d' % (arch, head, n, h, w)
     torch.manual_seed(20240601)
     net = Net(arch, head)
-    bns = [m for m in net.modules() if isinstance(m, nn.BatchNorm2d)]
     with torch.no_grad():
-        for m in bns:
-            m.weight.uniform_(0.5, 1.0)
-            m.bias.uniform_(1.5, 2.5).mul_(torch.randint(0, 2, m.bias.shape) * 2 - 1)
-            m.momentum = 1.0
-        net.train()
-        net(torch.randn(n, 3, h, w))
-        for m in bns:
-            m.momentum = 0.1
+        settle_bn(net, n, h, w)
     sd = net.tv.state_dict()
     names = list(sd.keys())
     fresh = Net(arch, head)
@@ -256,12 +304,8 @@ def run_case(driver, work, case):
     st_tool.save(model_path, {k: v.contiguous() for k, v in sd.items()})
     st_tool.save(input_path, {'x': x, 'dlogits': dl})
 
-    t0 = time.time()
-    r = subprocess.run([driver, 'parity', arch, head, model_path, input_path, out_path],
-                       capture_output=True, text=True)
-    ours_s = time.time() - t0
-    if r.returncode != 0:
-        verdict('parity %s: the C driver runs' % tag, False, r.stderr.strip())
+    ours_s = run_driver(driver, [arch, head, model_path, input_path, out_path], tag)
+    if ours_s is None:
         return
     out, meta, _ = st_tool.load(out_path)
 
@@ -272,14 +316,7 @@ def run_case(driver, work, case):
 
     params = dict(net.tv.named_parameters())
     w0 = {k: p.detach().clone() for k, p in params.items()}
-    t0 = time.time()
-    net.eval()
-    with torch.no_grad():
-        le = net(x)
-    net.train()
-    lt = net(x)
-    (lt * dl).sum().backward()
-    torch_s = time.time() - t0
+    le, lt, torch_s = torch_pass(net, x, dl)
 
     e = rel(out['logits_eval'], le)
     verdict('parity %s: logits, evaluation mode' % tag, e <= 1e-4, 'max rel err %.2g' % e)
@@ -307,16 +344,7 @@ def run_case(driver, work, case):
     verdict('parity %s: num_batches_tracked' % tag,
             all(out['state.' + k].item() == sd[k].item() for k in counts), 'differ')
 
-    tol = kinks.tolerances(x, dl, near, 1e-3)
-    wide = ['%s %.2g' % (k, t) for k, t in tol.items() if t > 1e-3]
-    grads = [(k, out['grad.' + k], p.grad) for k, p in params.items()]
-    e, bad = worst(grads, tol)
-    verdict('parity %s: gradients of %d parameters' % (tag, len(grads)), not bad,
-            ('worst %.2g of the tensor\'s max; input seed %d, ' % (e, seed) +
-             ('%d ReLU input(s) within %g of the kink, widening %d tolerances, largest %s'
-              % (len(near), KINK_TAU, len(wide), max(wide, key=lambda t: float(t.split()[1])))
-              if wide else 'no ReLU input within %g of the kink' % KINK_TAU)) if not bad
-            else ', '.join(bad[:5]))
+    tol = check_gradients(tag, out, params, kinks, x, dl, near, seed)
 
     plist = list(params.values())
     opt = torch.optim.SGD(plist, lr=0.1, momentum=0.9, weight_decay=1e-4)
