@@ -63,8 +63,8 @@ print_line(unsigned long long n, const struct mura_record *r)
 	       r->w, r->label, mura_type_name(r->type), r->patient, r->study, r->image, r->path);
 }
 
-int
-main(int argc, char **argv)
+static void
+parse_options(int argc, char **argv, struct options *o)
 {
 	static const struct option longopts[] = {
 		{"list", no_argument, NULL, 'l'},
@@ -73,30 +73,38 @@ main(int argc, char **argv)
 		{"version", no_argument, NULL, 'V'},
 		{0},
 	};
-	struct options o = {0};
-	struct mura_summary sum;
-	struct mura_record r;
-	unsigned long long n = 0;
-	int c, nfiles, found = 0;
+	int c;
 
-	set_argv0(argv[0]);
 	while ((c = getopt_long(argc, argv, "lp:hV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'l':
-			o.list = 1;
+			o->list = 1;
 			break;
 		case 'p':
-			if (mura_parse_long(optarg, 1, LONG_MAX, &o.png_record) < 0)
+			if (mura_parse_long(optarg, 1, LONG_MAX, &o->png_record) < 0)
 				die_usage("--png: %s", mura_error_get());
 			if (optind >= argc)
 				die_usage("--png needs a record number and an output file");
-			o.png_out = argv[optind++];
+			o->png_out = argv[optind++];
 			break;
 		TOOL_COMMON_OPTIONS;
 		}
 	}
-	if (o.list && o.png_out)
+	if (o->list && o->png_out)
 		die_usage("--list and --png cannot be combined");
+}
+
+int
+main(int argc, char **argv)
+{
+	struct options o = {0};
+	struct mura_summary sum;
+	struct mura_record r;
+	unsigned long long n = 0;
+	int nfiles, found = 0;
+
+	set_argv0(argv[0]);
+	parse_options(argc, argv, &o);
 
 	mura_summary_init(&sum);
 	mura_record_init(&r);

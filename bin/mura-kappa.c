@@ -164,8 +164,9 @@ write_rocs(const char *dir, const struct mura_studies *st, const struct mura_rep
 	free(label);
 }
 
-int
-main(int argc, char **argv)
+/* The options into o, and the scores file's path (or "-"). */
+static const char *
+parse_options(int argc, char **argv, struct options *o)
 {
 	enum { OPT_THRESHOLD = 256 };
 	static const struct option longopts[] = {
@@ -182,62 +183,72 @@ main(int argc, char **argv)
 		{"version", no_argument, NULL, 'V'},
 		{0},
 	};
-	struct options o = {.aggregate = MURA_AGGREGATE_MEAN, .format = MURA_REPORT_TABLE, .threshold = 0.5};
-	struct mura_studies st;
-	struct mura_report rep;
-	struct mura_report_info info;
-	char source[4300];
 	const char *path;
 	long v;
 	int c;
 
-	set_argv0(argv[0]);
-	mura_eval_opts_init(&o.eval);
-	o.eval.bootstrap = 1000;
+	*o = (struct options){.aggregate = MURA_AGGREGATE_MEAN, .format = MURA_REPORT_TABLE, .threshold = 0.5};
+	mura_eval_opts_init(&o->eval);
+	o->eval.bootstrap = 1000;
 	while ((c = getopt_long(argc, argv, "a:t:u:w:b:s:f:r:hV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'a':
-			if ((o.aggregate = mura_aggregate_parse(optarg)) < 0)
+			if ((o->aggregate = mura_aggregate_parse(optarg)) < 0)
 				die_usage("--aggregate: '%s' is not mean or max", optarg);
 			break;
 		case OPT_THRESHOLD:
-			if (mura_parse_double(optarg, 0, 1, &o.threshold) < 0)
+			if (mura_parse_double(optarg, 0, 1, &o->threshold) < 0)
 				die_usage("--threshold: %s", mura_error_get());
 			break;
 		case 't':
-			o.thresholds = optarg;
+			o->thresholds = optarg;
 			break;
 		case 'u':
-			o.tune = optarg;
+			o->tune = optarg;
 			break;
 		case 'w':
-			o.write_thresholds = optarg;
+			o->write_thresholds = optarg;
 			break;
 		case 'b':
 			if (mura_parse_long(optarg, 0, 1000000, &v) < 0)
 				die_usage("--bootstrap: %s", mura_error_get());
-			o.eval.bootstrap = (int)v;
+			o->eval.bootstrap = (int)v;
 			break;
 		case 's':
 			if (mura_parse_long(optarg, 0, LONG_MAX, &v) < 0)
 				die_usage("--seed: %s", mura_error_get());
-			o.eval.seed = (uint64_t)v;
+			o->eval.seed = (uint64_t)v;
 			break;
 		case 'f':
-			if ((o.format = mura_report_format_parse(optarg)) < 0)
+			if ((o->format = mura_report_format_parse(optarg)) < 0)
 				die_usage("--format: '%s' is not table, markdown, tsv or json", optarg);
 			break;
 		case 'r':
-			o.roc = optarg;
+			o->roc = optarg;
 			break;
 		TOOL_COMMON_OPTIONS;
 		}
 	}
 	path = tool_input(argc, argv, "one scores file at most");
-	if (o.tune && !strcmp(o.tune, "-") && !strcmp(path, "-"))
+	if (o->tune && !strcmp(o->tune, "-") && !strcmp(path, "-"))
 		die_usage("--tune-thresholds and the scores cannot both be stdin");
-	if (o.write_thresholds && !strcmp(o.write_thresholds, "-"))
+	if (o->write_thresholds && !strcmp(o->write_thresholds, "-"))
 		die_usage("--write-thresholds needs a file, not stdout");
+	return path;
+}
+
+int
+main(int argc, char **argv)
+{
+	struct options o;
+	struct mura_studies st;
+	struct mura_report rep;
+	struct mura_report_info info;
+	char source[4300];
+	const char *path;
+
+	set_argv0(argv[0]);
+	path = parse_options(argc, argv, &o);
 
 	for (int t = 0; t < MURA_TYPE_COUNT; t++)
 		o.eval.threshold[t] = o.threshold;

@@ -37,8 +37,8 @@ say(void *arg, const char *msg)
 	warn("%s", msg);
 }
 
-int
-main(int argc, char **argv)
+static void
+parse_options(int argc, char **argv, struct mura_scorer_config *c, const char **models)
 {
 	static const struct option longopts[] = {
 		{"model", required_argument, NULL, 'm'},
@@ -50,6 +50,46 @@ main(int argc, char **argv)
 		{"version", no_argument, NULL, 'V'},
 		{0},
 	};
+	long v;
+	int ch;
+
+	c->models = models;
+	c->batch = 16;
+	while ((ch = getopt_long(argc, argv, "m:a:t:b:j:hV", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'm':
+			if (c->nmodels == MAX_MODELS)
+				die_usage("--model: at most %d models", MAX_MODELS);
+			models[c->nmodels++] = optarg;
+			break;
+		case 'a':
+			if ((c->arch = mura_arch_parse(optarg)) < 0)
+				die_usage("--arch: %s", mura_error_get());
+			break;
+		case 't':
+			if ((c->tta = mura_tta_parse(optarg)) < 0)
+				die_usage("--tta: %s", mura_error_get());
+			break;
+		case 'b':
+			if (mura_parse_long(optarg, 1, 4096, &v) < 0)
+				die_usage("--batch: %s", mura_error_get());
+			c->batch = (int)v;
+			break;
+		case 'j':
+			if (mura_parse_long(optarg, 1, 1024, &v) < 0)
+				die_usage("--threads: %s", mura_error_get());
+			c->threads = (int)v;
+			break;
+		TOOL_COMMON_OPTIONS;
+		}
+	}
+	if (!c->nmodels)
+		die_usage("--model FILE is required");
+}
+
+int
+main(int argc, char **argv)
+{
 	const char *models[MAX_MODELS];
 	struct mura_scorer_config c = {0};
 	struct mura_scorer *s;
@@ -57,43 +97,10 @@ main(int argc, char **argv)
 	char *buf = NULL;
 	size_t len = 0;
 	FILE *mem;
-	long v;
 	long long n;
-	int ch;
 
 	set_argv0(argv[0]);
-	c.models = models;
-	c.batch = 16;
-	while ((ch = getopt_long(argc, argv, "m:a:t:b:j:hV", longopts, NULL)) != -1) {
-		switch (ch) {
-		case 'm':
-			if (c.nmodels == MAX_MODELS)
-				die_usage("--model: at most %d models", MAX_MODELS);
-			models[c.nmodels++] = optarg;
-			break;
-		case 'a':
-			if ((c.arch = mura_arch_parse(optarg)) < 0)
-				die_usage("--arch: %s", mura_error_get());
-			break;
-		case 't':
-			if ((c.tta = mura_tta_parse(optarg)) < 0)
-				die_usage("--tta: %s", mura_error_get());
-			break;
-		case 'b':
-			if (mura_parse_long(optarg, 1, 4096, &v) < 0)
-				die_usage("--batch: %s", mura_error_get());
-			c.batch = (int)v;
-			break;
-		case 'j':
-			if (mura_parse_long(optarg, 1, 1024, &v) < 0)
-				die_usage("--threads: %s", mura_error_get());
-			c.threads = (int)v;
-			break;
-		TOOL_COMMON_OPTIONS;
-		}
-	}
-	if (!c.nmodels)
-		die_usage("--model FILE is required");
+	parse_options(argc, argv, &c, models);
 	if (mura_reader_open(&rd, tool_input(argc, argv, "at most one input file")) < 0)
 		die_lib();
 	if (!(s = mura_scorer_create(&c, say, NULL)))

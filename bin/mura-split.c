@@ -31,8 +31,8 @@ usage(FILE *f)
 	        argv0);
 }
 
-int
-main(int argc, char **argv)
+static void
+parse_options(int argc, char **argv, struct options *o)
 {
 	static const struct option longopts[] = {
 		{"fraction", required_argument, NULL, 'f'},
@@ -42,6 +42,30 @@ main(int argc, char **argv)
 		{"version", no_argument, NULL, 'V'},
 		{0},
 	};
+	int c;
+
+	while ((c = getopt_long(argc, argv, "f:s:p:hV", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'f':
+			if (mura_parse_double(optarg, 0, 1, &o->fraction) < 0)
+				die_usage("--fraction: %s", mura_error_get());
+			break;
+		case 's':
+			if (mura_parse_long(optarg, 0, LONG_MAX, &o->seed) < 0)
+				die_usage("--seed: %s", mura_error_get());
+			break;
+		case 'p':
+			if (mura_parse_long(optarg, 1, 2, &o->part) < 0)
+				die_usage("--part: %s", mura_error_get());
+			break;
+		TOOL_COMMON_OPTIONS;
+		}
+	}
+}
+
+int
+main(int argc, char **argv)
+{
 	struct options o = {.fraction = 0.3, .seed = 0, .part = 2};
 	struct mura_split_item *items = NULL;
 	char **lines = NULL, *line = NULL;
@@ -49,26 +73,9 @@ main(int argc, char **argv)
 	const char *name;
 	FILE *in;
 	ssize_t len;
-	int c;
 
 	set_argv0(argv[0]);
-	while ((c = getopt_long(argc, argv, "f:s:p:hV", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'f':
-			if (mura_parse_double(optarg, 0, 1, &o.fraction) < 0)
-				die_usage("--fraction: %s", mura_error_get());
-			break;
-		case 's':
-			if (mura_parse_long(optarg, 0, LONG_MAX, &o.seed) < 0)
-				die_usage("--seed: %s", mura_error_get());
-			break;
-		case 'p':
-			if (mura_parse_long(optarg, 1, 2, &o.part) < 0)
-				die_usage("--part: %s", mura_error_get());
-			break;
-		TOOL_COMMON_OPTIONS;
-		}
-	}
+	parse_options(argc, argv, &o);
 	in = tool_open_lines(argc, argv, &name);
 	while ((len = getline(&line, &lcap, in)) >= 0) {
 		struct mura_path_info pi;

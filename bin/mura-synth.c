@@ -10,6 +10,13 @@
 #include "synth.h"
 #include "tool.h"
 
+/* What the command line says. */
+struct options {
+	struct mura_synth_opts synth;
+	const char *out;
+	int verbose;
+};
+
 static void
 usage(FILE *f)
 {
@@ -29,8 +36,8 @@ usage(FILE *f)
 	        MURA_SYNTH_DIFFICULTY);
 }
 
-int
-main(int argc, char **argv)
+static void
+parse_options(int argc, char **argv, struct options *o)
 {
 	static const struct option longopts[] = {
 		{"out", required_argument, NULL, 'o'},
@@ -44,56 +51,62 @@ main(int argc, char **argv)
 		{"version", no_argument, NULL, 'V'},
 		{0},
 	};
-	struct mura_synth_opts o;
-	struct mura_synth_stats st;
-	const char *out = NULL;
-	int verbose = 0, c;
 	long v;
+	int c;
 
-	set_argv0(argv[0]);
-	mura_synth_opts_init(&o);
+	mura_synth_opts_init(&o->synth);
 	while ((c = getopt_long(argc, argv, "o:s:p:d:j:fvhV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'o':
-			out = optarg;
+			o->out = optarg;
 			break;
 		case 's':
 			if (mura_parse_long(optarg, 0, LONG_MAX, &v) < 0)
 				die_usage("--seed: %s", mura_error_get());
-			o.seed = (uint64_t)v;
+			o->synth.seed = (uint64_t)v;
 			break;
 		case 'p':
-			if (mura_parse_long(optarg, MURA_SYNTH_MIN_PATIENTS, MURA_SYNTH_MAX_PATIENTS, &o.patients) < 0)
+			if (mura_parse_long(optarg, MURA_SYNTH_MIN_PATIENTS, MURA_SYNTH_MAX_PATIENTS, &o->synth.patients) < 0)
 				die_usage("--patients: %s", mura_error_get());
 			break;
 		case 'd':
-			if (mura_parse_double(optarg, 0, 1, &o.difficulty) < 0)
+			if (mura_parse_double(optarg, 0, 1, &o->synth.difficulty) < 0)
 				die_usage("--difficulty: %s", mura_error_get());
 			break;
 		case 'j':
 			if (mura_parse_long(optarg, 1, 64, &v) < 0)
 				die_usage("--threads: %s", mura_error_get());
-			o.threads = (int)v;
+			o->synth.threads = (int)v;
 			break;
 		case 'f':
-			o.force = 1;
+			o->synth.force = 1;
 			break;
 		case 'v':
-			verbose = 1;
+			o->verbose = 1;
 			break;
 		TOOL_COMMON_OPTIONS;
 		}
 	}
-	if (!out)
+	if (!o->out)
 		die_usage("--out DIR is required");
 	if (optind < argc)
 		die_usage("unexpected argument '%s'", argv[optind]);
-	if (mura_synth_write(out, &o, &st) < 0)
+}
+
+int
+main(int argc, char **argv)
+{
+	struct options o = {0};
+	struct mura_synth_stats st;
+
+	set_argv0(argv[0]);
+	parse_options(argc, argv, &o);
+	if (mura_synth_write(o.out, &o.synth, &st) < 0)
 		die_lib();
-	if (verbose)
+	if (o.verbose)
 		warn("%s: %ld images of %ld studies (%ld abnormal) of %ld patients in train, "
 		     "%ld images of %ld studies (%ld abnormal) of %ld patients in valid, %ld findings marked",
-		     out, st.images[0], st.studies[0], st.abnormal[0], st.patients[0], st.images[1], st.studies[1],
+		     o.out, st.images[0], st.studies[0], st.abnormal[0], st.patients[0], st.images[1], st.studies[1],
 		     st.abnormal[1], st.patients[1], st.findings);
 	return 0;
 }

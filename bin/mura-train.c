@@ -23,72 +23,77 @@ on_signal(int sig)
 	stop_signal = sig;
 }
 
-static void
-usage(FILE *f)
-{
-	fprintf(f,
-	        "usage: %s [options] --out MODEL.safetensors TRAIN.mt\n"
-	        "Train a network on labelled image records (TRAIN '-': stdin, one epoch).\n"
-	        "Model:\n"
-	        "  -a, --arch A              densenet121 densenet169 densenet201 resnet18\n"
-	        "                            resnet34 resnet50 hybrid (densenet169, or --weights')\n"
-	        "      --head fc|conv        classifier head (fc; the hybrid's is its transformer)\n"
-	        "      --dropout P           dropout before the head's last layer, and in the\n"
-	        "                            hybrid's transformer blocks (0)\n"
-	        "      --hybrid-stage 3|4    hybrid: the ResNet50 ends with layer3 or layer4 (4)\n"
-	        "      --vit-dim D           hybrid: the transformer's width (256)\n"
-	        "      --vit-depth L         hybrid: its number of blocks (4)\n"
-	        "      --vit-heads H         hybrid: attention heads, dividing D (8)\n"
-	        "      --vit-mlp R           hybrid: the MLP's width is R D (4)\n"
-	        "  -w, --weights FILE        start from an ImageNet import or a model\n"
-	        "      --freeze-backbone     train the head only\n"
-	        "      --unfreeze-at E       unfreeze the backbone at the start of epoch E\n"
-	        "      --lr-after-unfreeze X learning rate from that epoch on\n"
-	        "      --mean M,M,M          normalisation of u8 and u16 records (ImageNet's,\n"
-	        "      --std S,S,S           or what --weights records)\n"
-	        "Data:\n"
-	        "  -v, --valid FILE          validation records, evaluated after every epoch\n"
-	        "      --augment SPEC        as mura-augment(1) takes it, or none (default:\n"
-	        "                            flips, rotations up to 30 degrees, zoom, contrast)\n"
-	        "Optimisation:\n"
-	        "      --optimizer O         sgd, adam or adamw (adam)\n"
-	        "  -l, --lr X                learning rate (0.0001)\n"
-	        "      --momentum X          SGD momentum (0)\n"
-	        "      --nesterov            SGD: Nesterov momentum\n"
-	        "      --betas B1,B2         Adam and AdamW betas (0.9,0.999)\n"
-	        "      --weight-decay X      L2, decoupled for adamw (0; adamw 0.01)\n"
-	        "  -b, --batch N             images per step (8)\n"
-	        "  -e, --epochs N            epochs (10; 1 for a stream)\n"
-	        "      --loss bce|focal      loss (bce)\n"
-	        "      --gamma G             focal loss exponent (2)\n"
-	        "      --alpha A             focal loss weight of abnormal images (none)\n"
-	        "      --class-weights W     none, global or per-type (per-type)\n"
-	        "      --boost B             factor on the abnormal weight (1)\n"
-	        "  -s, --seed S              initialisation, order, augmentation (1)\n"
-	        "  -j, --threads N           threads (MURA_THREADS, else every core)\n"
-	        "Callbacks (with --valid):\n"
-	        "      --monitor M           val_loss or val_auc: best model, plateau, early\n"
-	        "                            stopping (val_loss)\n"
-	        "      --plateau-factor F    on a plateau, multiply the rate by F; 1: never (0.1)\n"
-	        "      --plateau-patience N  epochs without improvement tolerated (1)\n"
-	        "      --early-stop N        stop after N epochs without improvement (0: never)\n"
-	        "      --keep-top K          keep the K models of lowest val_loss (0)\n"
-	        "Files:\n"
-	        "  -o, --out MODEL           the model after the last epoch; MODEL.best,\n"
-	        "                            .topN and .ckpt beside it (see mura-train(1))\n"
-	        "      --log FILE            one TSV row per epoch\n"
-	        "  -r, --resume CKPT         continue an interrupted run from its checkpoint\n"
-	        "  -h, --help                show this help\n"
-	        "  -V, --version             show the version\n",
-	        argv0);
-}
-
 enum {
 	OPT_HEAD = 256, OPT_DROPOUT, OPT_FREEZE, OPT_UNFREEZE_AT, OPT_LR_AFTER, OPT_MEAN, OPT_STD,
 	OPT_AUGMENT, OPT_OPTIMIZER, OPT_MOMENTUM, OPT_NESTEROV, OPT_BETAS, OPT_WD, OPT_LOSS, OPT_GAMMA,
 	OPT_ALPHA, OPT_CW, OPT_BOOST, OPT_MONITOR, OPT_PF, OPT_PP, OPT_ES, OPT_TOP, OPT_LOG,
 	OPT_STAGE, OPT_VIT_DIM, OPT_VIT_DEPTH, OPT_VIT_HEADS, OPT_VIT_MLP,
 };
+
+/* Every option, once: getopt's lists and the usage text come from here. */
+static const struct tool_option option_table[] = {
+	{0, NULL, NULL, "Model:"},
+	{'a', "arch", "A", "densenet121 densenet169 densenet201 resnet18\n"
+	                   "resnet34 resnet50 hybrid (densenet169, or --weights')"},
+	{OPT_HEAD, "head", "fc|conv", "classifier head (fc; the hybrid's is its transformer)"},
+	{OPT_DROPOUT, "dropout", "P", "dropout before the head's last layer, and in the\n"
+	                              "hybrid's transformer blocks (0)"},
+	{OPT_STAGE, "hybrid-stage", "3|4", "hybrid: the ResNet50 ends with layer3 or layer4 (4)"},
+	{OPT_VIT_DIM, "vit-dim", "D", "hybrid: the transformer's width (256)"},
+	{OPT_VIT_DEPTH, "vit-depth", "L", "hybrid: its number of blocks (4)"},
+	{OPT_VIT_HEADS, "vit-heads", "H", "hybrid: attention heads, dividing D (8)"},
+	{OPT_VIT_MLP, "vit-mlp", "R", "hybrid: the MLP's width is R D (4)"},
+	{'w', "weights", "FILE", "start from an ImageNet import or a model"},
+	{OPT_FREEZE, "freeze-backbone", NULL, "train the head only"},
+	{OPT_UNFREEZE_AT, "unfreeze-at", "E", "unfreeze the backbone at the start of epoch E"},
+	{OPT_LR_AFTER, "lr-after-unfreeze", "X", "learning rate from that epoch on"},
+	{OPT_MEAN, "mean", "M,M,M", "normalisation of u8 and u16 records (ImageNet's,"},
+	{OPT_STD, "std", "S,S,S", "or what --weights records)"},
+	{0, NULL, NULL, "Data:"},
+	{'v', "valid", "FILE", "validation records, evaluated after every epoch"},
+	{OPT_AUGMENT, "augment", "SPEC", "as mura-augment(1) takes it, or none (default:\n"
+	                                 "flips, rotations up to 30 degrees, zoom, contrast)"},
+	{0, NULL, NULL, "Optimisation:"},
+	{OPT_OPTIMIZER, "optimizer", "O", "sgd, adam or adamw (adam)"},
+	{'l', "lr", "X", "learning rate (0.0001)"},
+	{OPT_MOMENTUM, "momentum", "X", "SGD momentum (0)"},
+	{OPT_NESTEROV, "nesterov", NULL, "SGD: Nesterov momentum"},
+	{OPT_BETAS, "betas", "B1,B2", "Adam and AdamW betas (0.9,0.999)"},
+	{OPT_WD, "weight-decay", "X", "L2, decoupled for adamw (0; adamw 0.01)"},
+	{'b', "batch", "N", "images per step (8)"},
+	{'e', "epochs", "N", "epochs (10; 1 for a stream)"},
+	{OPT_LOSS, "loss", "bce|focal", "loss (bce)"},
+	{OPT_GAMMA, "gamma", "G", "focal loss exponent (2)"},
+	{OPT_ALPHA, "alpha", "A", "focal loss weight of abnormal images (none)"},
+	{OPT_CW, "class-weights", "W", "none, global or per-type (per-type)"},
+	{OPT_BOOST, "boost", "B", "factor on the abnormal weight (1)"},
+	{'s', "seed", "S", "initialisation, order, augmentation (1)"},
+	{'j', "threads", "N", "threads (MURA_THREADS, else every core)"},
+	{0, NULL, NULL, "Callbacks (with --valid):"},
+	{OPT_MONITOR, "monitor", "M", "val_loss or val_auc: best model, plateau, early\nstopping (val_loss)"},
+	{OPT_PF, "plateau-factor", "F", "on a plateau, multiply the rate by F; 1: never (0.1)"},
+	{OPT_PP, "plateau-patience", "N", "epochs without improvement tolerated (1)"},
+	{OPT_ES, "early-stop", "N", "stop after N epochs without improvement (0: never)"},
+	{OPT_TOP, "keep-top", "K", "keep the K models of lowest val_loss (0)"},
+	{0, NULL, NULL, "Files:"},
+	{'o', "out", "MODEL", "the model after the last epoch; MODEL.best,\n"
+	                      ".topN and .ckpt beside it (see mura-train(1))"},
+	{OPT_LOG, "log", "FILE", "one TSV row per epoch"},
+	{'r', "resume", "CKPT", "continue an interrupted run from its checkpoint"},
+	{'h', "help", NULL, "show this help"},
+	{'V', "version", NULL, "show the version"},
+	{0, NULL, NULL, NULL},
+};
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+	        "usage: %s [options] --out MODEL.safetensors TRAIN.mt\n"
+	        "Train a network on labelled image records (TRAIN '-': stdin, one epoch).\n",
+	        argv0);
+	tool_usage_options(f, option_table);
+}
 
 /* What the command line says, before it becomes a mura_train_config. */
 struct options {
@@ -245,59 +250,15 @@ parse_int(const char *opt, const char *s, long lo, long hi)
 }
 
 static void
-parse(struct options *o, int argc, char **argv)
+parse_options(int argc, char **argv, struct options *o)
 {
-	static const struct option longopts[] = {
-		{"arch", required_argument, NULL, 'a'},
-		{"head", required_argument, NULL, OPT_HEAD},
-		{"dropout", required_argument, NULL, OPT_DROPOUT},
-		{"hybrid-stage", required_argument, NULL, OPT_STAGE},
-		{"vit-dim", required_argument, NULL, OPT_VIT_DIM},
-		{"vit-depth", required_argument, NULL, OPT_VIT_DEPTH},
-		{"vit-heads", required_argument, NULL, OPT_VIT_HEADS},
-		{"vit-mlp", required_argument, NULL, OPT_VIT_MLP},
-		{"weights", required_argument, NULL, 'w'},
-		{"freeze-backbone", no_argument, NULL, OPT_FREEZE},
-		{"unfreeze-at", required_argument, NULL, OPT_UNFREEZE_AT},
-		{"lr-after-unfreeze", required_argument, NULL, OPT_LR_AFTER},
-		{"mean", required_argument, NULL, OPT_MEAN},
-		{"std", required_argument, NULL, OPT_STD},
-		{"valid", required_argument, NULL, 'v'},
-		{"augment", required_argument, NULL, OPT_AUGMENT},
-		{"optimizer", required_argument, NULL, OPT_OPTIMIZER},
-		{"lr", required_argument, NULL, 'l'},
-		{"momentum", required_argument, NULL, OPT_MOMENTUM},
-		{"nesterov", no_argument, NULL, OPT_NESTEROV},
-		{"betas", required_argument, NULL, OPT_BETAS},
-		{"weight-decay", required_argument, NULL, OPT_WD},
-		{"batch", required_argument, NULL, 'b'},
-		{"epochs", required_argument, NULL, 'e'},
-		{"loss", required_argument, NULL, OPT_LOSS},
-		{"gamma", required_argument, NULL, OPT_GAMMA},
-		{"alpha", required_argument, NULL, OPT_ALPHA},
-		{"class-weights", required_argument, NULL, OPT_CW},
-		{"boost", required_argument, NULL, OPT_BOOST},
-		{"seed", required_argument, NULL, 's'},
-		{"threads", required_argument, NULL, 'j'},
-		{"monitor", required_argument, NULL, OPT_MONITOR},
-		{"plateau-factor", required_argument, NULL, OPT_PF},
-		{"plateau-patience", required_argument, NULL, OPT_PP},
-		{"early-stop", required_argument, NULL, OPT_ES},
-		{"keep-top", required_argument, NULL, OPT_TOP},
-		{"out", required_argument, NULL, 'o'},
-		{"log", required_argument, NULL, OPT_LOG},
-		{"resume", required_argument, NULL, 'r'},
-		{"help", no_argument, NULL, 'h'},
-		{"version", no_argument, NULL, 'V'},
-		{0},
-	};
 	struct mura_train_config *c = &o->c;
 	struct mura_aug_spec spec;
 	double d[3];
 	long v;
 	int ch;
 
-	while ((ch = getopt_long(argc, argv, "a:w:v:l:b:e:s:j:o:r:hV", longopts, NULL)) != -1) {
+	while ((ch = tool_getopt(argc, argv, option_table)) != -1) {
 		if (ch > 0 && ch < 512)
 			o->given[ch] = 1;
 		switch (ch) {
@@ -519,7 +480,7 @@ main(int argc, char **argv)
 	set_argv0(argv[0]);
 	mura_train_config_default(&o.c);
 	o.optimizer = MURA_OPTIM_ADAM;
-	parse(&o, argc, argv);
+	parse_options(argc, argv, &o);
 	check(&o, argc, argv);
 	command_line(cmd, sizeof cmd, argc, argv);
 	o.c.command = cmd;

@@ -7,6 +7,7 @@
 #ifndef MURA_TOOL_H
 #define MURA_TOOL_H
 
+#include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -116,6 +117,81 @@ tool_open_lines(int argc, char **argv, const char **name)
 		die("%s: %m", path);
 	*name = path;
 	return f;
+}
+
+/*
+ * Options declared once (git's OPT_* tables): one array of struct
+ * tool_option yields getopt_long's long options and short string, and the
+ * usage text, so what --help says cannot drift from what is parsed.
+ *   code   the short letter, or a code >= 256 for a long-only option; 0
+ *          for a heading line (help is the heading)
+ *   name   the long name without "--"
+ *   arg    the argument as the usage shows it ("FILE"), NULL for none
+ *   help   the text; '\n' continues it on the next line
+ * The table ends with an entry whose name and help are NULL.
+ */
+struct tool_option {
+	int code;
+	const char *name, *arg, *help;
+};
+
+/* getopt_long over the table: the next option's code, -1 at the end. */
+static int __attribute__((unused))
+tool_getopt(int argc, char **argv, const struct tool_option *t)
+{
+	static struct option lo[256];
+	static char so[2 * 256 + 1];
+	static const struct tool_option *built;
+	size_t nl = 0, ns = 0;
+
+	if (built != t) {
+		for (; t[nl].name || t[nl].help; nl++)
+			;
+		for (size_t i = 0, k = 0; i < nl; i++) {
+			if (!t[i].code)
+				continue;
+			if (k + 1 >= sizeof lo / sizeof lo[0])
+				abort();  /* a table larger than this: make the arrays larger */
+			lo[k++] = (struct option){t[i].name, t[i].arg ? required_argument : no_argument, NULL,
+			                          t[i].code};
+			lo[k] = (struct option){0};
+			if (t[i].code < 256) {
+				so[ns++] = (char)t[i].code;
+				if (t[i].arg)
+					so[ns++] = ':';
+			}
+		}
+		so[ns] = 0;
+		built = t;
+	}
+	return getopt_long(argc, argv, so, lo, NULL);
+}
+
+/* The table as usage lines: "  -a, --arch A" or "      --head H", the help
+ * from column 29, continuation lines indented to it. */
+static void __attribute__((unused))
+tool_usage_options(FILE *f, const struct tool_option *t)
+{
+	char left[64];
+
+	for (; t->name || t->help; t++) {
+		if (!t->code) {
+			fprintf(f, "%s\n", t->help);
+			continue;
+		}
+		if (t->code < 256)
+			snprintf(left, sizeof left, "  -%c, --%s%s%s", t->code, t->name, t->arg ? " " : "",
+			         t->arg ? t->arg : "");
+		else
+			snprintf(left, sizeof left, "      --%s%s%s", t->name, t->arg ? " " : "", t->arg ? t->arg : "");
+		fprintf(f, "%-27s ", left);
+		for (const char *p = t->help; *p; p++) {
+			fputc(*p, f);
+			if (*p == '\n')
+				fprintf(f, "%28s", "");
+		}
+		fputc('\n', f);
+	}
 }
 
 /* Close stdout and check it, so a full disk or a closed pipe is a failure. */

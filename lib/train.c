@@ -1299,7 +1299,7 @@ setup(struct run *r)
 	if (c->keep_top > TOP_MAX)
 		return mura_error("--keep-top %d: at most %d", c->keep_top, TOP_MAX);
 	r->batch = c->batch;
-	if ((r->threads = mura_pool_threads(c->model.threads)) < 0)
+	if ((r->threads = mura_threads_count(c->model.threads)) < 0)
 		return -1;
 	r->ckpt_epoch = -1;
 	utf8_text(r->command, sizeof r->command, c->command ? c->command : "");

@@ -106,7 +106,7 @@ static double
 sgemm_peak(void)
 {
 	const int n = 2048;
-	struct mura_pool *p = mura_pool_create(0);
+	struct mura_threads *p = mura_threads_create(0);
 	float *a = calloc((size_t)n * n, sizeof *a), *b = calloc((size_t)n * n, sizeof *b);
 	float *c = calloc((size_t)n * n, sizeof *c);
 	double best = 0;
@@ -118,7 +118,7 @@ sgemm_peak(void)
 		best = g > best ? g : best;
 	}
 	free(a), free(b), free(c);
-	mura_pool_free(p);
+	mura_threads_free(p);
 	return best;
 }
 

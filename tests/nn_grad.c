@@ -99,7 +99,7 @@ check_conv(const char *name, int cin, int cout, int k, int s, int p, int bias, i
 	o.x = (struct mura_fm){rnd((size_t)cin * n * h * w, -1, 1), cin, n, h, w};
 	o.dx = (struct mura_fm){zeros((size_t)cin * n * h * w), cin, n, h, w};
 	o.y = (struct mura_fm){zeros((size_t)cout * n * ho * wo), cout, n, ho, wo};
-	need_scratch(mura_conv_scratch(&o.cv, &o.x, mura_pool_size(ctx.pool)));
+	need_scratch(mura_conv_scratch(&o.cv, &o.x, mura_threads_size(ctx.threads)));
 
 	struct gc t = {name, conv_fwd, conv_bwd, &o, o.y.d, NULL, mura_fm_size(&o.y),
 	               {{"x", o.x.d, o.dx.d, mura_fm_size(&o.x)}, {"w", o.cv.w, o.cv.gw, nw},
@@ -568,8 +568,8 @@ check_layout_and_threads(void)
 	struct mura_fm y1 = {zeros((size_t)16 * 2 * 400), 16, 2, 20, 20}, y3 = y1;
 	y3.d = zeros((size_t)16 * 2 * 400);
 	struct mura_nn_ctx c1 = {0}, c3 = {0};
-	c1.pool = mura_pool_create(1);
-	c3.pool = mura_pool_create(3);
+	c1.threads = mura_threads_create(1);
+	c3.threads = mura_threads_create(3);
 	c1.scratch_n = mura_conv_scratch(&cv, &x, 1);
 	c3.scratch_n = mura_conv_scratch(&cv, &x, 3);
 	c1.scratch = malloc(c1.scratch_n * sizeof(float));
@@ -580,7 +580,7 @@ check_layout_and_threads(void)
 	for (size_t i = 0; i < mura_fm_size(&y1); i++)
 		err = fmax(err, fabs(y1.d[i] - y3.d[i]));
 	CHECK_NEAR("conv forward: 1 and 3 threads agree", err, 0, 1e-5);
-	mura_pool_free(c1.pool), mura_pool_free(c3.pool);
+	mura_threads_free(c1.threads), mura_threads_free(c3.threads);
 	free(c1.scratch), free(c3.scratch), free(cv.w), free(x.d), free(y1.d), free(y3.d);
 	free(src), free(back), free(f.d);
 }
@@ -589,8 +589,8 @@ int
 main(void)
 {
 	mura_rng_seed(&rng, 20240601);
-	ctx.pool = mura_pool_create(2);
-	if (!ctx.pool)
+	ctx.threads = mura_threads_create(2);
+	if (!ctx.threads)
 		return 1;
 
 	check_conv("3x3 s1 p1 bias", 3, 4, 3, 1, 1, 1, 2, 7, 9, 1000);
@@ -628,7 +628,7 @@ main(void)
 	check_concat();
 	check_layout_and_threads();
 
-	mura_pool_free(ctx.pool);
+	mura_threads_free(ctx.threads);
 	free(ctx.scratch);
 	return test_status();
 }

@@ -292,7 +292,7 @@ check_attention(int n, int heads, int tokens, int dim, int keep_p)
 	const size_t nq = (size_t)n * tokens * 3 * dim, no = (size_t)n * tokens * dim;
 	char name[100];
 
-	need_scratch(mura_attention_scratch(&o.a, mura_pool_size(ctx.pool)));
+	need_scratch(mura_attention_scratch(&o.a, mura_threads_size(ctx.threads)));
 	o.qkv = rnd(nq, -1.5f, 1.5f);
 	o.p = zeros((size_t)n * heads * tokens * tokens);
 	o.o = zeros(no);
@@ -446,7 +446,7 @@ check_threads(void)
 	for (int k = 0; k < 2; k++) {
 		int nt = k ? 3 : 1;
 		struct mura_nn_ctx c = {0};
-		c.pool = mura_pool_create(nt);
+		c.threads = mura_threads_create(nt);
 		c.scratch_n = mura_attention_scratch(&a, nt);
 		c.scratch = malloc(c.scratch_n * sizeof(float));
 		y[k] = zeros(sz), dx[k] = zeros(sz), gw[k] = zeros(d), o[k] = zeros(no), dq[k] = zeros(nq);
@@ -456,7 +456,7 @@ check_threads(void)
 		memcpy(gw[k], ln.gw, d * sizeof(float));
 		mura_attention_forward(&c, &a, 3, qkv, p, o[k]);
 		mura_attention_backward(&c, &a, 3, qkv, p, dout, dq[k], 0);
-		mura_pool_free(c.pool);
+		mura_threads_free(c.threads);
 		free(c.scratch);
 	}
 	CHECK("layernorm forward: 1 and 3 threads agree bit for bit", maxdiff(y[0], y[1], sz) == 0);
@@ -474,8 +474,8 @@ int
 main(void)
 {
 	mura_rng_seed(&rng, 20240607);
-	ctx.pool = mura_pool_create(2);
-	if (!ctx.pool)
+	ctx.threads = mura_threads_create(2);
+	if (!ctx.threads)
 		return 1;
 
 	check_layernorm();
@@ -496,7 +496,7 @@ main(void)
 	check_resample_values();
 	check_threads();
 
-	mura_pool_free(ctx.pool);
+	mura_threads_free(ctx.threads);
 	free(ctx.scratch);
 	return test_status();
 }

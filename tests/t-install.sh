@@ -9,6 +9,14 @@ check "make install into DESTDIR" make -s -C "$MURA_TOP" install DESTDIR="$d" PR
 check_eq "installed mura-info runs" "$("$d$p/bin/mura-info" --version | cut -d' ' -f1)" "mura-info"
 check "man pages installed" test -f "$d$p/share/man/man5/mura-tensor.5"
 check "headers installed" test -f "$d$p/include/mura/tensor.h"
+check_eq "the engine's private headers are not installed" \
+	"$(cd "$d$p/include/mura" && ls nn/net.h nn/ops.h nn/thread.h nn/vit.h nn/conv3_kernel.h 2>/dev/null)" ""
+for h in $(cd "$d$p/include/mura" && find . -name '*.h' | sort); do
+	printf '#include "%s"\n' "$h" > "$T/h.c"
+	check "installed header $h compiles on its own" \
+		cc -std=c11 -fsyntax-only -I"$d$p/include/mura" \
+		-D_POSIX_C_SOURCE=200809L "$T/h.c"
+done
 cat > "$T/x.c" <<'EOC'
 #include <mura.h>
 int main(void) { struct mura_record r; mura_record_init(&r); return mura_record_alloc(&r, MURA_DTYPE_U8, 1, 2, 2); }

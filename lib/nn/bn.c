@@ -139,7 +139,7 @@ mura_bn_forward(struct mura_nn_ctx *ctx, const struct mura_bn *bn, const struct 
 	struct bn_job j = {bn, x, NULL, NULL, y, NULL, train, relu, 0, 0, mura_fm_plane(x), NULL};
 	const double t0 = mura_prof_start(ctx);
 
-	mura_pool_for(ctx->pool, (size_t)x->c, 1, bn_fwd_part, &j);
+	mura_threads_for(ctx->threads, (size_t)x->c, 1, bn_fwd_part, &j);
 	mura_prof_stop(ctx, MURA_PROF_BN_FWD, t0, 0);
 	if (train)
 		++*bn->nbt;
@@ -161,7 +161,7 @@ mura_bn_forward_cached(struct mura_nn_ctx *ctx, const struct mura_bn *bn, const 
 	const double t0 = mura_prof_start(ctx);
 
 	assert(x->c <= st->c);
-	mura_pool_for(ctx->pool, (size_t)x->c, 1, bn_fwd_part, &j);
+	mura_threads_for(ctx->threads, (size_t)x->c, 1, bn_fwd_part, &j);
 	if (st->known < x->c)
 		st->known = x->c;
 	mura_prof_stop(ctx, MURA_PROF_BN_FWD, t0, 0);
@@ -177,7 +177,7 @@ mura_bn_forward_saved(struct mura_nn_ctx *ctx, const struct mura_bn *bn, const s
 	struct bn_job j = {bn, x, NULL, NULL, y, NULL, 1, relu, 0, 1, mura_fm_plane(x), NULL};
 	const double t0 = mura_prof_start(ctx);
 
-	mura_pool_for(ctx->pool, (size_t)x->c, 1, bn_fwd_part, &j);
+	mura_threads_for(ctx->threads, (size_t)x->c, 1, bn_fwd_part, &j);
 	mura_prof_stop(ctx, MURA_PROF_BN_FWD, t0, 0);
 }
 
@@ -372,6 +372,6 @@ mura_bn_backward(struct mura_nn_ctx *ctx, const struct mura_bn *bn, const struct
 	struct bn_job j = {bn, x, y, dy, NULL, dx, train, relu, acc, 0, mura_fm_plane(x), NULL};
 	const double t0 = mura_prof_start(ctx);
 
-	mura_pool_for(ctx->pool, (size_t)x->c, 1, bn_bwd_part, &j);
+	mura_threads_for(ctx->threads, (size_t)x->c, 1, bn_bwd_part, &j);
 	mura_prof_stop(ctx, MURA_PROF_BN_BWD, t0, 0);
 }

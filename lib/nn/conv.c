@@ -282,7 +282,7 @@ gemm_forward(struct mura_nn_ctx *ctx, const struct mura_conv *cv, const struct m
 	const size_t m = g.m, kdim = (size_t)cv->cin * g.kk;
 
 	if (is_direct(cv)) {
-		mura_sgemm(ctx->pool, 0, 0, cv->cout, (int)m, cv->cin, 1.0f, cv->w, cv->cin, x->d, (int)m,
+		mura_sgemm(ctx->threads, 0, 0, cv->cout, (int)m, cv->cin, 1.0f, cv->w, cv->cin, x->d, (int)m,
 		           beta, y->d, (int)m);
 		return;
 	}
@@ -291,9 +291,9 @@ gemm_forward(struct mura_nn_ctx *ctx, const struct mura_conv *cv, const struct m
 		size_t c1 = c0 + cc < m ? c0 + cc : m;
 		struct im2col_job j = {&g, x->d, ctx->scratch, c0, c1};
 		double t1 = mura_prof_start(ctx);
-		mura_pool_for(ctx->pool, kdim, 1, im2col_part, &j);
+		mura_threads_for(ctx->threads, kdim, 1, im2col_part, &j);
 		mura_prof_stop(ctx, MURA_PROF_IM2COL, t1, 0);
-		mura_sgemm(ctx->pool, 0, 0, cv->cout, (int)(c1 - c0), (int)kdim, 1.0f, cv->w, (int)kdim,
+		mura_sgemm(ctx->threads, 0, 0, cv->cout, (int)(c1 - c0), (int)kdim, 1.0f, cv->w, (int)kdim,
 		           ctx->scratch, (int)(c1 - c0), beta, y->d + c0, (int)m);
 	}
 }
@@ -313,7 +313,7 @@ mura_conv_forward(struct mura_nn_ctx *ctx, const struct mura_conv *cv,
 		gemm_forward(ctx, cv, x, y, 0.0f);
 	if (cv->b) {
 		struct bias_job bj = {cv, y->d, m};
-		mura_pool_for(ctx->pool, (size_t)cv->cout, 1, bias_part, &bj);
+		mura_threads_for(ctx->threads, (size_t)cv->cout, 1, bias_part, &bj);
 	}
 	mura_prof_stop(ctx, prof_kind(cv, 1), t0, 2.0 * (double)cv->cout * (double)kdim * (double)m);
 }
@@ -328,7 +328,7 @@ conv_bwd_part(void *v, int t, int nt)
 	size_t lo, hi;
 
 	if (cv->gb) {
-		mura_split((size_t)cv->cout, t, nt, 1, &lo, &hi);
+		mura_threads_share((size_t)cv->cout, t, nt, 1, &lo, &hi);
 		for (size_t co = lo; co < hi; co++) {
 			double s = 0;
 			for (size_t i = 0; i < m; i++)
@@ -337,7 +337,7 @@ conv_bwd_part(void *v, int t, int nt)
 		}
 	}
 	/* Whole input channels per thread when dx is wanted (see the top). */
-	mura_split(kdim, t, nt, j->dx ? kk : 1, &lo, &hi);
+	mura_threads_share(kdim, t, nt, j->dx ? kk : 1, &lo, &hi);
 	if (lo == hi)
 		return;
 	size_t rows = hi - lo;
@@ -400,7 +400,7 @@ same_backward_dx(struct mura_nn_ctx *ctx, const struct mura_conv *cv, const stru
 	struct flip_job j = {cv, ctx->scratch + tk * chunk_cols(FWD_BUDGET, tk, mura_fm_plane(dy))};
 	struct mura_conv t = {cv->cout, cv->cin, cv->k, 1, cv->pad, j.wt, NULL, NULL, NULL};
 
-	mura_pool_for(ctx->pool, (size_t)cv->cin, 8, flip_part, &j);
+	mura_threads_for(ctx->threads, (size_t)cv->cin, 8, flip_part, &j);
 	gemm_forward(ctx, &t, dy, dx, acc ? 1.0f : 0.0f);
 }
 
@@ -426,12 +426,12 @@ mura_conv_backward(struct mura_nn_ctx *ctx, const struct mura_conv *cv,
 	const double gemm = 2.0 * (double)cv->cout * cv->cin * j.g.kk * (double)j.g.m;
 
 	if (j.gw || cv->gb || j.dx)
-		mura_pool_run(ctx->pool, conv_bwd_part, &j);
+		mura_threads_run(ctx->threads, conv_bwd_part, &j);
 	if (gw1)
-		mura_sgemm(ctx->pool, 0, 1, cv->cout, cv->cin, (int)m, 1.0f, dy->d, (int)m, x->d, (int)m,
+		mura_sgemm(ctx->threads, 0, 1, cv->cout, cv->cin, (int)m, 1.0f, dy->d, (int)m, x->d, (int)m,
 		           1.0f, cv->gw, cv->cin);
 	if (dx1)
-		mura_sgemm(ctx->pool, 1, 0, cv->cin, (int)m, cv->cout, 1.0f, cv->w, cv->cin, dy->d, (int)m,
+		mura_sgemm(ctx->threads, 1, 0, cv->cin, (int)m, cv->cout, 1.0f, cv->w, cv->cin, dy->d, (int)m,
 		           acc ? 1.0f : 0.0f, dx->d, (int)m);
 	if (gw3)
 		mura_conv3_grad_w(ctx, cv, x, dy);

@@ -226,7 +226,7 @@ pad(struct mura_nn_ctx *ctx, const struct mura_fm *f, float *xp, struct pgeom g)
 {
 	struct pad_job j = {f->d, xp, f->n, f->h, f->w, g};
 
-	mura_pool_for(ctx->pool, (size_t)f->c, 1, pad_part, &j);
+	mura_threads_for(ctx->threads, (size_t)f->c, 1, pad_part, &j);
 	return xp + g.margin;
 }
 
@@ -322,7 +322,7 @@ packed(struct mura_nn_ctx *ctx, struct pack_job *j, size_t blocks)
 			j->wp = wp;
 		}
 	}
-	mura_pool_for(ctx->pool, blocks, 1, pack_part, j);
+	mura_threads_for(ctx->threads, blocks, 1, pack_part, j);
 	return j->wp;
 }
 
@@ -339,7 +339,7 @@ forward(struct mura_nn_ctx *ctx, const struct kernel *k, struct pgeom g, int cin
 	                      shape->w, acc, g.stride, (g.total + (size_t)k->tile - 1) / (size_t)k->tile, 0,
 	                      3, 1, 0, 0, 0, 0};
 
-	mura_pool_for(ctx->pool, j.tiles, 1, k->part, &j);
+	mura_threads_for(ctx->threads, j.tiles, 1, k->part, &j);
 }
 
 /* Single thread, 8 images: 128 -> 32 channels at 10 x 10, the forward
@@ -390,7 +390,7 @@ mura_conv3_grad_w(struct mura_nn_ctx *ctx, const struct mura_conv *cv, const str
 	                      g.stride, (g.total + (size_t)k->tile - 1) / (size_t)k->tile,
 	                      qb > (size_t)k->tile * 16 ? qb : (size_t)k->tile * 16, 3, 1, 0, 0, 0, 0};
 
-	mura_pool_run(ctx->pool, k->gw_part, &j);
+	mura_threads_run(ctx->threads, k->gw_part, &j);
 }
 
 /* Where the kernel by channels beats im2col + GEMM: while the packed
@@ -439,7 +439,7 @@ mura_convc_forward(struct mura_nn_ctx *ctx, const struct mura_conv *cv, int flip
 	struct conv3_job j = {xp, packed(ctx, &pj, blocks), NULL, y, NULL, cin, cout, x->n, x->h, x->w,
 	                      acc, g.stride, 0, 0, cv->k, flip ? 1 : cv->stride, ho, wo, g.wp, g.img};
 
-	mura_pool_for(ctx->pool, blocks * tiles, 1, k->cv_part, &j);
+	mura_threads_for(ctx->threads, blocks * tiles, 1, k->cv_part, &j);
 }
 
 /* dy [cout][npos] as dyt [cout / cob][npos][cob], zero past cout: a
@@ -535,11 +535,11 @@ mura_convc_grad_w(struct mura_nn_ctx *ctx, const struct mura_conv *cv, const str
 	float *gp = dyt + blocks * cob * npos;
 
 	struct tr_job tj = {dy->d, dyt, cv->cout, k->cob, npos};
-	mura_pool_for(ctx->pool, blocks * ((npos + 63) / 64), 1, transpose_part, &tj);
+	mura_threads_for(ctx->threads, blocks * ((npos + 63) / 64), 1, transpose_part, &tj);
 	memset(gp, 0, blocks * cob * (size_t)cv->cin * taps * sizeof *gp);
 	struct conv3_job j = {xp, NULL, dyt, NULL, gp, cv->cin, cv->cout, x->n, x->h, x->w, 0, g.stride,
 	                      0, 0, cv->k, cv->stride, dy->h, dy->w, g.wp, g.img};
-	mura_pool_run(ctx->pool, k->cgw_part, &j);
+	mura_threads_run(ctx->threads, k->cgw_part, &j);
 	struct unpack_job uj = {gp, cv->gw, cv->cin, cv->cout, k->cob, taps};
-	mura_pool_for(ctx->pool, (size_t)cv->cout, 1, unpack_part, &uj);
+	mura_threads_for(ctx->threads, (size_t)cv->cout, 1, unpack_part, &uj);
 }

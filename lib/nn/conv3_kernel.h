@@ -140,7 +140,7 @@ KCAT(KNAME, _gw_part)(void *v, int t, int nt)
 	const size_t end = j->tiles * TILE;
 	size_t lo, hi;
 
-	mura_split((size_t)j->cin, t, nt, 1, &lo, &hi);
+	mura_threads_share((size_t)j->cin, t, nt, 1, &lo, &hi);
 	for (size_t q0 = 0; q0 < end; q0 += j->qblock) {
 		size_t q1 = q0 + j->qblock < end ? q0 + j->qblock : end;
 		for (size_t ci = lo; ci < hi; ci++) {
@@ -266,7 +266,7 @@ KCAT(KNAME, _cgw_part)(void *v, int t, int nthreads)
 	ptrdiff_t off[49], base[PB];
 	size_t lo, hi;
 
-	mura_split((size_t)j->cin, t, nthreads, 1, &lo, &hi);
+	mura_threads_share((size_t)j->cin, t, nthreads, 1, &lo, &hi);
 	for (int tap = 0; tap < taps; tap++)
 		off[tap] = (ptrdiff_t)((size_t)(tap / k) * j->wpitch) + tap % k;
 	for (size_t cb = 0; cb < blocks; cb++)

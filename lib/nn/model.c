@@ -183,9 +183,9 @@ mura_model_create(const struct mura_model_config *cfg)
 	m->bb = m->arch->backbone;
 	m->hd = heads[c.head].part;
 	mura_rng_seed(&m->rng, cfg->seed);
-	if (!(m->pool = mura_pool_create(cfg->threads)))
+	if (!(m->threads = mura_threads_create(cfg->threads)))
 		goto fail;
-	m->ctx.pool = m->pool;
+	m->ctx.threads = m->threads;
 
 	b.m = m;
 	if (build(m, &b) < 0)
@@ -235,7 +235,7 @@ mura_model_free(struct mura_model *m)
 		m->bb->free(m->backbone);
 	if (m->hd)
 		m->hd->free(m->head);
-	mura_pool_free(m->pool);
+	mura_threads_free(m->threads);
 	mura_packs_free(m->ctx.packs);
 	free(m->tensor);
 	free(m->param);
@@ -632,7 +632,7 @@ mura_model_plan(struct mura_model *m, int batch, int h, int w, int training)
 	if (h < 32 || w < 32 || h > 16384 || w > 16384)
 		return mura_error("input size %dx%d is out of range [32, 16384]", h, w);
 	p.training = !!training;
-	p.nthreads = mura_pool_size(m->pool);
+	p.nthreads = mura_threads_size(m->threads);
 	if (plan_parts(m, &p, batch, h, w) < 0)
 		return -1;
 

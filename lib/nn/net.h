@@ -116,7 +116,7 @@ struct mura_model {
 	struct mura_model_config cfg;
 	const struct net_arch *arch;
 	const struct net_part *bb, *hd;  /* the backbone's and head's functions */
-	struct mura_pool *pool;
+	struct mura_threads *threads;
 	struct mura_nn_ctx ctx;
 	struct mura_rng rng;
 

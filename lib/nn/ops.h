@@ -18,7 +18,7 @@
  * PyTorch, so a step zeroes them first.  Input gradients are written, or
  * added when `acc` is non-zero (a DenseNet layer adds its input's gradient
  * into the block's).  A NULL input gradient pointer means "not needed".
- * Parallel loops and GEMMs run on ctx->pool; scratch memory comes from
+ * Parallel loops and GEMMs run on ctx->threads; scratch memory comes from
  * ctx->scratch, sized at plan time with the *_scratch() functions, so no
  * operation allocates.
  */
@@ -89,7 +89,7 @@ extern const char *const mura_prof_names[MURA_PROF_KINDS];
  * runs an operation on the caller's thread: enough for everything but a
  * convolution, which needs the scratch mura_conv_scratch() sized. */
 struct mura_nn_ctx {
-	struct mura_pool *pool;
+	struct mura_threads *threads;
 	float *scratch;     /* scratch_n floats, shared by all operations in turn */
 	size_t scratch_n;
 	struct mura_nn_prof *prof;  /* NULL: no timing */
@@ -131,7 +131,7 @@ mura_nn_for(struct mura_nn_ctx *ctx, int kind, size_t n, size_t grain,
 {
 	const double t0 = mura_prof_start(ctx);
 
-	mura_pool_for(ctx->pool, n, grain, fn, arg);
+	mura_threads_for(ctx->threads, n, grain, fn, arg);
 	mura_prof_stop(ctx, kind, t0, 0);
 }
 

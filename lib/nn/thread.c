@@ -43,7 +43,7 @@ mura_nn_clock(void)
  */
 #define SPIN 4000
 
-struct mura_pool {
+struct mura_threads {
 	int n;
 	pthread_t *tid;
 	pthread_mutex_t mu;
@@ -51,7 +51,7 @@ struct mura_pool {
 	atomic_ulong gen;   /* bumped once per job (after fn, arg); workers wait for a change */
 	atomic_int pending; /* workers still inside the current job */
 	atomic_int stop;
-	mura_pool_fn *fn;
+	mura_threads_fn *fn;
 	void *arg;
 };
 
@@ -64,7 +64,7 @@ cpu_relax(void)
 }
 
 struct worker {
-	struct mura_pool *p;
+	struct mura_threads *p;
 	int i;
 };
 
@@ -72,9 +72,9 @@ static void *
 worker_main(void *v)
 {
 	struct worker w = *(struct worker *)v;
-	struct mura_pool *p = w.p;
+	struct mura_threads *p = w.p;
 	unsigned long seen = 0;
-	mura_pool_fn *fn;
+	mura_threads_fn *fn;
 	void *arg;
 
 	free(v);
@@ -107,7 +107,7 @@ worker_main(void *v)
 }
 
 int
-mura_pool_threads(int asked)
+mura_threads_count(int asked)
 {
 	const char *s = getenv("MURA_THREADS");
 	long n;
@@ -126,12 +126,12 @@ mura_pool_threads(int asked)
 	return n > 0 ? (int)n : 1;
 }
 
-struct mura_pool *
-mura_pool_create(int n)
+struct mura_threads *
+mura_threads_create(int n)
 {
-	struct mura_pool *p;
+	struct mura_threads *p;
 
-	if ((n = mura_pool_threads(n)) < 0)
+	if ((n = mura_threads_count(n)) < 0)
 		return NULL;
 	if (!(p = calloc(1, sizeof *p)) || !(p->tid = calloc((size_t)n, sizeof *p->tid))) {
 		free(p);
@@ -150,7 +150,7 @@ mura_pool_create(int n)
 		}
 		if (!w || pthread_create(&p->tid[i], NULL, worker_main, w) != 0) {
 			free(w);
-			mura_pool_free(p);
+			mura_threads_free(p);
 			mura_error("cannot start thread %d of %d", i + 1, n);
 			return NULL;
 		}
@@ -162,7 +162,7 @@ mura_pool_create(int n)
 }
 
 void
-mura_pool_free(struct mura_pool *p)
+mura_threads_free(struct mura_threads *p)
 {
 	if (!p)
 		return;
@@ -180,13 +180,13 @@ mura_pool_free(struct mura_pool *p)
 }
 
 int
-mura_pool_size(const struct mura_pool *p)
+mura_threads_size(const struct mura_threads *p)
 {
 	return p ? p->n : 1;
 }
 
 void
-mura_pool_run(struct mura_pool *p, mura_pool_fn *fn, void *arg)
+mura_threads_run(struct mura_threads *p, mura_threads_fn *fn, void *arg)
 {
 	if (!p || p->n == 1) {
 		fn(arg, 0, 1);
@@ -213,7 +213,7 @@ mura_pool_run(struct mura_pool *p, mura_pool_fn *fn, void *arg)
 }
 
 void
-mura_split(size_t total, int i, int n, size_t align, size_t *lo, size_t *hi)
+mura_threads_share(size_t total, int i, int n, size_t align, size_t *lo, size_t *hi)
 {
 	size_t units = (total + align - 1) / align;
 	size_t a = units * (size_t)i / (size_t)n, b = units * (size_t)(i + 1) / (size_t)n;
@@ -238,17 +238,17 @@ for_part(void *v, int i, int nt)
 	(void)nt;
 	if (i >= j->parts)
 		return;
-	mura_split(j->n, i, j->parts, 1, &lo, &hi);
+	mura_threads_share(j->n, i, j->parts, 1, &lo, &hi);
 	if (lo < hi)
 		j->fn(j->arg, lo, hi);
 }
 
 void
-mura_pool_for(struct mura_pool *p, size_t n, size_t grain,
+mura_threads_for(struct mura_threads *p, size_t n, size_t grain,
               void (*fn)(void *arg, size_t lo, size_t hi), void *arg)
 {
 	size_t parts = grain ? n / grain : n;
-	int nt = mura_pool_size(p);
+	int nt = mura_threads_size(p);
 
 	if (parts > (size_t)nt)
 		parts = (size_t)nt;
@@ -258,7 +258,7 @@ mura_pool_for(struct mura_pool *p, size_t n, size_t grain,
 		return;
 	}
 	struct for_job j = {n, (int)parts, fn, arg};
-	mura_pool_run(p, for_part, &j);
+	mura_threads_run(p, for_part, &j);
 }
 
 struct gemm_job {
@@ -277,7 +277,7 @@ gemm_part(void *v, int i, int nt)
 	size_t lo, hi;
 
 	if (j->split_n) {
-		mura_split((size_t)j->n, i, nt, 16, &lo, &hi);
+		mura_threads_share((size_t)j->n, i, nt, 16, &lo, &hi);
 		if (lo == hi)
 			return;
 		const float *b = j->tb ? j->b + lo * (size_t)j->ldb : j->b + lo;
@@ -285,7 +285,7 @@ gemm_part(void *v, int i, int nt)
 		            j->tb ? CblasTrans : CblasNoTrans, j->m, (int)(hi - lo), j->k,
 		            j->alpha, j->a, j->lda, b, j->ldb, j->beta, j->c + lo, j->ldc);
 	} else {
-		mura_split((size_t)j->m, i, nt, 16, &lo, &hi);
+		mura_threads_share((size_t)j->m, i, nt, 16, &lo, &hi);
 		if (lo == hi)
 			return;
 		const float *a = j->ta ? j->a + lo : j->a + lo * (size_t)j->lda;
@@ -297,7 +297,7 @@ gemm_part(void *v, int i, int nt)
 }
 
 void
-mura_sgemm(struct mura_pool *p, int trans_a, int trans_b, int m, int n, int k,
+mura_sgemm(struct mura_threads *p, int trans_a, int trans_b, int m, int n, int k,
            float alpha, const float *a, int lda, const float *b, int ldb,
            float beta, float *c, int ldc)
 {
@@ -305,8 +305,8 @@ mura_sgemm(struct mura_pool *p, int trans_a, int trans_b, int m, int n, int k,
 	                     n >= m};
 
 	/* Below about a million multiply-adds a second thread costs more than it saves. */
-	if ((double)m * n * k < 1e6 || mura_pool_size(p) == 1)
+	if ((double)m * n * k < 1e6 || mura_threads_size(p) == 1)
 		gemm_part(&j, 0, 1);
 	else
-		mura_pool_run(p, gemm_part, &j);
+		mura_threads_run(p, gemm_part, &j);
 }

@@ -16,41 +16,41 @@
 
 #include <stddef.h>
 
-struct mura_pool;
+struct mura_threads;
 
 /* The number of threads a pool asked for n has: n when n > 0, else the
  * MURA_THREADS environment variable when set, else every core this process
  * may run on.  -1 with mura_error set when MURA_THREADS is not a number in
  * [1, 1024].  The one place that decides it: a caller that records the
  * count (a checkpoint) asks here and creates its pool with the answer. */
-int mura_pool_threads(int n);
-/* A pool of mura_pool_threads(n) threads, the caller's counted (all but one
+int mura_threads_count(int n);
+/* A pool of mura_threads_count(n) threads, the caller's counted (all but one
  * are started).  Returns NULL with mura_error set. */
-struct mura_pool *mura_pool_create(int n);
-void mura_pool_free(struct mura_pool *p);
-int mura_pool_size(const struct mura_pool *p);
+struct mura_threads *mura_threads_create(int n);
+void mura_threads_free(struct mura_threads *p);
+int mura_threads_size(const struct mura_threads *p);
 
-/* Call fn(arg, i, n) once for each i in [0, n), n = mura_pool_size(p), each
+/* Call fn(arg, i, n) once for each i in [0, n), n = mura_threads_size(p), each
  * on its own thread (i = 0 on the caller's), and return when all are done.
- * Not reentrant: fn must not call mura_pool_run on the same pool. */
-typedef void mura_pool_fn(void *arg, int i, int n);
-void mura_pool_run(struct mura_pool *p, mura_pool_fn *fn, void *arg);
+ * Not reentrant: fn must not call mura_threads_run on the same pool. */
+typedef void mura_threads_fn(void *arg, int i, int n);
+void mura_threads_run(struct mura_threads *p, mura_threads_fn *fn, void *arg);
 
 /* Run fn(arg, lo, hi) over contiguous parts of [0, n) on the pool's threads;
  * parts hold at least `grain` items, so small loops run inline. */
-void mura_pool_for(struct mura_pool *p, size_t n, size_t grain,
+void mura_threads_for(struct mura_threads *p, size_t n, size_t grain,
                    void (*fn)(void *arg, size_t lo, size_t hi), void *arg);
 
 /* Split [0, total) into n nearly equal contiguous parts, each a multiple of
  * `align` except the last; part i is [*lo, *hi), possibly empty. */
-void mura_split(size_t total, int i, int n, size_t align, size_t *lo, size_t *hi);
+void mura_threads_share(size_t total, int i, int n, size_t align, size_t *lo, size_t *hi);
 
 /*
  * C = alpha * op(A) * op(B) + beta * C, row-major, as cblas_sgemm, with the
  * work split between the pool's threads along M or N (whichever is larger).
  * Small products run on the caller's thread alone.
  */
-void mura_sgemm(struct mura_pool *p, int trans_a, int trans_b, int m, int n, int k,
+void mura_sgemm(struct mura_threads *p, int trans_a, int trans_b, int m, int n, int k,
                 float alpha, const float *a, int lda, const float *b, int ldb,
                 float beta, float *c, int ldc);
 

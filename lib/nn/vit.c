@@ -141,9 +141,9 @@ mura_layernorm_backward(struct mura_nn_ctx *ctx, const struct mura_layernorm *ln
 
 	/* The parameters first: dx may overwrite dy. */
 	if (ln->gw)
-		mura_pool_for(ctx->pool, (size_t)ln->d, row_grain(rows), ln_param_part, &j);
+		mura_threads_for(ctx->threads, (size_t)ln->d, row_grain(rows), ln_param_part, &j);
 	if (dx)
-		mura_pool_for(ctx->pool, rows, row_grain((size_t)ln->d), ln_bwd_part, &j);
+		mura_threads_for(ctx->threads, rows, row_grain((size_t)ln->d), ln_bwd_part, &j);
 	mura_prof_stop(ctx, MURA_PROF_ELEMENTWISE, t0, 0);
 }
 
@@ -293,7 +293,7 @@ struct bmm_job {
 };
 
 static void
-gemm_one(struct mura_pool *p, const struct gemm *g, int i)
+gemm_one(struct mura_threads *p, const struct gemm *g, int i)
 {
 	mura_sgemm(p, g->ta, g->tb, g->m, g->n, g->k, g->alpha, g->a.d + (size_t)i * g->a.stride, g->a.ld,
 	           g->b.d + (size_t)i * g->b.stride, g->b.ld, g->beta, g->c.d + (size_t)i * g->c.stride,
@@ -306,7 +306,7 @@ bmm_part(void *v, int t, int nt)
 	const struct bmm_job *j = v;
 	size_t lo, hi;
 
-	mura_split((size_t)j->batch, t, nt, 1, &lo, &hi);
+	mura_threads_share((size_t)j->batch, t, nt, 1, &lo, &hi);
 	for (size_t i = lo; i < hi; i++)
 		for (int k = 0; k < j->ng; k++)
 			gemm_one(NULL, &j->g[k], (int)i);
@@ -320,12 +320,12 @@ bmm_run(struct mura_nn_ctx *ctx, struct bmm_job *j)
 
 	for (int k = 0; k < j->ng; k++)
 		flop += 2.0 * j->batch * j->g[k].m * j->g[k].n * j->g[k].k;
-	if (j->batch >= mura_pool_size(ctx->pool))
-		mura_pool_run(ctx->pool, bmm_part, j);
+	if (j->batch >= mura_threads_size(ctx->threads))
+		mura_threads_run(ctx->threads, bmm_part, j);
 	else
 		for (int i = 0; i < j->batch; i++)
 			for (int k = 0; k < j->ng; k++)
-				gemm_one(ctx->pool, &j->g[k], i);
+				gemm_one(ctx->threads, &j->g[k], i);
 	mura_prof_stop(ctx, MURA_PROF_ATTENTION, t0, flop);
 }
 
@@ -385,7 +385,7 @@ att_fwd_part(void *v, int t, int nt)
 	const float scale = 1.0f / sqrtf((float)dh);
 	size_t lo, hi;
 
-	mura_split((size_t)j->n * H, t, nt, 1, &lo, &hi);
+	mura_threads_share((size_t)j->n * H, t, nt, 1, &lo, &hi);
 	for (size_t pair = lo; pair < hi; pair++) {
 		const size_t i = pair / H, h = pair % H;
 		const float *q = j->qkv + i * T * 3 * D + h * dh, *k = q + D, *vv = q + 2 * D;
@@ -411,7 +411,7 @@ mura_attention_forward(struct mura_nn_ctx *ctx, const struct mura_attention *a, 
 	const double t0 = mura_prof_start(ctx);
 	const double T = a->tokens;
 
-	mura_pool_run(ctx->pool, att_fwd_part, &j);
+	mura_threads_run(ctx->threads, att_fwd_part, &j);
 	mura_prof_stop(ctx, MURA_PROF_ATTENTION, t0, 4.0 * n * T * T * a->dim);
 }
 
@@ -425,7 +425,7 @@ att_bwd_part(void *v, int t, int nt)
 	float *dp = j->scratch + (size_t)t * tt;
 	size_t lo, hi;
 
-	mura_split((size_t)j->n * H, t, nt, 1, &lo, &hi);
+	mura_threads_share((size_t)j->n * H, t, nt, 1, &lo, &hi);
 	for (size_t pair = lo; pair < hi; pair++) {
 		const size_t i = pair / H, h = pair % H;
 		const size_t off = i * T * 3 * D + h * dh;
@@ -449,7 +449,7 @@ mura_attention_backward(struct mura_nn_ctx *ctx, const struct mura_attention *a,
 	const double t0 = mura_prof_start(ctx);
 	const double T = a->tokens;
 
-	mura_pool_run(ctx->pool, att_bwd_part, &j);
+	mura_threads_run(ctx->threads, att_bwd_part, &j);
 	mura_prof_stop(ctx, MURA_PROF_ATTENTION, t0, 8.0 * n * T * T * a->dim);
 }
 
@@ -519,7 +519,7 @@ mura_tokens_backward(struct mura_nn_ctx *ctx, const float *dy, struct mura_fm *d
 				dcls[c] += dy[(size_t)i * T * df->c + c];
 	if (df->d) {
 		struct tok_job j = {df, dy, df->d, acc};
-		mura_pool_for(ctx->pool, (size_t)df->c, row_grain(mura_fm_plane(df)), tok_bwd_part, &j);
+		mura_threads_for(ctx->threads, (size_t)df->c, row_grain(mura_fm_plane(df)), tok_bwd_part, &j);
 	}
 	mura_prof_stop(ctx, MURA_PROF_ELEMENTWISE, t0, 0);
 }

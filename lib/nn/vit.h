@@ -12,7 +12,7 @@
  *
  * The conventions are ops.h's: parameter gradients accumulate (+=); input
  * gradients are written, or added when `acc` is non-zero; a NULL input
- * gradient means "not needed"; loops and GEMMs run on ctx->pool; scratch
+ * gradient means "not needed"; loops and GEMMs run on ctx->threads; scratch
  * comes from ctx->scratch, sized with the *_scratch() functions.
  */
 #ifndef MURA_NN_VIT_H
