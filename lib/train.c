@@ -9,10 +9,9 @@
  * (seed, epoch, step, path) or saved in the checkpoint; that is what makes
  * a resumed run end with the weights of an uninterrupted one.
  *
- * The checkpoint's metadata holds three texts of "key=value" lines:
- * train_state (where the loop is, the callbacks' memory), train_settings
- * (the options a resumed run must repeat) and train_history (the log's
- * rows so far).
+ * The checkpoint's metadata holds train_state (where the loop is, the
+ * callbacks' memory), train_settings (the options a resumed run must
+ * repeat), both of ckpt.h, and train_history (the log's rows so far).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -25,6 +24,7 @@
 #include <unistd.h>
 
 #include "augment.h"
+#include "ckpt.h"
 #include "error.h"
 #include "metrics.h"
 #include "normalize.h"
@@ -36,8 +36,6 @@
 #include "train.h"
 #include "util.h"
 
-#define TOP_MAX 100
-#define TEXT_MAX 8192
 #define LOG_HEADER "epoch\tlr\ttrain_loss\ttrain_acc\tval_loss\tval_auc\tval_kappa\tseconds\timages_per_s\n"
 /* torch.optim.lr_scheduler.ReduceLROnPlateau's defaults: relative
  * threshold, and the smallest change of the rate that is applied. */
@@ -102,31 +100,6 @@ mura_train_path(char *buf, size_t len, const char *out, const char *tag)
 
 /* ---- the run's state ---------------------------------------------------- */
 
-struct top {
-	double loss;
-	int epoch;
-};
-
-/* Everything the checkpoint carries besides weights and optimizer. */
-struct state {
-	int epoch;              /* the epoch in progress, 1-based */
-	int phase;              /* 0 training, 1 validating */
-	long step;              /* steps done in this epoch */
-	double lr;
-	double loss_sum;        /* sum over steps of the batch's mean loss times its images */
-	uint64_t correct, seen;
-	double seconds;         /* spent on this epoch so far */
-	double train_seconds;   /* of which training */
-	double plateau_best;
-	int plateau_bad;
-	double best;            /* the monitored value's best */
-	int best_epoch;
-	int wait;               /* epochs without improvement, for early stopping */
-	int ntop;
-	struct top top[TOP_MAX];
-	long total_steps;       /* over the whole run */
-};
-
 /* The training records: a mapped file (random access) or a pipe. */
 struct source {
 	const char *name;
@@ -163,13 +136,13 @@ struct run {
 	double *vprob;
 	int *vlabel;
 	struct mura_scores vs;
-	char settings[TEXT_MAX];
+	struct mura_ckpt_settings settings;
 	char weights_text[1024];      /* the class weights, for the metadata */
 	char aug_text[512];
-	char command[TEXT_MAX];
+	char command[MURA_CKPT_TEXT_MAX];
 	char ckpt[4200];
 	int ckpt_epoch;               /* epochs done in the last checkpoint written, -1: none */
-	struct state st;
+	struct mura_ckpt_state st;    /* st.threads: threads, for the checkpoint */
 	char *history;                /* the log's rows so far */
 	size_t hlen, hcap;
 };
@@ -326,99 +299,42 @@ pipe_next(struct source *s, struct mura_record *dst)
 
 /* ---- the settings a resumed run must repeat -------------------------------- */
 
+/* r->settings from the options and the data, for train_settings. */
 static void
 make_settings(struct run *r)
 {
 	const struct mura_train_config *c = r->c;
 	const struct mura_optim_config *o = &c->optim;
-	char train[64];
+	struct mura_ckpt_settings *s = &r->settings;
 
-	if (r->src.pipe)
-		snprintf(train, sizeof train, "a stream");
-	else
-		snprintf(train, sizeof train, "%llu records", (unsigned long long)r->src.n);
-	snprintf(r->settings, sizeof r->settings,
-	         "batch=%d\nseed=%llu\noptimizer=%s\nmomentum=%.17g\ndampening=%.17g\nnesterov=%d\n"
-	         "weight_decay=%.17g\nbetas=%.17g,%.17g\neps=%.17g\namsgrad=%d\nloss=%s\ngamma=%.9g\n"
-	         "alpha=%.9g\nclass_weights=%s\nboost=%.17g\naugment=%s\nmonitor=%s\n"
-	         "plateau_factor=%.17g\nplateau_patience=%d\nearly_stop=%d\nkeep_top=%d\n"
-	         "freeze_backbone=%d\nunfreeze_at=%d\nlr_after_unfreeze=%.17g\ntrain=%s\n"
-	         "input=%ux%u\nvalid=%llu records\n",
-	         c->batch, (unsigned long long)c->seed, mura_optim_kind_name(o->kind), o->momentum,
-	         o->dampening, o->nesterov, o->weight_decay, o->beta1, o->beta2, o->eps, o->amsgrad,
-	         mura_loss_kind_name(c->loss.kind), c->loss.gamma, c->loss.alpha,
-	         mura_weights_mode_name(c->weights_mode), c->boost, r->aug_text,
-	         mura_monitor_name(c->monitor), c->plateau_factor, c->plateau_patience, c->early_stop,
-	         c->keep_top, c->freeze_backbone, c->unfreeze_at, c->lr_after_unfreeze, train, r->src.h,
-	         r->src.w, (unsigned long long)(r->has_valid ? r->valid.n : 0));
-}
-
-/* The value of key in a text of "key=value" lines, copied to buf; NULL if
- * the key is not there. */
-static const char *
-kv_get(const char *text, const char *key, char *buf, size_t len)
-{
-	size_t k = strlen(key);
-
-	for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL) {
-		if (strncmp(p, key, k) == 0 && p[k] == '=') {
-			const char *v = p + k + 1, *e = strchr(v, '\n');
-			size_t n = e ? (size_t)(e - v) : strlen(v);
-			if (n >= len)
-				n = len - 1;
-			memcpy(buf, v, n);
-			buf[n] = 0;
-			return buf;
-		}
-	}
-	return NULL;
-}
-
-static int
-kv_double(const char *text, const char *key, double *out)
-{
-	char buf[64], *end;
-
-	if (!kv_get(text, key, buf, sizeof buf))
-		return mura_error("train_state: no %s", key);
-	*out = strtod(buf, &end);
-	if (end == buf || *end)
-		return mura_error("train_state: %s '%s' is not a number", key, buf);
-	return 0;
-}
-
-static int
-kv_long(const char *text, const char *key, long long *out)
-{
-	char buf[64], *end;
-
-	if (!kv_get(text, key, buf, sizeof buf))
-		return mura_error("train_state: no %s", key);
-	errno = 0;
-	*out = strtoll(buf, &end, 10);
-	if (end == buf || *end || errno)
-		return mura_error("train_state: %s '%s' is not an integer", key, buf);
-	return 0;
-}
-
-/* Every setting of this run must be the checkpoint's. */
-static int
-compare_settings(const struct run *r, const char *theirs, const char *path)
-{
-	char key[64], mine[512], old[512];
-
-	for (const char *p = r->settings; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL) {
-		size_t k = strcspn(p, "=");
-		snprintf(key, sizeof key, "%.*s", (int)k, p);
-		kv_get(r->settings, key, mine, sizeof mine);
-		if (!kv_get(theirs, key, old, sizeof old))
-			return mura_error("%s: the checkpoint does not record %s", path, key);
-		if (strcmp(mine, old) != 0)
-			return mura_error("%s: the checkpoint was made with %s=%s, this run has %s=%s: "
-			                  "resume with the options of the interrupted run",
-			                  path, key, old, key, mine);
-	}
-	return 0;
+	memset(s, 0, sizeof *s);
+	s->batch = c->batch;
+	s->seed = c->seed;
+	snprintf(s->optimizer, sizeof s->optimizer, "%s", mura_optim_kind_name(o->kind));
+	s->momentum = o->momentum;
+	s->dampening = o->dampening;
+	s->nesterov = o->nesterov;
+	s->weight_decay = o->weight_decay;
+	s->betas[0] = o->beta1, s->betas[1] = o->beta2;
+	s->eps = o->eps;
+	s->amsgrad = o->amsgrad;
+	snprintf(s->loss, sizeof s->loss, "%s", mura_loss_kind_name(c->loss.kind));
+	s->gamma = c->loss.gamma;
+	s->alpha = c->loss.alpha;
+	snprintf(s->class_weights, sizeof s->class_weights, "%s", mura_weights_mode_name(c->weights_mode));
+	s->boost = c->boost;
+	snprintf(s->augment, sizeof s->augment, "%s", r->aug_text);
+	snprintf(s->monitor, sizeof s->monitor, "%s", mura_monitor_name(c->monitor));
+	s->plateau_factor = c->plateau_factor;
+	s->plateau_patience = c->plateau_patience;
+	s->early_stop = c->early_stop;
+	s->keep_top = c->keep_top;
+	s->freeze_backbone = c->freeze_backbone;
+	s->unfreeze_at = c->unfreeze_at;
+	s->lr_after_unfreeze = c->lr_after_unfreeze;
+	s->train = r->src.pipe ? MURA_CKPT_STREAM : r->src.n;
+	s->input[0] = r->src.h, s->input[1] = r->src.w;
+	s->valid = r->has_valid ? r->valid.n : 0;
 }
 
 /* ---- files ----------------------------------------------------------------- */
@@ -455,65 +371,17 @@ fmt_num(char *buf, size_t len, double v)
 		snprintf(buf, len, "%.8g", v);
 }
 
-static void
-make_state(const struct run *r, char *buf, size_t len)
-{
-	const struct state *s = &r->st;
-	size_t o;
-
-	o = (size_t)snprintf(buf, len,
-	                     "epoch=%d\nphase=%d\nstep=%ld\nlr=%.17g\nloss_sum=%.17g\ncorrect=%llu\n"
-	                     "seen=%llu\nseconds=%.17g\ntrain_seconds=%.17g\nplateau_best=%.17g\n"
-	                     "plateau_bad=%d\nbest=%.17g\nbest_epoch=%d\nwait=%d\ntotal_steps=%ld\n"
-	                     "threads=%d\ntop=",
-	                     s->epoch, s->phase, s->step, s->lr, s->loss_sum,
-	                     (unsigned long long)s->correct, (unsigned long long)s->seen, s->seconds,
-	                     s->train_seconds, s->plateau_best, s->plateau_bad, s->best, s->best_epoch,
-	                     s->wait, s->total_steps, r->threads);
-	for (int i = 0; i < s->ntop && o < len; i++)
-		o += (size_t)snprintf(buf + o, len - o, "%s%.17g:%d", i ? "," : "", s->top[i].loss,
-		                      s->top[i].epoch);
-	if (o < len)
-		snprintf(buf + o, len - o, "\n");
-}
-
+/* The checkpoint's state into r->st; says so when it was written with
+ * another number of threads. */
 static int
-parse_state(struct run *r, const char *text, const char *path)
+read_state(struct run *r, const char *text, const char *path)
 {
-	struct state *s = &r->st;
-	long long v[9];
-	static const char *const ik[] = {"epoch", "phase", "step", "correct", "seen", "plateau_bad",
-	                                 "best_epoch", "wait", "total_steps"};
-	char top[TEXT_MAX];
-
-	for (int i = 0; i < 9; i++)
-		if (kv_long(text, ik[i], &v[i]) < 0)
-			return mura_error_prefix("%s", path);
-	if (kv_double(text, "lr", &s->lr) < 0 || kv_double(text, "loss_sum", &s->loss_sum) < 0 ||
-	    kv_double(text, "seconds", &s->seconds) < 0 ||
-	    kv_double(text, "train_seconds", &s->train_seconds) < 0 ||
-	    kv_double(text, "plateau_best", &s->plateau_best) < 0 || kv_double(text, "best", &s->best) < 0)
+	if (mura_ckpt_state_parse(&r->st, text) < 0)
 		return mura_error_prefix("%s", path);
-	s->epoch = (int)v[0], s->phase = (int)v[1], s->step = (long)v[2];
-	s->correct = (uint64_t)v[3], s->seen = (uint64_t)v[4], s->plateau_bad = (int)v[5];
-	s->best_epoch = (int)v[6], s->wait = (int)v[7], s->total_steps = (long)v[8];
-	if (s->epoch < 1 || s->step < 0 || (s->phase != 0 && s->phase != 1))
-		return mura_error("%s: train_state: epoch %d, step %ld, phase %d make no sense", path,
-		                  s->epoch, s->step, s->phase);
-	s->ntop = 0;
-	if (kv_get(text, "top", top, sizeof top))
-		for (char *p = top; *p && s->ntop < TOP_MAX;) {
-			char *end;
-			s->top[s->ntop].loss = strtod(p, &end);
-			if (*end != ':')
-				return mura_error("%s: train_state: bad top list '%s'", path, top);
-			s->top[s->ntop++].epoch = (int)strtol(end + 1, &end, 10);
-			p = *end == ',' ? end + 1 : end;
-		}
-	long long th;
-	if (kv_long(text, "threads", &th) == 0 && th != r->threads)
-		info(r, "%s was written with %lld threads, this run has %d: the result will not equal "
-		        "the uninterrupted run's bit for bit", path, th, r->threads);
+	if (r->st.threads && r->st.threads != r->threads)
+		info(r, "%s was written with %d threads, this run has %d: the result will not equal "
+		        "the uninterrupted run's bit for bit", path, r->st.threads, r->threads);
+	r->st.threads = r->threads;
 	return 0;
 }
 
@@ -523,7 +391,7 @@ static int
 save(struct run *r, const char *path, int ckpt, int epochs_done, double vl, double va, double vk)
 {
 	const char *keys[9], *vals[9];
-	char epoch[32], b[3][40], state[TEXT_MAX];
+	char epoch[32], b[3][40], state[MURA_CKPT_TEXT_MAX], settings[MURA_CKPT_TEXT_MAX];
 	struct mura_optim_slot *sl = NULL;
 	struct mura_st_entry *e = NULL;
 	size_t nk = 0, ne = 0;
@@ -541,9 +409,11 @@ save(struct run *r, const char *path, int ckpt, int epochs_done, double vl, doub
 	keys[nk] = "train_command", vals[nk++] = r->command;
 	if (ckpt) {
 		size_t n = mura_optim_slot_count(&r->opt);
-		make_state(r, state, sizeof state);
+		if (mura_ckpt_state_format(&r->st, state, sizeof state) < 0 ||
+		    mura_ckpt_settings_format(&r->settings, settings, sizeof settings) < 0)
+			return -1;
 		keys[nk] = "train_state", vals[nk++] = state;
-		keys[nk] = "train_settings", vals[nk++] = r->settings;
+		keys[nk] = "train_settings", vals[nk++] = settings;
 		keys[nk] = "train_history", vals[nk++] = r->history ? r->history : "";
 		/* The slots hold the names the entries point to. */
 		sl = calloc(n ? n : 1, sizeof *sl);
@@ -1134,17 +1004,17 @@ better(int monitor, double v, double best)
 static int
 keep_top(struct run *r, double vl, int epoch, double va, double vk)
 {
-	struct state *s = &r->st;
+	struct mura_ckpt_state *s = &r->st;
 	int k = r->c->keep_top, rank;
 	char from[4200], to[4200], tag[16];
 
 	if (k <= 0 || isnan(vl))
 		return 0;
-	for (rank = 0; rank < s->ntop && !(vl < s->top[rank].loss); rank++)
+	for (rank = 0; rank < s->top.n && !(vl < s->top.e[rank].loss); rank++)
 		;
 	if (rank >= k)
 		return 0;
-	for (int i = (s->ntop < k ? s->ntop : k - 1) - 1; i >= rank; i--) {
+	for (int i = (s->top.n < k ? s->top.n : k - 1) - 1; i >= rank; i--) {
 		snprintf(tag, sizeof tag, "top%d", i + 1);
 		if (mura_train_path(from, sizeof from, r->c->out, tag) < 0)
 			return -1;
@@ -1153,11 +1023,11 @@ keep_top(struct run *r, double vl, int epoch, double va, double vk)
 			return -1;
 		if (rename(from, to) < 0 && errno != ENOENT)
 			return mura_error("%s: rename to %s: %s", from, to, strerror(errno));
-		s->top[i + 1] = s->top[i];
+		s->top.e[i + 1] = s->top.e[i];
 	}
-	s->top[rank] = (struct top){vl, epoch};
-	if (s->ntop < k)
-		s->ntop++;
+	s->top.e[rank] = (struct mura_ckpt_top){vl, epoch};
+	if (s->top.n < k)
+		s->top.n++;
 	snprintf(tag, sizeof tag, "top%d", rank + 1);
 	if (mura_train_path(to, sizeof to, r->c->out, tag) < 0 || save(r, to, 0, epoch, vl, va, vk) < 0)
 		return -1;
@@ -1188,7 +1058,7 @@ static int
 end_epoch(struct run *r, double vl, double va, double vk, int *stop_early)
 {
 	const struct mura_train_config *c = r->c;
-	struct state *s = &r->st;
+	struct mura_ckpt_state *s = &r->st;
 	struct mura_train_report rep = {0};
 	int e = s->epoch, best = 0, reduced = 0;
 	double lr = s->lr, seconds = s->seconds;
@@ -1296,11 +1166,12 @@ setup(struct run *r)
 	memset(&ck, 0, sizeof ck);
 	if (c->batch < 1 || c->epochs < 1 || !c->out || !c->train)
 		return mura_error("batch, epochs, out and train must be set");
-	if (c->keep_top > TOP_MAX)
-		return mura_error("--keep-top %d: at most %d", c->keep_top, TOP_MAX);
+	if (c->keep_top > MURA_CKPT_TOP_MAX)
+		return mura_error("--keep-top %d: at most %d", c->keep_top, MURA_CKPT_TOP_MAX);
 	r->batch = c->batch;
 	if ((r->threads = mura_threads_count(c->model.threads)) < 0)
 		return -1;
+	r->st.threads = r->threads;
 	r->ckpt_epoch = -1;
 	utf8_text(r->command, sizeof r->command, c->command ? c->command : "");
 	if (mura_train_path(r->ckpt, sizeof r->ckpt, c->out, "ckpt") < 0 || writable_dir(c->out, "--out") < 0 ||
@@ -1338,7 +1209,11 @@ setup(struct run *r)
 			           "*.ckpt.safetensors file", c->resume);
 			goto done;
 		}
-		if (compare_settings(r, settings, c->resume) < 0 || parse_state(r, state, c->resume) < 0)
+		if (mura_ckpt_settings_compare(&r->settings, settings) < 0) {
+			mura_error_prefix("%s", c->resume);
+			goto done;
+		}
+		if (read_state(r, state, c->resume) < 0)
 			goto done;
 		if (history_add(r, history) < 0)
 			goto done;

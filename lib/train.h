@@ -19,8 +19,9 @@
  *   model.ckpt.safetensors       the resumable checkpoint: the model, the
  *                                optimizer's slots (tensors "optim.*"), and
  *                                the loop's state in the metadata (keys
- *                                "train_*"); written at the end of every
- *                                epoch and when interrupted
+ *                                "train_*", specified in ckpt.h); written
+ *                                at the end of every epoch and when
+ *                                interrupted
  * Every model file is a plain model file for mura-score and PyTorch, with
  * metadata "train_epoch", "train_val_loss", "train_val_auc",
  * "train_val_kappa", "train_class_weights" and "train_command".

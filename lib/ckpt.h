@@ -1,0 +1,182 @@
+/*
+ * ckpt.h - the checkpoint of mura-train: what a resumed run reads back, as
+ * texts in a safetensors file's metadata (lib/safetensors.h), beside the
+ * model's own metadata and tensors (lib/nn/model.h).
+ *
+ * Every model file mura-train writes (MODEL.safetensors, .best, .topK)
+ * carries these metadata keys, all strings:
+ *   train_epoch          %d      epochs done
+ *   train_val_loss       %.8g    the epoch's validation loss, "n/a" without
+ *   train_val_auc        %.8g    its image AUC, "n/a" without
+ *   train_val_kappa      %.8g    its study kappa, "n/a" without or not computable
+ *   train_class_weights  text    "MODE, boost B: TYPE W0/W1 ..." as used
+ *   train_command        text    the command line; bytes outside printable
+ *                                ASCII become '?' unless it is valid UTF-8
+ * The checkpoint (MODEL.ckpt.safetensors) has these too (the val_* are
+ * "n/a" there), and:
+ *   train_state          text    where the loop is, below
+ *   train_settings       text    the options a resumed run must repeat, below
+ *   train_history        text    the log's rows so far (mura-train(1)'s
+ *                                --log, without its header line)
+ *   optim.P.SLOT         tensors the optimizer's state of parameter P, as
+ *                                lib/nn/optim.h lists them: momentum_buffer;
+ *                                exp_avg, exp_avg_sq, max_exp_avg_sq (F32, as
+ *                                P); step (I64 scalar)
+ *
+ * train_state and train_settings are lines "key=value\n", keys in the
+ * order below, each once.  A reader finds a key at the start of a line and
+ * takes its first occurrence; it ignores keys it does not know, refuses a
+ * missing key (but those marked optional) and a value that does not parse,
+ * naming the text and the key ("train_state: step 'x' is not an integer").
+ * Types, as written:
+ *   int, long    %d, %ld            u64     %llu (no sign)
+ *   double       %.17g (exact; "inf", "-inf", "nan" as printf writes them)
+ *   float        %.9g (exact)       string  up to its field's size, no newline
+ *   pair         two doubles "%.17g,%.17g"
+ *   size         "HxW", two u32
+ *   records      "N records" (u64), or "a stream" (MURA_CKPT_STREAM)
+ *   top          "LOSS:EPOCH,..." (double:int), lowest loss first; may be empty
+ *
+ * train_state (struct mura_ckpt_state):
+ *   epoch          int     the epoch in progress, >= 1
+ *   phase          int     0 training, 1 validating
+ *   step           long    steps done in this epoch, >= 0
+ *   lr             double  the learning rate now
+ *   loss_sum       double  this epoch's sum over steps of the batch's mean
+ *                          loss times its images
+ *   correct        u64     this epoch's training images classified right
+ *   seen           u64     this epoch's training images
+ *   seconds        double  spent on this epoch so far
+ *   train_seconds  double  of which training
+ *   plateau_best   double  the monitored value's best, for the plateau
+ *   plateau_bad    int     epochs without improvement, for the plateau
+ *   best           double  the monitored value's best (the best model's)
+ *   best_epoch     int     its epoch, 0: none yet
+ *   wait           int     epochs without improvement, for early stopping
+ *   total_steps    long    steps over the whole run
+ *   threads        int     the run's threads (optional; 0 when absent):
+ *                          another count gives other rounding
+ *   top            top     the K epochs of lowest validation loss, at most
+ *                          MURA_CKPT_TOP_MAX (optional; empty when absent)
+ *
+ * train_settings (struct mura_ckpt_settings), compared key by key, as
+ * text, with a resumed run's:
+ *   batch              int     images per step
+ *   seed               u64     the seed of initialisation, order, augmentation
+ *   optimizer          string  sgd, adam, adamw
+ *   momentum           double  SGD
+ *   dampening          double  SGD
+ *   nesterov           int     SGD: 0 or 1
+ *   weight_decay       double
+ *   betas              pair    Adam's and AdamW's
+ *   eps                double  Adam's and AdamW's
+ *   amsgrad            int     0 or 1
+ *   loss               string  bce, focal
+ *   gamma              float   focal exponent
+ *   alpha              float   focal weight of abnormal images, < 0: none
+ *   class_weights      string  none, global, per-type
+ *   boost              double  factor on the abnormal weight
+ *   augment            string  the transforms as mura-augment(1)'s --augment
+ *                              takes them, or "none"
+ *   monitor            string  val_loss, val_auc
+ *   plateau_factor     double  1: no reduction
+ *   plateau_patience   int
+ *   early_stop         int     0: never
+ *   keep_top           int     K, 0: none
+ *   freeze_backbone    int     0 or 1
+ *   unfreeze_at        int     the epoch the backbone thaws, 0: never
+ *   lr_after_unfreeze  double  < 0: unchanged
+ *   train              records the training records, or a stream
+ *   input              size    of every record
+ *   valid              records the validation records, 0 without
+ */
+#ifndef MURA_CKPT_H
+#define MURA_CKPT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define MURA_CKPT_TOP_MAX 100
+/* Room for either text, and for train_command. */
+#define MURA_CKPT_TEXT_MAX 8192
+/* A records value that is a stream, not a count. */
+#define MURA_CKPT_STREAM UINT64_MAX
+
+struct mura_ckpt_top {
+	double loss;
+	int epoch;
+};
+
+struct mura_ckpt_top_list {
+	int n;
+	struct mura_ckpt_top e[MURA_CKPT_TOP_MAX];  /* lowest loss first */
+};
+
+/* The loop's state; the fields are train_state's keys, above. */
+struct mura_ckpt_state {
+	int epoch;
+	int phase;
+	long step;
+	double lr;
+	double loss_sum;
+	uint64_t correct, seen;
+	double seconds;
+	double train_seconds;
+	double plateau_best;
+	int plateau_bad;
+	double best;
+	int best_epoch;
+	int wait;
+	long total_steps;
+	int threads;
+	struct mura_ckpt_top_list top;
+};
+
+/* The run's settings; the fields are train_settings' keys, above. */
+struct mura_ckpt_settings {
+	int batch;
+	uint64_t seed;
+	char optimizer[16];
+	double momentum;
+	double dampening;
+	int nesterov;
+	double weight_decay;
+	double betas[2];
+	double eps;
+	int amsgrad;
+	char loss[16];
+	float gamma;
+	float alpha;
+	char class_weights[16];
+	double boost;
+	char augment[512];
+	char monitor[16];
+	double plateau_factor;
+	int plateau_patience;
+	int early_stop;
+	int keep_top;
+	int freeze_backbone;
+	int unfreeze_at;
+	double lr_after_unfreeze;
+	uint64_t train;     /* records, or MURA_CKPT_STREAM */
+	uint32_t input[2];  /* h, w */
+	uint64_t valid;     /* records */
+};
+
+/* The text of s into buf (len bytes, NUL-terminated).  Returns 0, or -1
+ * with mura_error set if it does not fit or a string holds a newline. */
+int mura_ckpt_state_format(const struct mura_ckpt_state *s, char *buf, size_t len);
+int mura_ckpt_settings_format(const struct mura_ckpt_settings *s, char *buf, size_t len);
+
+/* Every key of text into s.  Returns 0, or -1 with mura_error set, naming
+ * the key ("train_state: no epoch"); s is then partly written.  A state
+ * must also make sense: epoch >= 1, step >= 0, phase 0 or 1. */
+int mura_ckpt_state_parse(struct mura_ckpt_state *s, const char *text);
+int mura_ckpt_settings_parse(struct mura_ckpt_settings *s, const char *text);
+
+/* Are mine the settings of the text theirs, key by key as text?  Returns 0,
+ * or -1 with mura_error set for the first key that differs ("the checkpoint
+ * was made with batch=4, this run has batch=8: ...") or that theirs lacks. */
+int mura_ckpt_settings_compare(const struct mura_ckpt_settings *mine, const char *theirs);
+
+#endif
