@@ -135,8 +135,11 @@ main(int argc, char **argv)
 			sprintf(file, "%s/%s", o.root, line);
 		}
 		if (mura_image_load(&im, o.root && line[0] != '/' ? file : line, &r) < 0) {
-			if (!o.skip_bad)
-				die_lib();
+			if (!o.skip_bad) {
+				warn("%s", mura_error_get());
+				die("%s: line %lu: stopped, %lu record%s written before it (--skip-bad goes on)",
+				    name, lineno, ok, ok == 1 ? "" : "s");
+			}
 			skip(&bad, mura_error_get());
 			continue;
 		}

@@ -25,6 +25,8 @@ DEMO_VARS = MURA=$(DEMO)/data/MURA-v1.1 OUT=$(DEMO)/run PREP=$(DEMO)/prep \
 
 .DELETE_ON_ERROR:
 .PHONY: all
+SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -c  # a pipe fails when any of its tools does
 
 all: $(DEMO)/data/MURA-v1.1/train_image_paths.csv
 	@start=$$(date +%s); \

@@ -40,16 +40,29 @@ TOP := $(abspath $(dir $(lastword $(MAKEFILE_LIST)))..)
 export PATH := $(TOP)/bin:$(PATH)
 
 .DELETE_ON_ERROR:
-.PHONY: all clean
+.PHONY: all clean FORCE
+
+# Recipes run under bash with pipefail, so that a pipe whose first tool
+# fails (mura-resize on an unreadable image, say) fails its stage.  This
+# holds for the rules of a makefile that includes this one, too.
+SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -c
 
 all: $(PREP)/train.mt $(PREP)/valid.mt $(PREP)/test.mt
 
 # $(call params,FILE,TEXT): make FILE hold TEXT, touching it only when it
 # holds something else, and expand to its name.  Done while the makefile is
-# read, so that an unchanged stage leaves make nothing to do.
-params = $(shell mkdir -p '$(dir $(1))' && f='$(1)' && \
-	{ [ "$$(cat "$$f" 2>/dev/null)" = '$(strip $(2))' ] || printf '%s\n' '$(strip $(2))' >"$$f"; } && \
-	echo "$$f")
+# read, so that an unchanged stage leaves make nothing to do.  A dry run
+# (make -n) writes nothing: a stage whose parameters would change also
+# depends on FORCE then, so that make -n shows its recipe, and the file
+# keeps its old text (rewriting it would make the next real make rebuild,
+# or delete, what is finished).
+DRY_RUN = $(findstring n,$(firstword -$(MAKEFLAGS)))
+params = $(shell f='$(1)' && \
+	if [ "$$(cat "$$f" 2>/dev/null)" = '$(strip $(2))' ]; then echo "$$f"; \
+	elif [ -n '$(DRY_RUN)' ]; then echo "$$f FORCE"; \
+	else mkdir -p '$(dir $(1))' && printf '%s\n' '$(strip $(2))' >"$$f" && echo "$$f"; fi)
+FORCE:
 SPLIT_PARAMS  := $(call params,$(PREP)/split.params,fraction=$(TEST_FRACTION) seed=$(SPLIT_SEED))
 RESIZE_PARAMS := $(call params,$(PREP)/resize.params,root=$(ROOT) size=$(SIZE) fit=$(FIT) $(RESIZE_FLAGS))
 

@@ -27,6 +27,25 @@ $MK EPOCHS=1 >log2 2>&1
 check_eq "a second make does nothing" "$(cat log2)" "make: Nothing to be done for 'all'."
 check_eq "... and touches no file" "$(stamp prep/*.mt run/model.safetensors run/report/metrics.md)" "$before"
 
+# A dry run with another variable writes nothing, and shows what it would do.
+params=$(cat run/train.params)
+before=$(stamp run/*.params prep/*.params prep/*.mt run/model*.safetensors run/report/metrics.md)
+$MK EPOCHS=2 -n >logn 2>&1
+check_eq "make -n with another EPOCHS: exit status" "$?" 0
+check_eq "... leaves run/train.params as it was" "$(cat run/train.params)" "$params"
+check_eq "... and touches no file" \
+	"$(stamp run/*.params prep/*.params prep/*.mt run/model*.safetensors run/report/metrics.md)" "$before"
+check "... and shows the training it would run" grep -q -- "--epochs 2 --batch" logn
+$MK EPOCHS=1 >logn2 2>&1
+check_eq "... so the next real make with the old variables does nothing" "$(cat logn2)" \
+	"make: Nothing to be done for 'all'."
+
+# Recipes, the pipelines' and those of a makefile that includes them, fail
+# when any tool of a pipe fails.
+printf 'include %s\npiped:\n\tfalse | cat > $@\n' "$MURA_TOP/pipelines/preprocess.mk" >pf.mk
+make --no-print-directory -f pf.mk MURA="$T/data/MURA-v1.1" PREP="$T/pf" piped >logpf 2>&1
+check_eq "a pipe whose first tool fails fails the recipe (pipefail)" "$?" 2
+
 prep=$(stamp prep/*.mt)
 model=$(stamp run/model.safetensors)
 $MK EPOCHS=2 >log3 2>&1

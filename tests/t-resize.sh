@@ -102,8 +102,11 @@ bad "--max-pixels" "$GOOD" "16 x 16 = 256 pixels exceed the limit of 255$" --max
 
 # A bad image after good ones still fails the run.
 { head -n 2 "$LIST"; echo "$T/text.png"; } >"$T/mixed.csv"
-mura-resize --root "$D" <"$T/mixed.csv" >/dev/null 2>"$T/err"
+mura-resize --root "$D" <"$T/mixed.csv" >"$T/mixed.mt" 2>"$T/err"
 check_eq "bad input after good: exit status" "$?" 1
+check_eq "... says where it stopped and how many records it wrote" "$(tail -n 1 "$T/err")" \
+	"mura-resize: stdin: line 3: stopped, 2 records written before it (--skip-bad goes on)"
+check_eq "... and those are the records it wrote" "$(mura-info "$T/mixed.mt" | awk '$1 == "records" { print $2 }')" 2
 
 # --skip-bad: the good records, then the list and the count; 0 unless none was read.
 { head -n 3 "$LIST"; echo "$T/text.png"; sed -n 4p "$LIST"; echo "$T/missing.png"; } >"$T/mixed.csv"
