@@ -25,6 +25,8 @@ usage(FILE *f)
 	        "  -t, --tta T           test-time views: none, flip, rot or flip,rot (none)\n"
 	        "  -b, --batch N         images per forward pass (16)\n"
 	        "  -j, --threads N       threads (MURA_THREADS, else every core)\n"
+	        "      --any-size        score records of another size than a model was\n"
+	        "                        trained at (refused otherwise)\n"
 	        "  -h, --help            show this help\n"
 	        "  -V, --version         show the version\n",
 	        argv0);
@@ -40,12 +42,14 @@ say(void *arg, const char *msg)
 static void
 parse_options(int argc, char **argv, struct mura_scorer_config *c, const char **models)
 {
+	enum { OPT_ANY_SIZE = 256 };
 	static const struct option longopts[] = {
 		{"model", required_argument, NULL, 'm'},
 		{"arch", required_argument, NULL, 'a'},
 		{"tta", required_argument, NULL, 't'},
 		{"batch", required_argument, NULL, 'b'},
 		{"threads", required_argument, NULL, 'j'},
+		{"any-size", no_argument, NULL, OPT_ANY_SIZE},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
 		{0},
@@ -74,6 +78,9 @@ parse_options(int argc, char **argv, struct mura_scorer_config *c, const char **
 			if (mura_parse_long(optarg, 1, 4096, &v) < 0)
 				die_usage("--batch: %s", mura_error_get());
 			c->batch = (int)v;
+			break;
+		case OPT_ANY_SIZE:
+			c->any_size = 1;
 			break;
 		case 'j':
 			if (mura_parse_long(optarg, 1, 1024, &v) < 0)

@@ -76,6 +76,8 @@ mura_tta_views(int tta)
 struct scorer_model {
 	struct mura_model *m;
 	const char *path;
+	int sized;                 /* its file records the size it was trained at */
+	int told_f32;              /* said that f32 records are taken as they are */
 };
 
 struct mura_scorer {
@@ -95,6 +97,8 @@ struct mura_scorer {
 	struct mura_record scratch;
 	struct mura_aug aug;       /* for the turns */
 	struct mura_norm *norm;    /* each model's */
+	void (*info)(void *arg, const char *msg);
+	void *info_arg;
 };
 
 void
@@ -122,8 +126,26 @@ mura_scorer_free(struct mura_scorer *s)
 /* One model from its file: the configuration its metadata records, or
  * c->arch with torchvision's fc head and ImageNet's statistics for a plain
  * file. */
+/* Every weight and running statistic of m finite: a diverged training run
+ * saves NaN, and its scores would be meaningless rows. */
+static int
+check_finite(const struct mura_model *m, const char *path)
+{
+	for (size_t i = 0; i < mura_model_tensor_count(m); i++) {
+		const struct mura_model_tensor *t = mura_model_tensor_at(m, i);
+		if (t->kind == MURA_TENSOR_COUNT)
+			continue;
+		for (size_t k = 0; k < t->n; k++)
+			if (!isfinite(t->data[k]))
+				return mura_error("%s: tensor %s holds %g: a model whose weights are not finite "
+				                  "(a diverged training run?) gives no scores", path, t->name,
+				                  (double)t->data[k]);
+	}
+	return 0;
+}
+
 static struct mura_model *
-load_model(const struct mura_scorer_config *c, const char *path, char *info, size_t ilen)
+load_model(const struct mura_scorer_config *c, const char *path, int *sized, char *info, size_t ilen)
 {
 	struct mura_model_config cfg;
 	struct mura_st_file f;
@@ -145,10 +167,14 @@ load_model(const struct mura_scorer_config *c, const char *path, char *info, siz
 		mura_error("%s: a %s model, not %s", path, mura_arch_name(cfg.arch), mura_arch_name(c->arch));
 		goto done;
 	}
+	*sized = ours > 0 && mura_st_meta(&f, "input_size") != NULL;
 	cfg.threads = c->threads;
 	cfg.dropout = 0;  /* inference: no dropout, and no need to agree with the file */
 	if (!(m = mura_model_create(&cfg)) || mura_model_load(m, &f, info, ilen) < 0) {
 		mura_error_prefix("%s", path);
+		mura_model_free(m);
+		m = NULL;
+	} else if (check_finite(m, path) < 0) {
 		mura_model_free(m);
 		m = NULL;
 	} else {
@@ -176,6 +202,8 @@ mura_scorer_create(const struct mura_scorer_config *c, void (*info)(void *arg, c
 		return NULL;
 	}
 	s->c = *c;
+	s->info = info;
+	s->info_arg = arg;
 	s->views = mura_tta_views(c->tta);
 	s->xmodel = -1;
 	nb = (size_t)c->batch * (size_t)s->views;
@@ -197,7 +225,7 @@ mura_scorer_create(const struct mura_scorer_config *c, void (*info)(void *arg, c
 		mura_record_init(&s->rec[i]);
 	for (size_t i = 0; i < c->nmodels; i++) {
 		s->mod[i].path = c->models[i];
-		if (!(s->mod[i].m = load_model(c, c->models[i], msg, sizeof msg)))
+		if (!(s->mod[i].m = load_model(c, c->models[i], &s->mod[i].sized, msg, sizeof msg)))
 			goto fail;
 		if (mura_input_norm(&s->norm[i], mura_model_config(s->mod[i].m)) < 0) {
 			mura_error_prefix("%s: normalisation", c->models[i]);
@@ -212,6 +240,31 @@ mura_scorer_create(const struct mura_scorer_config *c, void (*info)(void *arg, c
 fail:
 	mura_scorer_free(s);
 	return NULL;
+}
+
+/* Records of h x w for a model trained at another size: refused, or with
+ * any_size scored after a word (a network takes any size, but what it
+ * learnt at one scale of anatomy is not what it sees at another). */
+static int
+check_size(struct mura_scorer *s, uint32_t h, uint32_t w)
+{
+	char msg[1200];
+
+	for (size_t i = 0; i < s->c.nmodels; i++) {
+		const struct mura_model_config *mc = mura_model_config(s->mod[i].m);
+		if (!s->mod[i].sized || (mc->input_h == (int)h && mc->input_w == (int)w))
+			continue;
+		if (!s->c.any_size)
+			return mura_error("%s was trained on %dx%d records: resize to its size "
+			                  "(mura-resize --size %d), or score at this size with --any-size",
+			                  s->mod[i].path, mc->input_h, mc->input_w, mc->input_h);
+		if (s->info) {
+			snprintf(msg, sizeof msg, "%s: trained on %dx%d records, scoring %ux%u ones (--any-size)",
+			         s->mod[i].path, mc->input_h, mc->input_w, h, w);
+			s->info(s->info_arg, msg);
+		}
+	}
+	return 0;
 }
 
 /* Plan every model for records of h x w. */
@@ -256,12 +309,29 @@ make_inputs(struct mura_scorer *s, size_t k)
 {
 	size_t one = 3 * (size_t)s->ph * s->pw;
 	const struct mura_norm *n = &s->norm[k];
+	const struct mura_model_config *mc = mura_model_config(s->mod[k].m);
+	char msg[1200];
 
 	for (int i = 0; i < s->nb; i++) {
 		float *x = s->x + (size_t)i * s->views * one;
 		int v = 1;
+		if (s->rec[i].dtype != MURA_DTYPE_F32 && mc->norm_unknown)
+			return mura_error("record %llu: %s, but %s learnt from f32 records normalised before "
+			                  "training, and does not know how: give it f32 records normalised the "
+			                  "same way (mura-normalize), or train with --mean and --std saying how",
+			                  (unsigned long long)s->recno[i], mura_dtype_name(s->rec[i].dtype),
+			                  s->mod[k].path);
+		if (s->rec[i].dtype == MURA_DTYPE_F32 && mc->input_dtype != MURA_DTYPE_F32 &&
+		    !s->mod[k].told_f32 && s->info) {
+			snprintf(msg, sizeof msg, "%s learnt from %s records normalised with mean %g,%g,%g and "
+			         "std %g,%g,%g: f32 records are taken as normalised that way",
+			         s->mod[k].path, mc->input_dtype ? mura_dtype_name(mc->input_dtype) : "integer",
+			         mc->mean[0], mc->mean[1], mc->mean[2], mc->std[0], mc->std[1], mc->std[2]);
+			s->info(s->info_arg, msg);
+			s->mod[k].told_f32 = 1;
+		}
 		if (mura_input_from_record(x, &s->rec[i], n, &s->scratch) < 0)
-			return -1;
+			return mura_error_prefix("record %llu", (unsigned long long)s->recno[i]);
 		if (s->c.tta & MURA_TTA_FLIP) {
 			memcpy(x + one, x, one * sizeof *x);
 			flip(x + one, s->ph, s->pw);
@@ -275,17 +345,22 @@ make_inputs(struct mura_scorer *s, size_t k)
 			memcpy(s->view.data, s->rec[i].data, mura_record_nbytes(&s->rec[i]));
 			if (mura_aug_apply(&s->aug, &d, &s->view) < 0 ||
 			    mura_input_from_record(x + (size_t)v * one, &s->view, n, &s->scratch) < 0)
-				return -1;
+				return mura_error_prefix("record %llu", (unsigned long long)s->recno[i]);
 		}
 	}
 	s->xmodel = (int)k;
 	return 0;
 }
 
+/* Models i and k take the same input (and the same checks of it). */
 static int
-same_norm(const struct mura_norm *a, const struct mura_norm *b)
+same_input(const struct mura_scorer *s, size_t i, size_t k)
 {
-	return !memcmp(a->mean, b->mean, sizeof a->mean) && !memcmp(a->std, b->std, sizeof a->std);
+	const struct mura_norm *a = &s->norm[i], *b = &s->norm[k];
+
+	return !memcmp(a->mean, b->mean, sizeof a->mean) && !memcmp(a->std, b->std, sizeof a->std) &&
+	       mura_model_config(s->mod[i].m)->norm_unknown == mura_model_config(s->mod[k].m)->norm_unknown &&
+	       mura_model_config(s->mod[i].m)->input_dtype == mura_model_config(s->mod[k].m)->input_dtype;
 }
 
 /* Score the batch and write its rows. */
@@ -298,12 +373,15 @@ flush(struct mura_scorer *s, const char *name, FILE *out)
 		s->prob[i] = 0;
 	for (size_t k = 0; k < s->c.nmodels; k++) {
 		/* Models trained with the same statistics share one input. */
-		if ((s->xmodel < 0 || !same_norm(&s->norm[s->xmodel], &s->norm[k])) && make_inputs(s, k) < 0)
-			return mura_error_prefix("%s: records %llu to %llu", name,
-			                         (unsigned long long)s->recno[0],
-			                         (unsigned long long)s->recno[s->nb - 1]);
+		if ((s->xmodel < 0 || !same_input(s, (size_t)s->xmodel, k)) && make_inputs(s, k) < 0)
+			return mura_error_prefix("%s", name);
 		if (mura_model_forward(s->mod[k].m, s->x, s->nb * s->views, 0, s->logits) < 0)
 			return mura_error_prefix("%s", s->mod[k].path);
+		for (int i = 0; i < s->nb * s->views; i++)
+			if (!isfinite(s->logits[i]))
+				return mura_error("%s: record %llu: %s gives the logit %g, not a number to score with",
+				                  name, (unsigned long long)s->recno[i / s->views], s->mod[k].path,
+				                  (double)s->logits[i]);
 		for (int i = 0; i < s->nb; i++)
 			for (int v = 0; v < s->views; v++)
 				s->prob[i] += 1.0 / (1.0 + exp(-(double)s->logits[i * s->views + v]));
@@ -353,7 +431,7 @@ mura_scorer_run(struct mura_scorer *s, struct mura_reader *rd, FILE *out)
 		if (r.h != s->ph || r.w != s->pw || s->nb == s->c.batch)
 			if (flush(s, rd->name, out) < 0)
 				goto fail;
-		if ((r.h != s->ph || r.w != s->pw) && plan(s, r.h, r.w) < 0) {
+		if ((r.h != s->ph || r.w != s->pw) && (check_size(s, r.h, r.w) < 0 || plan(s, r.h, r.w) < 0)) {
 			mura_error_prefix("%s: record %llu: %ux%u", rd->name, (unsigned long long)recno, r.h, r.w);
 			goto fail;
 		}

@@ -55,6 +55,8 @@ struct mura_scorer_config {
 	int tta;                    /* enum mura_tta flags */
 	int batch;                  /* records per forward */
 	int threads;                /* 0: $MURA_THREADS, else all cores */
+	int any_size;               /* score records of another size than a model was
+	                               trained at (info says so); else refuse them */
 };
 
 struct mura_scorer;
@@ -70,7 +72,10 @@ void mura_scorer_free(struct mura_scorer *s);
  * Score every record of rd: one row of the scores table (metrics.h) per
  * record, in the order read, written to out (the header is the caller's).
  * Records may change size from one to the next: a batch holds records of
- * one size, and the models are planned again when the size changes.
+ * one size, and the models are planned again when the size changes.  A
+ * size other than the one a model's file records (input_size) is refused
+ * unless c->any_size.  A model whose weights are not finite is refused when
+ * loaded, and a logit that is not finite is an error naming the model.
  * Returns the number of records scored, or -1 with mura_error set
  * ("NAME: record N: what").
  */

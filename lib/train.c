@@ -110,6 +110,7 @@ struct source {
 	int have_ahead, eof;
 	uint64_t n;                /* records: of the file, or read so far from the pipe */
 	uint32_t h, w;
+	int dtype;                 /* record 1's: the kind every record must be */
 	uint64_t abnormal[MURA_TYPE_COUNT], normal[MURA_TYPE_COUNT];
 };
 
@@ -186,7 +187,7 @@ stop_asked(const struct run *r)
  * dtype and channel count the input takes, a label. */
 static int
 check_record(const char *name, uint64_t recno, const struct mura_record *rec, uint32_t h, uint32_t w,
-             const char *first, int binary)
+             int dtype, const char *first, int binary)
 {
 	if (mura_input_check(rec) < 0)
 		return mura_error_prefix("%s: record %llu", name, (unsigned long long)recno);
@@ -194,6 +195,11 @@ check_record(const char *name, uint64_t recno, const struct mura_record *rec, ui
 		return mura_error("%s: record %llu: %ux%u, but %s %ux%u: every record must have one size "
 		                  "(mura-resize --size N)",
 		                  name, (unsigned long long)recno, rec->h, rec->w, first, h, w);
+	if ((rec->dtype == MURA_DTYPE_F32) != (dtype == MURA_DTYPE_F32))
+		return mura_error("%s: record %llu: %s, but %s %s: the records of a run are all integer "
+		                  "(u8, u16: normalised here) or all f32 (normalised before)",
+		                  name, (unsigned long long)recno, mura_dtype_name(rec->dtype), first,
+		                  mura_dtype_name(dtype));
 	if (!(rec->label >= 0 && rec->label <= 1))
 		return mura_error("%s: record %llu: label %g: training and validation need labels "
 		                  "(0 normal, 1 abnormal)", name, (unsigned long long)recno, rec->label);
@@ -232,8 +238,8 @@ source_open(struct source *s, const char *path)
 			return mura_error("%s: no records to train on", s->name);
 		s->have_ahead = 1;
 		s->n = 1;
-		s->h = s->ahead.h, s->w = s->ahead.w;
-		return check_record(s->name, 1, &s->ahead, s->h, s->w, "record 1 is", 0);
+		s->h = s->ahead.h, s->w = s->ahead.w, s->dtype = s->ahead.dtype;
+		return check_record(s->name, 1, &s->ahead, s->h, s->w, s->dtype, "record 1 is", 0);
 	}
 	if (mura_file_open(&s->mf, path) < 0)
 		return -1;
@@ -246,8 +252,8 @@ source_open(struct source *s, const char *path)
 		if (mura_file_get(&s->mf, i, &rec) < 0)
 			return -1;
 		if (i == 0)
-			s->h = rec.h, s->w = rec.w;
-		if (check_record(s->name, i + 1, &rec, s->h, s->w, "record 1 is", 0) < 0)
+			s->h = rec.h, s->w = rec.w, s->dtype = rec.dtype;
+		if (check_record(s->name, i + 1, &rec, s->h, s->w, s->dtype, "record 1 is", 0) < 0)
 			return -1;
 		count(s, &rec);
 	}
@@ -292,7 +298,7 @@ pipe_next(struct source *s, struct mura_record *dst)
 		return rc;
 	}
 	s->n++;
-	if (check_record(s->name, s->rd.recno, dst, s->h, s->w, "record 1 is", 0) < 0)
+	if (check_record(s->name, s->rd.recno, dst, s->h, s->w, s->dtype, "record 1 is", 0) < 0)
 		return -1;
 	return 1;
 }
@@ -564,7 +570,7 @@ open_valid(struct run *r)
 	mura_scores_clear(&r->vs);
 	for (uint64_t i = 0; i < r->valid.n; i++) {
 		if (mura_file_get(&r->valid, i, &rec) < 0 ||
-		    check_record(r->valid.name, i + 1, &rec, r->src.h, r->src.w, first, 1) < 0)
+		    check_record(r->valid.name, i + 1, &rec, r->src.h, r->src.w, r->src.dtype, first, 1) < 0)
 			return -1;
 		r->vlabel[i] = (int)rec.label;
 		if (mura_scores_add(&r->vs, rec.path, rec.type, rec.patient, rec.study, rec.image,
@@ -674,6 +680,10 @@ make_model(struct run *r, const struct mura_st_file *ckpt)
 	mc.threads = r->threads;  /* what the checkpoint records */
 	mc.seed = c->seed;
 	mc.input_h = (int)r->src.h, mc.input_w = (int)r->src.w;
+	/* What the model learns from, for mura-score: f32 records come
+	 * normalised, and only --mean/--std can say how. */
+	mc.input_dtype = r->src.dtype;
+	mc.norm_unknown = r->src.dtype == MURA_DTYPE_F32 && !c->norm_given;
 	if (mura_input_norm(&r->norm, &mc) < 0) {
 		mura_error_prefix("--mean/--std");
 		goto done;

@@ -86,8 +86,8 @@ mura-kappa --bootstrap 0 "$T/scores.tsv" | sed 's/^/# /'
 auc=$(mura-kappa -f tsv --bootstrap 0 "$T/scores.tsv" | awk -F '\t' '$1 == "all" { print $9 }')
 check_eq "the best model scored by mura-score: study AUC $auc above 0.7" \
 	"$(awk -v a="$auc" 'BEGIN { print (a > 0.7) ? "yes" : "no" }')" yes
-check "mura-score at another size (64 x 64: the position embeddings resampled)" \
-	sh -c "mura-score -m '$T/h.best.safetensors' '$T/valid64.mt' > '$T/s64.tsv' && mura-kappa --bootstrap 0 '$T/s64.tsv'"
+check "mura-score --any-size at another size (64 x 64: the position embeddings resampled)" \
+	sh -c "mura-score --any-size -m '$T/h.best.safetensors' '$T/valid64.mt' > '$T/s64.tsv' && mura-kappa --bootstrap 0 '$T/s64.tsv'"
 
 # ---- the seed's two phases, from that model (on the small validation set) ----
 check "phase 1: backbone frozen, lr 0.00019, boost 1.5" mura-train --weights "$T/h.safetensors" \

@@ -14,6 +14,12 @@
 . "$(dirname "$0")/lib.sh"
 
 ref() { "$PY" "$MURA_TOP/tests/py/score_ref.py" "$@"; }
+# within TOL A.tsv B.tsv: "yes" if the two tables' probabilities differ by
+# less than TOL everywhere, else the largest difference.
+within() {
+	paste "$2" "$3" | awk -F '\t' -v tol="$1" 'NR > 1 { d = $7 - $14; if (d < 0) d = -d; if (d > m) m = d }
+		END { print (NR > 1 && m < tol) ? "yes" : "no: " m }'
+}
 mt() { "$PY" "$MURA_TOP/tests/py/mt.py" "$@"; }
 
 if need_python torch torchvision numpy; then
@@ -64,6 +70,48 @@ open('$T/u16.mt', 'wb').write(pack_record(np.full((1, 64, 64), 30000, np.uint16)
 		check "... says it dropped the 1000-way classifier" \
 			grep -q "imagenet.safetensors: fc.\* of shape \[1000, 512\] dropped" "$T/err"
 		ref load "$T/ft.safetensors"
+		# A model scores records of the size it was trained at (64 x 64 here).
+		"$PY" "$MURA_TOP/tests/py/blobs.py" "$T/blobs96.mt" 4 5 96
+		check_fails "records of another size than the model's are refused" 1 \
+			"blobs96.mt: record 1: 96x96: .*ft.safetensors was trained on 64x64 records" \
+			mura-score -m "$T/ft.safetensors" "$T/blobs96.mt"
+		mura-score --any-size -m "$T/ft.safetensors" "$T/blobs96.mt" >"$T/any.tsv" 2>"$T/err"
+		check_eq "... scored with --any-size" "$?/$(sed 1d "$T/any.tsv" | wc -l)" \
+			"0/$(mura-info "$T/blobs96.mt" | awk '$1 == "records" { print $2 }')"
+		check "... which says so" grep -q "ft.safetensors: trained on 64x64 records, scoring 96x96 ones" "$T/err"
+		# A model trained on f32 records (normalised before, with the stream's own
+		# statistics) records it: u8 records are refused unless --mean/--std said how.
+		norm=$(mura-normalize --fit "$T/blobs.mt")
+		mura-normalize $norm < "$T/blobs.mt" > "$T/blobs-f32.mt"
+		mura-train --arch resnet18 --epochs 1 --batch 8 --out "$T/f32.safetensors" "$T/blobs-f32.mt" 2>/dev/null
+		check_fails "a model that learnt from f32 records of unknown normalisation refuses u8 ones" 1 \
+			"blobs.mt: record 1: u8, but .*f32.safetensors learnt from f32 records normalised before" \
+			mura-score -m "$T/f32.safetensors" "$T/blobs.mt"
+		check "... and scores f32 ones" sh -c "mura-score -m '$T/f32.safetensors' '$T/blobs-f32.mt' >/dev/null"
+		mura-train --arch resnet18 --epochs 1 --batch 8 $norm --out "$T/f32n.safetensors" \
+			"$T/blobs-f32.mt" 2>/dev/null
+		mura-score -m "$T/f32n.safetensors" "$T/blobs.mt" > "$T/u8.tsv"
+		mura-score -m "$T/f32n.safetensors" "$T/blobs-f32.mt" > "$T/f32.tsv" 2>/dev/null
+		check_eq "... told by --mean/--std, it brings u8 records to that normalisation: the f32 records' scores" \
+			"$(within 1e-5 "$T/u8.tsv" "$T/f32.tsv")" yes
+		# An image's score depends on its batch and the thread count in the last
+		# digits only (mura-score(1), NOTES), and not at all on a rerun.
+		mura-score -b 1 -j 1 -m "$T/ft.safetensors" "$T/blobs.mt" > "$T/b1.tsv"
+		mura-score -b 16 -j 2 -m "$T/ft.safetensors" "$T/blobs.mt" > "$T/b16.tsv"
+		check_eq "batch 1 on 1 thread and batch 16 on 2 agree within 1e-6" \
+			"$(within 1e-6 "$T/b1.tsv" "$T/b16.tsv")" yes
+		check_eq "... and the same batch and threads again give the same bytes" \
+			"$(mura-score -b 16 -j 2 -m "$T/ft.safetensors" "$T/blobs.mt" | cksum)" "$(cksum < "$T/b16.tsv")"
+		# A diverged model (a NaN weight) gives no scores.
+		"$PY" -c "
+import sys; sys.path.insert(0, '$MURA_TOP/tests/py')
+import st_tool
+t, meta, _ = st_tool.load('$T/ft.safetensors')
+t['fc.weight'][0, 3] = float('nan')
+st_tool.save('$T/nan.safetensors', t, meta)
+"
+		check_fails "a model with a NaN weight is refused, naming the tensor" 1 \
+			"nan.safetensors: tensor fc.weight holds nan" mura-score -m "$T/nan.safetensors" "$T/blobs.mt"
 	else
 		echo "FAIL: score_ref.py gen failed"
 	fi

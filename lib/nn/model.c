@@ -13,6 +13,7 @@
 
 #include "error.h"
 #include "net.h"
+#include "tensor.h"
 #include "util.h"
 
 #define FORMAT "mura-model 1"
@@ -382,6 +383,12 @@ mura_model_config_read(const struct mura_st_file *f, struct mura_model_config *c
 		for (int i = 0; i < 3; i++)
 			c->std[i] = (float)t[i];
 	}
+	c->input_dtype = 0;
+	if ((v = mura_st_meta(f, "input_dtype")) && (c->input_dtype = mura_dtype_parse(v)) < 0)
+		return mura_error("%s: metadata input_dtype '%s' is not u8, u16 or f32", f->path, v);
+	/* A model that learnt from f32 records without saying how they were
+	 * normalised: its mean and std (left at the defaults) mean nothing. */
+	c->norm_unknown = c->input_dtype == MURA_DTYPE_F32 && !mura_st_meta(f, "normalize_mean");
 	if (has_vit(c->arch))
 		return hybrid_config_read(f, c);
 	return 1;
@@ -550,14 +557,16 @@ mura_model_save(const struct mura_model *m, const char *path,
                 const struct mura_st_entry *extra, size_t n_extra)
 {
 	static const char *const ours[] = {"format", "arch", "head", "dropout", "input_size",
-	                                   "normalize_mean", "normalize_std", "hybrid_stage", "vit_dim",
-	                                   "vit_depth", "vit_heads", "vit_mlp", "vit_grid"};
-	enum { NOURS = sizeof ours / sizeof ours[0], NPLAIN = 7 };  /* the hybrid's come last */
-	const size_t nours = has_vit(m->cfg.arch) ? NOURS : NPLAIN;
+	                                   "normalize_mean", "normalize_std", "input_dtype",
+	                                   "hybrid_stage", "vit_dim", "vit_depth", "vit_heads",
+	                                   "vit_mlp", "vit_grid"};
+	enum { NOURS = sizeof ours / sizeof ours[0], NPLAIN = 8 };  /* the hybrid's come last */
+	const struct mura_model_config *c = &m->cfg;
 	char vals[NOURS][128];
+	int skip[NOURS] = {0};
 	const char **keys = NULL, **values = NULL;
 	struct mura_st_entry *e = NULL;
-	const struct mura_model_config *c = &m->cfg;
+	size_t nk = 0;
 	int rc = -1;
 
 	for (size_t i = 0; i < n_meta; i++)
@@ -571,12 +580,17 @@ mura_model_save(const struct mura_model *m, const char *path,
 	snprintf(vals[4], sizeof vals[4], "%dx%d", c->input_h, c->input_w);
 	put_floats3(vals[5], sizeof vals[5], c->mean);
 	put_floats3(vals[6], sizeof vals[6], c->std);
-	snprintf(vals[7], sizeof vals[7], "%d", c->hybrid_stage);
-	snprintf(vals[8], sizeof vals[8], "%d", c->vit_dim);
-	snprintf(vals[9], sizeof vals[9], "%d", c->vit_depth);
-	snprintf(vals[10], sizeof vals[10], "%d", c->vit_heads);
-	snprintf(vals[11], sizeof vals[11], "%d", c->vit_mlp);
-	snprintf(vals[12], sizeof vals[12], "%dx%d", c->vit_grid_h, c->vit_grid_w);
+	snprintf(vals[7], sizeof vals[7], "%s", c->input_dtype ? mura_dtype_name(c->input_dtype) : "");
+	snprintf(vals[8], sizeof vals[8], "%d", c->hybrid_stage);
+	snprintf(vals[9], sizeof vals[9], "%d", c->vit_dim);
+	snprintf(vals[10], sizeof vals[10], "%d", c->vit_depth);
+	snprintf(vals[11], sizeof vals[11], "%d", c->vit_heads);
+	snprintf(vals[12], sizeof vals[12], "%d", c->vit_mlp);
+	snprintf(vals[13], sizeof vals[13], "%dx%d", c->vit_grid_h, c->vit_grid_w);
+	skip[5] = skip[6] = c->norm_unknown;
+	skip[7] = !c->input_dtype;
+	for (size_t k = NPLAIN; k < NOURS; k++)
+		skip[k] = !has_vit(c->arch);
 
 	keys = calloc(NOURS + n_meta, sizeof *keys);
 	values = calloc(NOURS + n_meta, sizeof *values);
@@ -585,10 +599,11 @@ mura_model_save(const struct mura_model *m, const char *path,
 		mura_error("out of memory");
 		goto done;
 	}
-	for (size_t k = 0; k < nours; k++)
-		keys[k] = ours[k], values[k] = vals[k];
+	for (size_t k = 0; k < NOURS; k++)
+		if (!skip[k])
+			keys[nk] = ours[k], values[nk++] = vals[k];
 	for (size_t i = 0; i < n_meta; i++)
-		keys[nours + i] = meta_key[i], values[nours + i] = meta_val[i];
+		keys[nk] = meta_key[i], values[nk++] = meta_val[i];
 	for (size_t i = 0; i < m->ntensor; i++) {
 		const struct mura_model_tensor *t = &m->tensor[i].t;
 		e[i].name = t->name;
@@ -599,7 +614,7 @@ mura_model_save(const struct mura_model *m, const char *path,
 	}
 	for (size_t i = 0; i < n_extra; i++)
 		e[m->ntensor + i] = extra[i];
-	rc = mura_st_write(path, e, m->ntensor + n_extra, keys, values, nours + n_meta);
+	rc = mura_st_write(path, e, m->ntensor + n_extra, keys, values, nk);
 done:
 	free(keys);
 	free(values);

@@ -126,6 +126,9 @@ struct mura_model_config {
 	/* Recorded in saved files for whoever uses the model; not applied here. */
 	int input_h, input_w;        /* the size it is meant to see */
 	float mean[3], std[3];       /* the normalisation its inputs had */
+	int input_dtype;             /* enum mura_dtype of the records it learnt from; 0: not said */
+	int norm_unknown;            /* f32 records normalised before training, in a way mean
+	                                and std do not tell (then neither is saved) */
 	/* The hybrid's shape (other architectures ignore it). */
 	int hybrid_stage;            /* the ResNet50 ends with layer3 or layer4 */
 	int vit_dim, vit_depth;      /* D (a multiple of vit_heads), L blocks */
@@ -190,7 +193,8 @@ int mura_model_load_path(struct mura_model *m, const char *path, char *info, siz
 /*
  * Save the state as safetensors (F32, num_batches_tracked as I64 scalars),
  * with metadata "arch", "head", "dropout", "input_size" ("HxW"),
- * "normalize_mean", "normalize_std" and "format" ("mura-model 1") (the
+ * "normalize_mean", "normalize_std" (not with norm_unknown), "input_dtype"
+ * ("u8", "u16" or "f32", when known) and "format" ("mura-model 1") (the
  * hybrid's also "hybrid_stage", "vit_dim", "vit_depth", "vit_heads",
  * "vit_mlp" and "vit_grid", "GHxGW"), then the
  * caller's n_meta pairs (which must not reuse those keys), and the caller's
