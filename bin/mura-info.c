@@ -5,6 +5,8 @@
 #include <stdlib.h>
 
 #include "mura.h"
+#include "nn/model.h"
+#include "safetensors.h"
 #include "tool.h"
 
 struct options {
@@ -18,12 +20,80 @@ usage(FILE *f)
 {
 	fprintf(f,
 	        "usage: %s [--list] [--png N OUT.png] [FILE...]\n"
-	        "Summarise mura tensor streams (stdin when no FILE or '-').\n"
+	        "Summarise mura tensor streams (stdin when no FILE or '-'), or describe a\n"
+	        "model file (.safetensors).\n"
 	        "  -l, --list         one line per record instead of the summary\n"
 	        "  -p, --png N OUT    write record N (counting from 1) as a PNG image\n"
 	        "  -h, --help         show this help\n"
 	        "  -V, --version      show the version\n",
 	        argv0);
+}
+
+/* Is path a safetensors file (a model) rather than a stream?  A stream
+ * starts with "MURA"; safetensors with its header's length, then '{'. */
+static int
+is_model(const char *path)
+{
+	unsigned char b[9];
+	FILE *f;
+	int yes;
+
+	if (!strcmp(path, "-") || !(f = fopen(path, "rb")))
+		return 0;
+	yes = fread(b, 1, sizeof b, f) == sizeof b && memcmp(b, "MURA", 4) != 0 && b[8] == '{';
+	fclose(f);
+	return yes;
+}
+
+/* What a model file holds: its configuration, and what training recorded. */
+static void
+describe_model(const char *path)
+{
+	static const char *const trained[][2] = {
+		{"train_epoch", "epoch"}, {"train_val_loss", "val_loss"}, {"train_val_auc", "val_auc"},
+		{"train_val_kappa", "val_kappa"}, {"train_class_weights", "class weights"},
+		{"train_command", "command"},
+	};
+	struct mura_model_config c;
+	struct mura_st_file f;
+	unsigned long long nparam = 0;
+	const char *v;
+	int ours;
+
+	if (mura_st_open(&f, path) < 0)
+		die_lib();
+	mura_model_config_default(&c);
+	if ((ours = mura_model_config_read(&f, &c)) < 0)
+		die_lib();
+	for (size_t i = 0; i < f.n; i++)
+		if (strncmp(f.t[i].name, "optim.", 6) != 0)
+			nparam += f.t[i].nelem;
+	printf("file       %s\n", path);
+	printf("tensors    %zu, %llu values\n", f.n, nparam);
+	if (!ours) {
+		printf("model      no mura metadata: a plain state dict (mura-score and mura-train take "
+		       "it with --arch)\n");
+		mura_st_free(&f);
+		return;
+	}
+	printf("model      %s, head %s, dropout %g\n", mura_arch_name(c.arch), mura_head_name(c.head),
+	       c.dropout);
+	if (mura_st_meta(&f, "hybrid_stage"))
+		printf("hybrid     stage %d, D %d, L %d, H %d, R %d, grid %dx%d\n", c.hybrid_stage, c.vit_dim,
+		       c.vit_depth, c.vit_heads, c.vit_mlp, c.vit_grid_h, c.vit_grid_w);
+	printf("input      %dx%d %s records", c.input_h, c.input_w,
+	       c.input_dtype ? mura_dtype_name(c.input_dtype) : "(dtype not recorded)");
+	if (c.norm_unknown)
+		printf(", normalised before training in a way the model does not record\n");
+	else
+		printf(", mean %g,%g,%g, std %g,%g,%g\n", c.mean[0], c.mean[1], c.mean[2], c.std[0], c.std[1],
+		       c.std[2]);
+	for (size_t i = 0; i < sizeof trained / sizeof trained[0]; i++)
+		if ((v = mura_st_meta(&f, trained[i][0])))
+			printf("%-10s %s\n", trained[i][1], v);
+	if (mura_st_meta(&f, "train_state"))
+		printf("checkpoint resumable: mura-train --resume %s\n", path);
+	mura_st_free(&f);
 }
 
 static void
@@ -101,7 +171,7 @@ main(int argc, char **argv)
 	struct mura_summary sum;
 	struct mura_record r;
 	unsigned long long n = 0;
-	int nfiles, found = 0;
+	int nfiles, found = 0, models = 0;
 
 	set_argv0(argv[0]);
 	parse_options(argc, argv, &o);
@@ -116,6 +186,11 @@ main(int argc, char **argv)
 		struct mura_reader rd;
 		int rc;
 
+		if (!o.list && !o.png_out && is_model(path)) {
+			describe_model(path);
+			models++;
+			continue;
+		}
 		if (mura_reader_open(&rd, path) < 0)
 			die_lib();
 		while ((rc = mura_read(&rd, &r)) > 0) {
@@ -138,8 +213,8 @@ main(int argc, char **argv)
 	}
 	if (o.png_out && !found)
 		die("--png: record %ld: out of range (%llu records)", o.png_record, n);
-	if (!o.list && !o.png_out)
-		print_summary(&sum, nfiles);
+	if (!o.list && !o.png_out && nfiles > models)
+		print_summary(&sum, nfiles - models);
 	mura_record_free(&r);
 	mura_summary_free(&sum);
 	return close_stdout();

@@ -46,5 +46,22 @@ for case in "version:unsupported version 2" "dtype:unknown dtype 7" "label-nan:l
 done
 check_fails "missing file" 1 "^mura-info: nosuch.mt: No such file or directory" mura-info nosuch.mt
 check_fails "a PNG is not a stream" 1 "record 1: bad magic: this is a PNG image" mura-info u8.png
+
+# A model file is described, not refused for its magic.
+"$PY" "$MURA_TOP/tests/py/blobs.py" blobs.mt 6 1 32
+mura-train --arch resnet18 --epochs 1 --batch 8 --class-weights none --out m.safetensors blobs.mt 2>/dev/null
+mura-info m.safetensors > model.txt
+check_eq "a model: its architecture and head" "$(grep '^model' model.txt)" "model      resnet18, head fc, dropout 0"
+check_eq "... the records it learnt from" "$(grep '^input' model.txt | cut -d, -f1)" "input      32x32 u8 records"
+check "... the command that trained it" grep -q "^command    mura-train --arch resnet18" model.txt
+check "... and a checkpoint says it resumes" sh -c \
+	"mura-info m.ckpt.safetensors | grep -q '^checkpoint resumable: mura-train --resume m.ckpt.safetensors'"
+"$PY" -c "
+import sys; sys.path.insert(0, '$MURA_TOP/tests/py')
+import st_tool
+t, meta, _ = st_tool.load('m.safetensors')
+st_tool.save('plain.safetensors', t)
+"
+check "a plain state dict is said to have no mura metadata" sh -c "mura-info plain.safetensors | grep -q 'no mura metadata'"
 check_fails "unknown option is a usage error" 2 "^usage: mura-info" mura-info --bogus
 check_eq "--version" "$(mura-info --version | cut -d' ' -f1)" "mura-info"
