@@ -40,6 +40,9 @@ LOSS          ?= bce
 GAMMA         ?= 2
 CLASS_WEIGHTS ?= per-type
 BOOST         ?= 1
+# The MURA baseline's augmentation: lateral flips and rotations up to 30
+# degrees.  mura-train's own default (--augment default) adds the seed paper's
+# zoom and contrast: AUGMENT=default asks for it.
 AUGMENT       ?= flip=0.5,rotate=30
 MONITOR       ?= val_loss
 PLATEAU_FACTOR   ?= 0.1
