@@ -45,17 +45,22 @@ usage(FILE *f)
 	        argv0);
 }
 
-/* Read and aggregate a scores table; any error ends the tool. */
+/* Read and aggregate a scores table; any error ends the tool.  A table
+ * without rows (an empty file, the header only) is an error too: an
+ * upstream step that wrote nothing must not pass as a report of 0 studies. */
 static void
 load_studies(struct mura_studies *st, const char *path, int aggregate)
 {
+	const char *name = !path || !strcmp(path, "-") ? "stdin" : path;
 	struct mura_scores s;
 
 	mura_scores_init(&s);
 	if (mura_scores_read(&s, path, MURA_SCORES_LABELED) < 0)
 		die_lib();
+	if (!s.n)
+		die("%s: no rows (an empty file, or the header only)", name);
 	if (mura_studies_aggregate(st, &s, aggregate) < 0)
-		die("%s: %s", !path || !strcmp(path, "-") ? "stdin" : path, mura_error_get());
+		die("%s: %s", name, mura_error_get());
 	mura_scores_free(&s);
 }
 

@@ -23,7 +23,7 @@
  *   prob     the model's probability of abnormality, a number in [0, 1]
  * A study is the set of rows sharing (type, patient, study); its rows must
  * agree on the label.  A file with no line at all, or the header only, is
- * an empty table.
+ * an empty table (which mura-kappa refuses: nothing to evaluate).
  *
  * Metrics that are undefined (kappa when pe = 1, AUC with one class only,
  * sensitivity without abnormal studies, ...) are NAN, never 0.

@@ -54,20 +54,17 @@ printf 'elbow\t0.3\nelbow 0.4\n' >bad-thr.tsv
 check_fails "malformed thresholds file" 1 "bad-thr.tsv: line 2: want 'type<TAB>threshold'" \
 	mura-kappa -t bad-thr.tsv fixed.tsv
 
-# ---- degenerate input: n/a, never a crash or a silent 0 ----
+# ---- no rows: an error naming the file, never a report of 0 studies ----
 : >empty.tsv
 printf '%s\n' "$HEAD" >header.tsv
 for f in empty header; do
-	check "$f file: exit 0" mura-kappa $f.tsv
-	check_eq "$f file: only the overall row, 0 studies, n/a metrics" \
-		"$(mura-kappa -f tsv $f.tsv | cut -f 1,2,6,9,12,15,18,21,24-27 | tail -n +2)" \
-		"all	0	n/a	n/a	n/a	n/a	n/a	n/a	0	0	0	0"
-	check_eq "$f file: JSON nulls" \
-		"$(mura-kappa -f json $f.tsv | grep -o '"kappa": [a-z0-9.]*, "kappa_lo": [a-z]*, "kappa_hi": [a-z]*, "auc": [a-z]*')" \
-		'"kappa": null, "kappa_lo": null, "kappa_hi": null, "auc": null'
+	check_fails "$f file: no rows is an error" 1 "^mura-kappa: $f.tsv: no rows" mura-kappa $f.tsv
+	check_fails "$f file as tuning file: no rows is an error" 1 "^mura-kappa: $f.tsv: no rows" \
+		mura-kappa -u $f.tsv fixed.tsv
 done
-check_eq "empty file on stdin: table shows n/a" \
-	"$(mura-kappa <empty.tsv | awk '$1 == "all" { print $2, $5, $6 }')" "0 n/a n/a"
+check_fails "empty stdin: no rows is an error" 1 "^mura-kappa: stdin: no rows" mura-kappa <empty.tsv
+
+# ---- degenerate input: n/a, never a crash or a silent 0 ----
 {
 	printf '%s\n' "$HEAD"
 	printf 'a\twrist\t1\t1\t1\t1\t0.9\nb\twrist\t2\t1\t1\t1\t0.2\nc\twrist\t3\t1\t1\t1\t0.7\n'
