@@ -64,45 +64,76 @@ load_studies(struct mura_studies *st, const char *path, int aggregate)
 	mura_scores_free(&s);
 }
 
-/* A path inside a gnuplot single-quoted string, where '' stands for '. */
-static void
-gp_path(FILE *gp, const char *path)
+/*
+ * gnuplot reading its script from a pipe, started in the folder dir.  The
+ * script then names files inside dir by the group's name alone (a constant
+ * of ours), so no text given by the user ever reaches gnuplot's parser,
+ * where a line break in a path would start a command of its own ("system").
+ */
+static FILE *
+gnuplot_open(const char *dir, pid_t *pid)
 {
-	fputc('\'', gp);
-	for (; *path; path++) {
-		if (*path == '\'')
-			fputc('\'', gp);
-		fputc(*path, gp);
+	int fd[2];
+	FILE *gp;
+
+	if (pipe(fd) < 0)
+		die("gnuplot: pipe: %s", strerror(errno));
+	if ((*pid = fork()) < 0)
+		die("gnuplot: fork: %s", strerror(errno));
+	if (!*pid) {
+		close(fd[1]);
+		if (dup2(fd[0], STDIN_FILENO) < 0 || chdir(dir) < 0)
+			_exit(126);
+		close(fd[0]);
+		execlp("gnuplot", "gnuplot", (char *)NULL);
+		_exit(127);
 	}
-	fputc('\'', gp);
+	close(fd[0]);
+	if (!(gp = fdopen(fd[1], "w")))
+		die("gnuplot: %s", strerror(errno));
+	return gp;
 }
 
-/* Draw one ROC curve from its TSV into png (atomically) with gnuplot. */
-static void
-plot_roc(const char *tsv, const char *png, const char *group, const struct mura_group_eval *g)
+/* Close the script and wait for gnuplot; its exit status, or -1. */
+static int
+gnuplot_close(FILE *gp, pid_t pid)
 {
-	char tmp[4300], thr[40];
-	FILE *gp;
 	int st;
 
-	snprintf(tmp, sizeof tmp, "%s.tmp.%ld", png, (long)getpid());
-	if (!(gp = popen("gnuplot", "w")))
-		die("gnuplot: %s", strerror(errno));
+	fclose(gp);
+	while (waitpid(pid, &st, 0) < 0)
+		if (errno != EINTR)
+			return -1;
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* Draw one ROC curve from DIR/roc-GROUP.tsv into DIR/roc-GROUP.png
+ * (atomically) with gnuplot. */
+static void
+plot_roc(const char *dir, const char *group, const struct mura_group_eval *g)
+{
+	char tmp[64], path[4300], png[4300], thr[40];
+	FILE *gp;
+	pid_t pid;
+	int st;
+
+	snprintf(tmp, sizeof tmp, "roc-%s.png.tmp.%ld", group, (long)getpid());
+	snprintf(path, sizeof path, "%s/%s", dir, tmp);
+	snprintf(png, sizeof png, "%s/roc-%s.png", dir, group);
+	gp = gnuplot_open(dir, &pid);
 	fprintf(gp, "if (strstrt(GPVAL_TERMINALS, 'pngcairo') > 0) {\n"
 	            "  set terminal pngcairo size 640,640\n"
 	            "} else {\n"
 	            "  set terminal png size 640,640\n"
 	            "}\n"
-	            "set output ");
-	gp_path(gp, tmp);
-	fprintf(gp, "\nset title \"ROC %s: AUC %.4f, %zu studies (%zu abnormal)\"\n", group,
+	            "set output '%s'\n", tmp);
+	fprintf(gp, "set title \"ROC %s: AUC %.4f, %zu studies (%zu abnormal)\"\n", group,
 	        g->value[MURA_METRIC_AUC], g->studies, g->abnormal);
 	fprintf(gp, "set xlabel 'false positive rate (1 - specificity)'\n"
 	            "set ylabel 'true positive rate (sensitivity)'\n"
 	            "set xrange [0:1]\nset yrange [0:1]\nset size square\nset grid\n"
 	            "set key bottom right\n"
-	            "plot ");
-	gp_path(gp, tsv);
+	            "plot 'roc-%s.tsv'", group);
 	if (isnan(g->threshold))
 		snprintf(thr, sizeof thr, "per-type thresholds");
 	else
@@ -111,15 +142,17 @@ plot_roc(const char *tsv, const char *png, const char *group, const struct mura_
 	            "x with lines dt 2 lc rgb 'gray' title 'chance', "
 	            "'-' using 1:2 with points pt 7 ps 1.5 title '%s'\n%.17g %.17g\ne\n", thr,
 	        1 - mura_specificity(&g->cm), mura_sensitivity(&g->cm));
-	st = pclose(gp);
-	if (st == -1 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
-		unlink(tmp);
-		if (st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 127)
+	st = gnuplot_close(gp, pid);
+	if (st != 0) {
+		unlink(path);
+		if (st == 127)
 			die("gnuplot: not found (install the Debian package gnuplot-nox)");
+		if (st == 126)
+			die("%s: cannot run gnuplot in this folder", dir);
 		die("%s: gnuplot failed", png);
 	}
-	if (rename(tmp, png) < 0) {
-		unlink(tmp);
+	if (rename(path, png) < 0) {
+		unlink(path);
 		die("%s: %s", png, strerror(errno));
 	}
 }
@@ -140,7 +173,7 @@ write_rocs(const char *dir, const struct mura_studies *st, const struct mura_rep
 		const char *name = mura_group_name(gi);
 		struct mura_roc_point *pts;
 		struct mura_out o;
-		char tsv[4200], png[4200], b[3][40];
+		char tsv[4200], b[3][40];
 		size_t n = 0, np;
 
 		if (isnan(g->value[MURA_METRIC_AUC]))
@@ -153,7 +186,6 @@ write_rocs(const char *dir, const struct mura_studies *st, const struct mura_rep
 		if (mura_roc(prob, label, n, &pts, &np) < 0)
 			die_lib();
 		snprintf(tsv, sizeof tsv, "%s/roc-%s.tsv", dir, name);
-		snprintf(png, sizeof png, "%s/roc-%s.png", dir, name);
 		if (mura_out_open(&o, tsv) < 0)
 			die_lib();
 		fprintf(o.f, "threshold\tfpr\ttpr\n");
@@ -163,7 +195,7 @@ write_rocs(const char *dir, const struct mura_studies *st, const struct mura_rep
 		if (mura_out_commit(&o) < 0)
 			die_lib();
 		free(pts);
-		plot_roc(tsv, png, name, g);
+		plot_roc(dir, name, g);
 	}
 	free(prob);
 	free(label);

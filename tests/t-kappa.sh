@@ -125,6 +125,25 @@ else
 	echo "FAIL: --roc: mura-kappa failed"; sed 's/^/    /' roc.err
 fi
 
+# Hostile folder names: the ROC script must never carry them (gnuplot would
+# run a line of the name as a command), yet the curves land in that folder.
+nl='
+' cr=$(printf '\r')
+for d in "roc-nl${nl}system \"touch PWNED-nl\"${nl}x" "roc-q'${nl}system 'touch PWNED-q'${nl}'" \
+	"roc-dq\"${nl}system \"touch PWNED-dq\"${nl}\"" 'roc-bs\'"${nl}"'system "touch PWNED-bs"' \
+	'roc-sh$(touch PWNED-sh)`touch PWNED-bt`;touch PWNED-semi' "roc-cr${cr}system \"touch PWNED-cr\"${cr}x"; do
+	label=$(printf '%s' "$d" | tr '\n\r' '~~' | cut -c1-24)
+	rm -rf ./PWNED* "$d"
+	if mura-kappa -b 0 -f tsv -r "$d" oneclass.tsv >/dev/null 2>roc.err; then
+		check_eq "--roc into '$label': the curves are there, PNGs" \
+			"$(od -An -c -N4 "$d/roc-all.png" | tr -d ' ')$(od -An -c -N4 "$d/roc-hand.png" | tr -d ' ')" \
+			'211PNG211PNG'
+	else
+		echo "FAIL: --roc into '$label': mura-kappa failed"; sed 's/^/    /' roc.err
+	fi
+	check_eq "--roc into '$label': nothing of the name was run" "$(ls -d ./PWNED* 2>/dev/null)" ""
+done
+
 # ---- parity with scikit-learn ----
 if ! need_python sklearn numpy; then
 	skip "parity with scikit-learn" "sklearn not importable by $PY"
