@@ -153,6 +153,18 @@ mura_record_alloc(struct mura_record *r, int dtype, uint32_t c, uint32_t h, uint
 	return 0;
 }
 
+/* A path holds no control character (bytes below 0x20, and 0x7f): one
+ * would break every line-based output (mura-info --list, a scores TSV)
+ * or hide what a terminal shows.  MURA's paths never hold one. */
+static int
+check_path(const unsigned char *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i] < 0x20 || p[i] == 0x7f)
+			return mura_error("path contains control character 0x%02x at byte %zu", p[i], i);
+	return 0;
+}
+
 int
 mura_record_set_path(struct mura_record *r, const char *path)
 {
@@ -160,6 +172,8 @@ mura_record_set_path(struct mura_record *r, const char *path)
 
 	if (n > MURA_PATH_MAX)
 		return mura_error("path longer than %d bytes", MURA_PATH_MAX);
+	if (check_path((const unsigned char *)path, n) < 0)
+		return -1;
 	memcpy(r->path, path, n + 1);
 	return 0;
 }
@@ -275,8 +289,8 @@ mura_header_parse(const unsigned char *b, size_t avail, struct mura_record *r,
 		return mura_error("path length %u exceeds %d", pathlen, MURA_PATH_MAX);
 	if (avail < hsize)
 		return mura_error("header cut short");
-	if (memchr(b + MURA_FIXED_HEADER, 0, pathlen))
-		return mura_error("path contains a NUL byte");
+	if (check_path(b + MURA_FIXED_HEADER, pathlen) < 0)
+		return -1;
 	fields = (size_t)pad8(MURA_FIXED_HEADER + pathlen);
 	if (check_fields(b + fields, hsize - fields) < 0)
 		return -1;
@@ -312,6 +326,8 @@ mura_write(FILE *f, const struct mura_record *r)
 		return mura_error("label %g is neither in [0, 1] nor -1 (unknown)", r->label);
 	if (pathlen > MURA_PATH_MAX || hsize > MURA_MAX_HEADER || r->ext_len % 8)
 		return mura_error("header too large");
+	if (check_path((const unsigned char *)r->path, pathlen) < 0)
+		return -1;
 	memcpy(hdr, MURA_MAGIC, 4);
 	put16(hdr + 4, MURA_VERSION);
 	put16(hdr + 6, (uint16_t)r->dtype);

@@ -29,7 +29,8 @@
  *                            3 forearm, 4 hand, 5 humerus, 6 shoulder, 7 wrist
  *    45   1  u8    flags     0; a reader rejects other values, naming them
  *    46   2  u16   pathlen   bytes of the source path that follows (no NUL)
- *    48   -  u8[]  path      the source path, UTF-8, pathlen bytes
+ *    48   -  u8[]  path      the source path, UTF-8, pathlen bytes, no
+ *                            control character (no byte < 0x20, no 0x7f)
  *     -   -  -     pad       zeros up to a multiple of 8
  *     -   -  -     fields    zero or more extension fields, up to hsize:
  *                              char tag[4], u32 len, u8 value[len], zeros to
@@ -45,7 +46,9 @@
  *
  * Limits a reader enforces before it allocates or seeks: hsize as above;
  * c, h and w each at most 2^20; dsize at most MURA_MAX_DATA (1 GiB) unless
- * the caller raises it; pathlen fits inside hsize.
+ * the caller raises it; pathlen fits inside hsize.  A path with a control
+ * character is refused by the readers, mura_record_set_path and mura_write
+ * alike ("path contains control character 0x0a at byte 12").
  */
 #ifndef MURA_TENSOR_H
 #define MURA_TENSOR_H

@@ -39,11 +39,17 @@ check "no file left behind by a failed --png" test ! -e x.png
 for case in "version:unsupported version 2" "dtype:unknown dtype 7" "label-nan:label nan" \
 	"type:unknown study type 12" "flags:unknown flags 0x04" "dsize:data size 5 does not match" \
 	"required-field:unknown required field 'ZZZZ'" "truncated:truncated header" "magic:bad magic" \
-	"huge:data size 1099511627776 exceeds the limit"; do
+	"huge:data size 1099511627776 exceeds the limit" \
+	"path-tab:path contains control character 0x09 at byte 25" \
+	"path-newline:path contains control character 0x0a at byte 25" \
+	"path-del:path contains control character 0x7f at byte 0"; do
 	k=${case%%:*} msg=${case#*:}
 	mk bad-$k.mt "$k"
 	check_fails "malformed record refused: $k" 1 "^mura-info: bad-$k.mt: record 2: $msg" mura-info bad-$k.mt
 done
+mura-info --list bad-path-newline.mt >list-nl.txt 2>list-nl.err
+check_eq "--list stops at a path with a line break: exit 1, record 2 named, one line per record" \
+	"$?:$(grep -c 'record 2: path contains control character' list-nl.err):$(wc -l <list-nl.txt)" "1:1:2"
 check_fails "missing file" 1 "^mura-info: nosuch.mt: No such file or directory" mura-info nosuch.mt
 check_fails "a PNG is not a stream" 1 "record 1: bad magic: this is a PNG image" mura-info u8.png
 

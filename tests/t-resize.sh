@@ -100,6 +100,19 @@ bad "decompression bomb, refused from its header" "$D/bomb.png" \
 	"100000 x 100000 = 10000000000 pixels exceed the limit of 50000000$"
 bad "--max-pixels" "$GOOD" "16 x 16 = 256 pixels exceed the limit of 255$" --max-pixels 255
 
+# A path with a control character (TAB, CR, ESC) is refused by its line, as
+# a path too long is, --skip-bad or not: no record may carry it (a line
+# break cannot be inside a line; the two halves are two paths).
+for c in 09 0d 1b; do
+	ch=$(printf "\\$(printf '%03o' 0x$c)")
+	cp "$GOOD" "$T/ctl${ch}x.png"
+	for opt in "" --skip-bad; do
+		check_fails "path with control character 0x$c${opt:+ ($opt)}" 1 \
+			"^mura-resize: stdin: line 2: path contains control character 0x$c at byte $((${#T} + 4))" \
+			sh -c 'printf "\n%s\n" "$0" | mura-resize $1' "$T/ctl${ch}x.png" "$opt"
+	done
+done
+
 # A bad image after good ones still fails the run.
 { head -n 2 "$LIST"; echo "$T/text.png"; } >"$T/mixed.csv"
 mura-resize --root "$D" <"$T/mixed.csv" >"$T/mixed.mt" 2>"$T/err"

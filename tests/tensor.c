@@ -241,6 +241,38 @@ main(void)
 		malformed("header size above limit", buf, len, second, 8, hs, 4, 0, "header size 1073741824");
 		malformed("truncated header", buf, len, second, 0, NULL, 0, second + 20, "truncated header");
 		malformed("truncated data", buf, len, second, 0, NULL, 0, len - 9, "truncated data");
+		/* Control characters in the path: one listed record would print on
+		 * several lines, or split a TSV row. */
+		malformed("TAB in the path", buf, len, second, 48 + 4, "\t", 1, 0,
+		          "path contains control character 0x09 at byte 4");
+		malformed("line break in the path", buf, len, second, 48 + 9, "\n", 1, 0,
+		          "path contains control character 0x0a at byte 9");
+		malformed("ESC in the path", buf, len, second, 48, "\x1b", 1, 0,
+		          "path contains control character 0x1b at byte 0");
+		malformed("DEL in the path", buf, len, second, 48 + 1, "\x7f", 1, 0,
+		          "path contains control character 0x7f at byte 1");
+		malformed("NUL in the path", buf, len, second, 48 + 2, "", 1, 0,
+		          "path contains control character 0x00 at byte 2");
+	}
+
+	/* Nor can such a path be set or written. */
+	CHECK("set_path refuses a TAB",
+	      mura_record_set_path(&a, "XR_HAND/a\tb.png") < 0 &&
+	          strstr(mura_error_get(), "path contains control character 0x09 at byte 9"));
+	CHECK("set_path refuses a line break", mura_record_set_path(&a, "a\nb") < 0);
+	CHECK("set_path refuses DEL", mura_record_set_path(&a, "a\x7f") < 0);
+	CHECK("set_path keeps UTF-8", mura_record_set_path(&a, "XR_HAND/\xc3\xa9t\xc3\xa9.png") == 0);
+	{
+		char *p = NULL;
+		size_t n;
+		FILE *f = open_memstream(&p, &n);
+		fill(&a, MURA_DTYPE_U8, 1, 2, 2, 0);
+		a.path[3] = '\n';
+		CHECK("write refuses a path with a control character",
+		      mura_write(f, &a) < 0 && strstr(mura_error_get(), "path contains control character 0x0a"));
+		fclose(f);
+		CHECK("nothing written for it", n == 0);
+		free(p);
 	}
 
 	/* An unknown required field is refused by name; an unknown optional one kept. */

@@ -32,6 +32,9 @@ CASES = {
     'flags': dict(flags=4),
     'dsize': dict(dsize=5),
     'required-field': dict(ext=b'ZZZZ' + struct.pack('<I', 0)),
+    'path-tab': dict(path='MURA-v1.1/train/XR_HAND/a\tb.png'),
+    'path-newline': dict(path='MURA-v1.1/train/XR_HAND/a\n2\tdtype\tb.png'),
+    'path-del': dict(path='\x7fMURA-v1.1/train/XR_HAND/b.png'),
 }
 
 out, kind = sys.argv[1], sys.argv[2]
