@@ -3,6 +3,11 @@
 #   make            build lib/libmura.a and the tools in bin/
 #   make deps       install what is missing (Debian packages), quickly nothing when all is there
 #   make check      deps, build, then every test; ends with "N passed, N failed, N skipped"
+#                   (tests/t-fuzz.sh replays tests/fuzz's corpora, and fuzzes a few
+#                   seconds each where clang has libFuzzer)
+#   make check-sanitize
+#                   the same tests against a build with ASan and UBSan in build-san/
+#   make O=DIR      build out of the tree: objects, library, tools and tests in DIR/
 #   make demo       deps, build, then the whole pipeline on generated data
 #   make bench      performance figures beside PyTorch's (not part of check);
 #                   PROFILE=1 adds the engine's time per kind of operation
@@ -25,42 +30,59 @@ DEPS_BUILD = build-essential pkg-config libvips-dev libpng-dev libopenblas-dev p
 DEPS_TEST  = python3-torch python3-torchvision python3-sklearn python3-numpy python3-pil gnuplot-nox groff-base
 DEPS       = $(DEPS_BUILD) $(DEPS_TEST)
 
+# Out of the tree: `make O=DIR` writes every object, the library, the tools
+# and the test programs under DIR/, with the tree's layout; without O they
+# sit beside their sources.  SANITIZE=1 adds ASan and UBSan (stopping at
+# the first report); make check-sanitize is O=build-san SANITIZE=1.
+B         := $(if $(O),$(patsubst %/,%,$(O))/)
+SAN_FLAGS  = -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer -g
+ifneq ($(SANITIZE),)
+CFLAGS    += $(SAN_FLAGS)
+LDFLAGS   += $(SAN_FLAGS)
+endif
+
 LIB_SRC   := $(sort $(wildcard lib/*.c lib/*/*.c))
-LIB_OBJ   := $(LIB_SRC:.c=.o)
-TOOLS     := $(patsubst %.c,%,$(sort $(wildcard bin/mura-*.c)))
-TESTS_C   := $(patsubst %.c,%,$(sort $(wildcard tests/*.c)))
+LIB_OBJ   := $(addprefix $(B),$(LIB_SRC:.c=.o))
+LIB_A     := $(B)lib/libmura.a
+TOOLS     := $(patsubst %.c,$(B)%,$(sort $(wildcard bin/mura-*.c)))
+TESTS_C   := $(patsubst %.c,$(B)%,$(sort $(wildcard tests/*.c)))
 TESTS_SH  := $(sort $(wildcard tests/t-*.sh))
 DEPFILES  := $(LIB_OBJ:.o=.d) $(TOOLS:=.d) $(TESTS_C:=.d)
 
-.PHONY: all deps check demo bench bench-preprocess clean install uninstall
+.PHONY: all deps check check-sanitize demo bench bench-preprocess clean install uninstall
 .DELETE_ON_ERROR:
 
-all: lib/libmura.a $(TOOLS)
+all: $(LIB_A) $(TOOLS)
 
 # Quiet by default; `make V=1` shows the commands.
 Q = $(if $(V),,@)
-lib/%.o: lib/%.c
+# Out of the tree, a target's folder is made first (mkdir -p: -j safe).
+MKDIR = $(if $(B),@mkdir -p $(@D))
+$(B)lib/%.o: lib/%.c
 	@$(if $(Q),echo "  CC      $@")
+	$(MKDIR)
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
 
-$(filter lib/nn/%,$(LIB_OBJ)): CFLAGS += $(NN_CFLAGS)
+$(filter $(B)lib/nn/%,$(LIB_OBJ)): CFLAGS += $(NN_CFLAGS)
 # conv3.c's kernel means a += x * w as one fused multiply-add (see there)
-lib/nn/conv3.o: CFLAGS += -ffp-contract=fast
+$(B)lib/nn/conv3.o: CFLAGS += -ffp-contract=fast
 # Adam's sqrtf without the errno check that keeps its loop scalar (the
 # same values: errno is all it changes)
-lib/nn/optim.o: CFLAGS += -fno-math-errno
+$(B)lib/nn/optim.o: CFLAGS += -fno-math-errno
 
-lib/libmura.a: $(LIB_OBJ)
+$(LIB_A): $(LIB_OBJ)
 	@$(if $(Q),echo "  AR      $@")
 	$(Q)rm -f $@.tmp && $(AR) rcs $@.tmp $^ && mv $@.tmp $@
 
-bin/mura-%: bin/mura-%.c lib/libmura.a
+$(B)bin/mura-%: bin/mura-%.c $(LIB_A)
 	@$(if $(Q),echo "  CCLD    $@")
-	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< lib/libmura.a $(LDFLAGS) $(LDLIBS)
+	$(MKDIR)
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(LIB_A) $(LDFLAGS) $(LDLIBS)
 
-tests/%: tests/%.c lib/libmura.a
+$(B)tests/%: tests/%.c $(LIB_A)
 	@$(if $(Q),echo "  CCLD    $@")
-	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< lib/libmura.a $(LDFLAGS) $(LDLIBS)
+	$(MKDIR)
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(LIB_A) $(LDFLAGS) $(LDLIBS)
 
 # Install missing Debian packages.  One dpkg-query call answers "all there?"
 # in a few milliseconds; only then is apt-get considered.
@@ -84,6 +106,21 @@ check: deps
 	@$(MAKE) --no-print-directory all $(TESTS_C)
 	@sh tests/run.sh $(TESTS_C) $(TESTS_SH)
 
+# Every test against the ASan + UBSan build in build-san/ (MURA_BUILD tells
+# the tests where its programs are; MURA_MAKE_ARGS, how t-install makes it).
+# A report stops the program with its own exit status, never 1 (a tool's
+# failure), and lands as a file in build-san/reports, which tests/run.sh
+# counts as a failure of the test that made it.
+SAN_MAKE_ARGS = O=build-san SANITIZE=1
+SAN_LOGS = $(CURDIR)/build-san/reports
+SAN_ENV = MURA_BUILD='$(CURDIR)/build-san' MURA_MAKE_ARGS='$(SAN_MAKE_ARGS)' MURA_SAN_LOGS='$(SAN_LOGS)' \
+          ASAN_OPTIONS='exitcode=86:detect_leaks=1:log_path=$(SAN_LOGS)/asan' \
+          UBSAN_OPTIONS='exitcode=87:print_stacktrace=1:log_path=$(SAN_LOGS)/ubsan'
+check-sanitize: deps
+	@$(MAKE) --no-print-directory $(SAN_MAKE_ARGS) all $(TESTS_C:%=build-san/%)
+	@rm -rf '$(SAN_LOGS)' && mkdir -p '$(SAN_LOGS)'
+	@$(SAN_ENV) sh tests/run.sh $(TESTS_C:%=build-san/%) $(TESTS_SH)
+
 demo: deps
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory -f pipelines/demo.mk
@@ -97,7 +134,8 @@ bench-preprocess: deps
 	@sh tests/bench/preprocess.sh
 
 clean:
-	rm -f lib/libmura.a $(LIB_OBJ) $(TOOLS) $(TESTS_C) $(DEPFILES)
+	rm -f $(LIB_A) $(LIB_OBJ) $(TOOLS) $(TESTS_C) $(DEPFILES)
+	rm -rf build-san
 
 # Installation: tools, library and headers with a pkg-config file, man pages,
 # and the pipelines under share/mura.  DESTDIR is honoured.
@@ -117,11 +155,12 @@ MANPAGES := $(sort $(wildcard man/man*/*.[0-9]))
 install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(SHAREDIR)/pipelines
 	install -m 755 $(TOOLS) $(DESTDIR)$(BINDIR)
-	install -m 644 lib/libmura.a $(DESTDIR)$(LIBDIR)
+	install -m 644 $(LIB_A) $(DESTDIR)$(LIBDIR)
 	printf '%s\n' 'prefix=$(PREFIX)' 'includedir=$${prefix}/include/mura' 'libdir=$${prefix}/lib' '' \
 	  'Name: mura' 'Description: abnormality detection in musculoskeletal radiographs' \
 	  'Version: $(VERSION)' 'Requires: $(PKGS)' 'Cflags: -I$${includedir}' \
-	  'Libs: -L$${libdir} -lmura -lm -lpthread' > $(DESTDIR)$(LIBDIR)/pkgconfig/mura.pc
+	  'Libs: -L$${libdir} -lmura -lm -lpthread$(if $(SANITIZE), $(SAN_FLAGS))' \
+	  > $(DESTDIR)$(LIBDIR)/pkgconfig/mura.pc
 	for h in $(LIB_HDR); do install -D -m 644 $$h $(DESTDIR)$(INCDIR)/$${h#lib/}; done
 	for m in $(MANPAGES); do install -D -m 644 $$m $(DESTDIR)$(MANDIR)/$${m#man/}; done
 	for p in $(wildcard pipelines/*); do install -m 644 $$p $(DESTDIR)$(SHAREDIR)/pipelines; done

@@ -11,7 +11,8 @@
 #                          its header: the tensors without the metadata)
 set -u
 : "${MURA_TOP:=$(cd "$(dirname "$0")/.." && pwd)}"
-PATH="$MURA_TOP/bin:$PATH"
+: "${MURA_BUILD:=$MURA_TOP}"   # where bin/ and the test programs were built
+PATH="$MURA_BUILD/bin:$PATH"
 PY=/usr/bin/python3
 T=$(mktemp -d "${TMPDIR:-/tmp}/mura-test.XXXXXX")
 trap 'rm -rf "$T"' EXIT

@@ -5,11 +5,16 @@
 # "SKIPPED: name: why".  A program that exits non-zero without printing a
 # FAIL line is itself counted as a failure, so a crash never passes.
 # The last line is "N passed, N failed, N skipped"; exit status 1 if any failed.
+# Under make check-sanitize, ASan and UBSan write their reports as files in
+# $MURA_SAN_LOGS: each one is a failure of the test that ran when it was
+# made, even where that test ignored the status of the program behind it.
 export MURA_TOP="$(cd "$(dirname "$0")/.." && pwd)"
+# Where the programs were built: the tree, or make check-sanitize's build-san.
+export MURA_BUILD="${MURA_BUILD:-$MURA_TOP}"
 # Tests run as from a shell, not as part of the make that started them
 # (a nested make would print "Entering directory" lines, take -j, ...).
 unset MAKELEVEL MAKEFLAGS MFLAGS
-export PATH="$MURA_TOP/bin:$PATH"
+export PATH="$MURA_BUILD/bin:$PATH"
 pass=0 fail=0 skip=0
 skipped="" failed=""
 log=$(mktemp) || exit 1
@@ -21,6 +26,12 @@ for t in "$@"; do
 	*) "$t" >"$log" 2>&1 </dev/null ;;
 	esac
 	rc=$?
+	for r in ${MURA_SAN_LOGS:+"$MURA_SAN_LOGS"/asan.* "$MURA_SAN_LOGS"/ubsan.*}; do
+		[ -f "$r" ] || continue
+		d="$MURA_SAN_LOGS/${t##*/}"
+		mkdir -p "$d" && mv "$r" "$d/"
+		echo "FAIL: $t: sanitizer report $d/${r##*/}: $(grep -m 1 -E 'SUMMARY|runtime error' "$d/${r##*/}")" >>"$log"
+	done
 	p=$(grep -c '^PASS: ' "$log")
 	f=$(grep -c '^FAIL: ' "$log")
 	s=$(grep -c '^SKIPPED: ' "$log")

@@ -20,7 +20,7 @@ export MURA_THREADS=2
 unset MURA_TRAIN_STOP_AFTER_STEPS
 
 # ---- parity with PyTorch ---------------------------------------------------
-DRIVER="$MURA_TOP/tests/nn_hybrid"
+DRIVER="$MURA_BUILD/tests/nn_hybrid"
 if ! need_python torch torchvision numpy; then
 	skip "hybrid parity with PyTorch" "/usr/bin/python3 lacks torch, torchvision or numpy"
 elif [ ! -x "$DRIVER" ]; then

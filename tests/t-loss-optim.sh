@@ -11,7 +11,7 @@ if ! need_python torch torchvision numpy; then
 	skip loss-optim-vs-torch "/usr/bin/python3 cannot import torch, torchvision and numpy"
 	exit 0
 fi
-prog=$MURA_TOP/tests/loss_optim
+prog=$MURA_BUILD/tests/loss_optim
 if [ ! -x "$prog" ]; then
 	echo "FAIL: loss-optim-vs-torch: $prog is not built (make tests/loss_optim)"
 	exit 1

@@ -20,12 +20,12 @@ for src in "$MURA_TOP"/bin/mura-*.c; do
 		echo "FAIL: $tool has no man page"
 		continue
 	fi
-	help=$("$MURA_TOP/bin/$tool" --help | grep -o -- '--[a-z][a-z0-9-]*' | sort -u)
+	help=$("$MURA_BUILD/bin/$tool" --help | grep -o -- '--[a-z][a-z0-9-]*' | sort -u)
 	# only the OPTIONS section: examples may use other tools' options
 	man=$(awk '/^\.SH/ { on = ($2 == "OPTIONS") } on' "$page" |
 		grep -o -- '\\-\\-[a-z][a-z0-9-]*' | sed 's/\\//g' | sort -u)
 	check_eq "$tool: --help and the man page list the same options" \
 		"$(echo "$help" | tr '\n' ' ')" "$(echo "$man" | tr '\n' ' ')"
 	check_eq "$tool --help exits 0 and writes to stdout" \
-		"$("$MURA_TOP/bin/$tool" --help 2>/dev/null | head -n 1 | cut -c1-6)" "usage:"
+		"$("$MURA_BUILD/bin/$tool" --help 2>/dev/null | head -n 1 | cut -c1-6)" "usage:"
 done

@@ -11,7 +11,7 @@ if ! need_python torch torchvision numpy; then
 	skip "parity with PyTorch" "/usr/bin/python3 lacks torch, torchvision or numpy"
 	exit 0
 fi
-DRIVER="$MURA_TOP/tests/nn_model"
+DRIVER="$MURA_BUILD/tests/nn_model"
 if [ ! -x "$DRIVER" ]; then
 	echo "FAIL: parity: $DRIVER is not built (make tests/nn_model)"
 	exit 1

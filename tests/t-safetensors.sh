@@ -17,7 +17,7 @@ if ! need_python torch torchvision; then
 	skip safetensors-vs-python "/usr/bin/python3 cannot import torch and torchvision"
 	exit 0
 fi
-prog=$MURA_TOP/tests/safetensors
+prog=$MURA_BUILD/tests/safetensors
 if [ ! -x "$prog" ]; then
 	echo "FAIL: safetensors-vs-python: $prog is not built (make tests/safetensors)"
 	exit 1

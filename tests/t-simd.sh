@@ -7,7 +7,7 @@
 # kernel.  The default runs cover the best kernel this CPU has.
 . "$(dirname "$0")/lib.sh"
 
-DRIVER="$MURA_TOP/tests/nn_grad"
+DRIVER="$MURA_BUILD/tests/nn_grad"
 if [ ! -x "$DRIVER" ]; then
 	echo "FAIL: simd: $DRIVER is not built (make tests/nn_grad)"
 	exit 1
@@ -23,9 +23,9 @@ for isa in avx2 generic; do
 	n=$(grep -c '^PASS' "$T/out")
 	[ "$rc" = 0 ] && [ "$n" -gt 50 ] ||
 		echo "FAIL: MURA_SIMD=$isa: nn_grad exited with $rc after $n passes"
-	if need_python torch torchvision numpy && [ -x "$MURA_TOP/tests/nn_model" ]; then
+	if need_python torch torchvision numpy && [ -x "$MURA_BUILD/tests/nn_model" ]; then
 		MURA_SIMD=$isa MURA_THREADS=2 "$PY" "$MURA_TOP/tests/py/parity_models.py" \
-			"$MURA_TOP/tests/nn_model" "$T" densenet121:fc:2:64:64 resnet18:conv:3:67:45 >"$T/par" 2>&1
+			"$MURA_BUILD/tests/nn_model" "$T" densenet121:fc:2:64:64 resnet18:conv:3:67:45 >"$T/par" 2>&1
 		rc=$?
 		sed -n "s/^\(PASS\|FAIL\|SKIPPED\): /\1: MURA_SIMD=$isa: /p" "$T/par"
 		[ "$rc" = 0 ] || echo "FAIL: MURA_SIMD=$isa: parity_models.py exited with status $rc"
