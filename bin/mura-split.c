@@ -1,5 +1,4 @@
 /* mura-split - keep one part of a MURA CSV list, split by patient and stratified by type. */
-#define _GNU_SOURCE
 #include <getopt.h>
 #include <limits.h>
 #include <stdio.h>
@@ -67,46 +66,22 @@ int
 main(int argc, char **argv)
 {
 	struct options o = {.fraction = 0.3, .seed = 0, .part = 2};
-	struct mura_split_item *items = NULL;
-	char **lines = NULL, *line = NULL;
-	size_t n = 0, cap = 0, lcap = 0;
+	struct mura_split_list l;
 	const char *name;
 	FILE *in;
-	ssize_t len;
 
 	set_argv0(argv[0]);
 	parse_options(argc, argv, &o);
 	in = tool_open_lines(argc, argv, &name);
-	while ((len = getline(&line, &lcap, in)) >= 0) {
-		struct mura_path_info pi;
-		char *comma;
-
-		if (len && line[len - 1] == '\n')
-			line[--len] = 0;
-		if (len && line[len - 1] == '\r')
-			line[--len] = 0;
-		if (n == cap) {
-			cap = cap ? 2 * cap : 1024;
-			if (!(items = realloc(items, cap * sizeof *items)) || !(lines = realloc(lines, cap * sizeof *lines)))
-				die("out of memory");
-		}
-		if (!(lines[n] = strdup(line)))
-			die("out of memory");
-		if ((comma = strchr(line, ',')))
-			*comma = 0;
-		if (mura_path_parse(line, &pi) < 0 || !pi.patient || !pi.study)
-			die("%s: line %zu: '%s' is not a MURA path with XR_<TYPE>/patientN/studyK", name, n + 1, lines[n]);
-		items[n].type = pi.type;
-		items[n].patient = pi.patient;
-		items[n].study = pi.study;
-		n++;
-	}
-	if (ferror(in))
-		die("%s: read error", name);
-	if (mura_split_assign(items, n, o.fraction, (uint64_t)o.seed) < 0)
+	mura_split_list_init(&l);
+	if (mura_split_read(&l, in, name) < 0 ||
+	    mura_split_assign(l.items, l.n, o.fraction, (uint64_t)o.seed) < 0)
 		die_lib();
-	for (size_t i = 0; i < n; i++)
-		if (items[i].part == o.part)
-			printf("%s\n", lines[i]);
+	if (in != stdin)
+		fclose(in);
+	for (size_t i = 0; i < l.n; i++)
+		if (l.items[i].part == o.part)
+			printf("%s\n", l.lines[i]);
+	mura_split_list_free(&l);
 	return close_stdout();
 }

@@ -6,6 +6,8 @@
  * target; patients already placed by an earlier type count where they are.
  * Skipping a patient that would overshoot lets a smaller one fill the gap,
  * so the target is met exactly unless every remaining patient is too big.
+ *
+ * Also the reading of the CSV list itself (mura_split_read), lines kept.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -16,6 +18,7 @@
 #include "rng.h"
 #include "split.h"
 #include "tensor.h"
+#include "util.h"
 
 struct patient {
 	uint32_t id;
@@ -56,8 +59,10 @@ mura_split_assign(struct mura_split_item *it, size_t n, double fraction, uint64_
 	uint32_t total[MURA_TYPE_COUNT] = {0};
 	int rc = -1;
 
+	if (!n)
+		return 0; /* nothing to place (and qsort must not see a NULL array) */
 	mura_keyset_init(&studies);
-	if (n && !(pat = calloc(n, sizeof *pat)))
+	if (!(pat = calloc(n, sizeof *pat)))
 		goto out;
 	/* Distinct patients, sorted by id for lookup. */
 	for (size_t i = 0; i < n; i++)
@@ -109,5 +114,80 @@ out:
 		mura_error("out of memory");
 	free(pat);
 	mura_keyset_free(&studies);
+	return rc;
+}
+
+void
+mura_split_list_init(struct mura_split_list *l)
+{
+	memset(l, 0, sizeof *l);
+}
+
+void
+mura_split_list_free(struct mura_split_list *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		free(l->lines[i]);
+	free(l->lines);
+	free(l->items);
+	mura_split_list_init(l);
+}
+
+/* Room for twice as many lines and items (one capacity for both). */
+static int
+grow(struct mura_split_list *l)
+{
+	size_t c = l->cap ? 2 * l->cap : 1024;
+	void *p;
+
+	if (c > SIZE_MAX / sizeof *l->items)
+		return mura_error("out of memory");
+	if (!(p = realloc(l->items, c * sizeof *l->items)))
+		return mura_error("out of memory");
+	l->items = p;
+	if (!(p = realloc(l->lines, c * sizeof *l->lines)))
+		return mura_error("out of memory");
+	l->lines = p;
+	l->cap = c;
+	return 0;
+}
+
+int
+mura_split_read(struct mura_split_list *l, FILE *f, const char *name)
+{
+	char *line = NULL, *comma;
+	size_t lcap = 0;
+	ssize_t len;
+	int rc = 0;
+
+	while ((len = getline(&line, &lcap, f)) >= 0) {
+		struct mura_path_info pi;
+
+		if (len && line[len - 1] == '\n')
+			line[--len] = 0;
+		if (len && line[len - 1] == '\r')
+			line[--len] = 0;
+		if (l->n == l->cap && grow(l) < 0) {
+			rc = -1;
+			break;
+		}
+		if (!(l->lines[l->n] = strdup(line))) {
+			rc = mura_error("out of memory");
+			break;
+		}
+		if ((comma = strchr(line, ',')))
+			*comma = 0;
+		if (mura_path_parse(line, &pi) < 0 || !pi.patient || !pi.study) {
+			rc = mura_error("%s: line %zu: '%s' is not a MURA path with XR_<TYPE>/patientN/studyK",
+			                name, l->n + 1, l->lines[l->n]);
+			free(l->lines[l->n]);
+			break;
+		}
+		l->items[l->n] = (struct mura_split_item){pi.type, pi.patient, pi.study, 0};
+		l->n++;
+	}
+	if (!rc && ferror(f))
+		rc = mura_error("%s: read error", name);
+	free(line);
 	return rc;
 }

@@ -8,6 +8,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 struct mura_split_item {
 	int type;          /* enum mura_type, > 0 */
@@ -25,5 +26,25 @@ struct mura_split_item {
  * whether the items are images or studies.  Returns 0, or -1 (out of memory).
  */
 int mura_split_assign(struct mura_split_item *items, size_t n, double fraction, uint64_t seed);
+
+/*
+ * A MURA CSV list held in memory: its lines (without the line end) and, for
+ * each, the item its path gives.  A line is "PATH" or "PATH,MORE" (MURA's
+ * image paths and labeled studies files); PATH must hold XR_<TYPE>,
+ * patientN and studyK.
+ */
+struct mura_split_list {
+	struct mura_split_item *items;
+	char **lines;
+	size_t n, cap;
+};
+
+void mura_split_list_init(struct mura_split_list *l);
+void mura_split_list_free(struct mura_split_list *l);
+/* Append every line of f (an LF ends a line, a CR before it is dropped).
+ * name is f's name in messages: "NAME: line N: 'TEXT' is not a MURA path
+ * with XR_<TYPE>/patientN/studyK".  Returns 0, or -1 with mura_error set
+ * (the lines before the bad one stay in l). */
+int mura_split_read(struct mura_split_list *l, FILE *f, const char *name);
 
 #endif

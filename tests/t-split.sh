@@ -39,6 +39,14 @@ check_eq "fraction 0 keeps nothing in part 2" "$(mura-split --fraction 0 < image
 check_eq "fraction 1 keeps everything in part 2" "$(mura-split --fraction 1 < images.csv | wc -l)" "$(wc -l < images.csv)"
 check_eq "golden split of the generated list" "$(cksum < i2)" "$(cat "$MURA_TOP/tests/data/split.cksum" 2>/dev/null || echo missing)"
 
+# Empty input: nothing to split, nothing out, success (under make
+# check-sanitize: no qsort of a NULL array, no leak).
+: >empty.csv
+mura-split empty.csv >empty.out 2>empty.err
+check_eq "empty input: exit 0, nothing on stdout or stderr" "$?:$(cat empty.out empty.err | wc -c)" "0:0"
+mura-split --part 1 <empty.csv >empty.out 2>empty.err
+check_eq "empty stdin, part 1: exit 0, nothing on stdout or stderr" "$?:$(cat empty.out empty.err | wc -c)" "0:0"
+
 printf 'MURA-v1.1/valid/XR_WRIST/patient00001/study1_positive/image1.png\nnot/a/mura/path.png\n' > bad.csv
 check_fails "a line that is no MURA path is refused with its number" 1 \
 	"^mura-split: bad.csv: line 2: 'not/a/mura/path.png' is not a MURA path" mura-split bad.csv
