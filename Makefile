@@ -7,6 +7,8 @@
 #                   seconds each where clang has libFuzzer)
 #   make check-sanitize
 #                   the same tests against a build with ASan and UBSan in build-san/
+#   make fuzz       the fuzz harnesses of tests/fuzz (libFuzzer ones in build-fuzz/ where
+#                   clang has it); make check builds them
 #   make O=DIR      build out of the tree: objects, library, tools and tests in DIR/
 #   make demo       deps, build, then the whole pipeline on generated data
 #   make bench      performance figures beside PyTorch's (not part of check);
@@ -47,9 +49,22 @@ LIB_A     := $(B)lib/libmura.a
 TOOLS     := $(patsubst %.c,$(B)%,$(sort $(wildcard bin/mura-*.c)))
 TESTS_C   := $(patsubst %.c,$(B)%,$(sort $(wildcard tests/*.c)))
 TESTS_SH  := $(sort $(wildcard tests/t-*.sh))
-DEPFILES  := $(LIB_OBJ:.o=.d) $(TOOLS:=.d) $(TESTS_C:=.d)
+# The fuzz harnesses (tests/fuzz, run by tests/t-fuzz.sh): each is built as
+# a replay of its corpus through tests/fuzz/replay.c, like the tests (with
+# the sanitizers under SANITIZE=1); and where $(FUZZ_CC) links libFuzzer, as
+# a libFuzzer program in $(FUZZ_DIR), over its own instrumented copies of
+# the few library files the harnesses need.
+FUZZ      := $(patsubst %.c,$(B)%,$(sort $(wildcard tests/fuzz/fuzz-*.c)))
+FUZZ_DIR  := $(B)build-fuzz
+FUZZ_BIN  := $(patsubst tests/fuzz/%.c,$(FUZZ_DIR)/%,$(sort $(wildcard tests/fuzz/fuzz-*.c)))
+FUZZ_LIB  := $(patsubst %,$(FUZZ_DIR)/lib/%.o,error json keyset metrics rng safetensors split tensor util)
+FUZZ_CC    = clang
+FUZZ_FLAGS = -std=c11 -Wall -Wextra -g -O1 -fno-omit-frame-pointer \
+             -fsanitize=address,undefined -fno-sanitize-recover=all
+DEPFILES  := $(LIB_OBJ:.o=.d) $(TOOLS:=.d) $(TESTS_C:=.d) $(FUZZ:=.d) $(B)tests/fuzz/replay.d \
+             $(FUZZ_LIB:.o=.d) $(FUZZ_BIN:=.d)
 
-.PHONY: all deps check check-sanitize demo bench bench-preprocess clean install uninstall
+.PHONY: all deps check check-sanitize fuzz fuzz-libfuzzer demo bench bench-preprocess clean install uninstall
 .DELETE_ON_ERROR:
 
 all: $(LIB_A) $(TOOLS)
@@ -84,6 +99,41 @@ $(B)tests/%: tests/%.c $(LIB_A)
 	$(MKDIR)
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(LIB_A) $(LDFLAGS) $(LDLIBS)
 
+$(B)tests/fuzz/replay.o: tests/fuzz/replay.c
+	@$(if $(Q),echo "  CC      $@")
+	$(MKDIR)
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+
+$(B)tests/fuzz/fuzz-%: tests/fuzz/fuzz-%.c $(B)tests/fuzz/replay.o $(LIB_A)
+	@$(if $(Q),echo "  CCLD    $@")
+	$(MKDIR)
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(B)tests/fuzz/replay.o $(LIB_A) $(LDFLAGS) $(LDLIBS)
+
+# The replays always; the libFuzzer programs only where a probe links one
+# (else $(FUZZ_DIR) goes, and t-fuzz.sh says, SKIPPED, that it only replayed).
+fuzz: $(FUZZ)
+	@mkdir -p $(FUZZ_DIR) && \
+	if printf 'int LLVMFuzzerTestOneInput(const char *d, long n) { return 0; }\n' | \
+	    $(FUZZ_CC) -x c -fsanitize=fuzzer,address,undefined -o $(FUZZ_DIR)/probe - >/dev/null 2>&1; then \
+	    rm -f $(FUZZ_DIR)/probe && $(MAKE) --no-print-directory fuzz-libfuzzer; \
+	else \
+	    rm -rf $(FUZZ_DIR); \
+	fi
+
+fuzz-libfuzzer: $(FUZZ_BIN)
+	@:
+# Built only by pattern rules, yet kept: no rebuild on the next make.
+.SECONDARY: $(FUZZ_LIB) $(B)tests/fuzz/replay.o
+
+$(FUZZ_DIR)/lib/%.o: lib/%.c
+	@$(if $(Q),echo "  FUZZCC  $@")
+	@mkdir -p $(@D)
+	$(Q)$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
+
+$(FUZZ_DIR)/fuzz-%: tests/fuzz/fuzz-%.c $(FUZZ_LIB)
+	@$(if $(Q),echo "  FUZZLD  $@")
+	$(Q)$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_FLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_LIB) -lm
+
 # Install missing Debian packages.  One dpkg-query call answers "all there?"
 # in a few milliseconds; only then is apt-get considered.
 deps:
@@ -103,7 +153,7 @@ deps:
 	fi
 
 check: deps
-	@$(MAKE) --no-print-directory all $(TESTS_C)
+	@$(MAKE) --no-print-directory all $(TESTS_C) fuzz
 	@sh tests/run.sh $(TESTS_C) $(TESTS_SH)
 
 # Every test against the ASan + UBSan build in build-san/ (MURA_BUILD tells
@@ -117,7 +167,7 @@ SAN_ENV = MURA_BUILD='$(CURDIR)/build-san' MURA_MAKE_ARGS='$(SAN_MAKE_ARGS)' MUR
           ASAN_OPTIONS='exitcode=86:detect_leaks=1:log_path=$(SAN_LOGS)/asan' \
           UBSAN_OPTIONS='exitcode=87:print_stacktrace=1:log_path=$(SAN_LOGS)/ubsan'
 check-sanitize: deps
-	@$(MAKE) --no-print-directory $(SAN_MAKE_ARGS) all $(TESTS_C:%=build-san/%)
+	@$(MAKE) --no-print-directory $(SAN_MAKE_ARGS) all $(TESTS_C:%=build-san/%) fuzz
 	@rm -rf '$(SAN_LOGS)' && mkdir -p '$(SAN_LOGS)'
 	@$(SAN_ENV) sh tests/run.sh $(TESTS_C:%=build-san/%) $(TESTS_SH)
 
@@ -134,8 +184,8 @@ bench-preprocess: deps
 	@sh tests/bench/preprocess.sh
 
 clean:
-	rm -f $(LIB_A) $(LIB_OBJ) $(TOOLS) $(TESTS_C) $(DEPFILES)
-	rm -rf build-san
+	rm -f $(LIB_A) $(LIB_OBJ) $(TOOLS) $(TESTS_C) $(FUZZ) $(B)tests/fuzz/replay.o $(DEPFILES)
+	rm -rf $(FUZZ_DIR) build-san
 
 # Installation: tools, library and headers with a pkg-config file, man pages,
 # and the pipelines under share/mura.  DESTDIR is honoured.
