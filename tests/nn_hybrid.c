@@ -521,6 +521,8 @@ parity(char **argv)
 		return fail(argv[4]);
 	mura_st_free(&in), mura_st_free(&mf);
 	mura_model_free(m);
+	free(x);
+	free(dl);
 	return 0;
 }
 
