@@ -84,7 +84,8 @@ gnuplot_open(const char *dir, pid_t *pid)
 		close(fd[1]);
 		if (dup2(fd[0], STDIN_FILENO) < 0 || chdir(dir) < 0)
 			_exit(126);
-		close(fd[0]);
+		if (fd[0] != STDIN_FILENO) /* it is, when our stdin was closed */
+			close(fd[0]);
 		execlp("gnuplot", "gnuplot", (char *)NULL);
 		_exit(127);
 	}

@@ -143,6 +143,10 @@ for d in "roc-nl${nl}system \"touch PWNED-nl\"${nl}x" "roc-q'${nl}system 'touch 
 	fi
 	check_eq "--roc into '$label': nothing of the name was run" "$(ls -d ./PWNED* 2>/dev/null)" ""
 done
+# With stdin closed, the pipe to gnuplot may get descriptor 0.
+rm -rf roc3
+mura-kappa -b 0 -r roc3 oneclass.tsv <&- >/dev/null 2>roc.err
+check_eq "--roc with stdin closed: exit 0 and the PNG" "$?:$(od -An -c -N4 roc3/roc-all.png | tr -d ' ')" '0:211PNG'
 
 # ---- parity with scikit-learn ----
 if ! need_python sklearn numpy; then
