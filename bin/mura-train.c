@@ -61,7 +61,8 @@ static const struct tool_option option_table[] = {
 	{OPT_BETAS, "betas", "B1,B2", "Adam and AdamW betas (0.9,0.999)"},
 	{OPT_WD, "weight-decay", "X", "L2, decoupled for adamw (0; adamw 0.01)"},
 	{'b', "batch", "N", "images per step (8)"},
-	{'e', "epochs", "N", "epochs (10; 1 for a stream)"},
+	{'e', "epochs", "N", "epochs (10; 1 for a stream; resuming: the\n"
+	                     "checkpoint's, more to extend the run)"},
 	{OPT_LOSS, "loss", "bce|focal", "loss (bce)"},
 	{OPT_GAMMA, "gamma", "G", "focal loss exponent (2)"},
 	{OPT_ALPHA, "alpha", "A", "focal loss weight of abnormal images (none)"},
@@ -79,7 +80,8 @@ static const struct tool_option option_table[] = {
 	{'o', "out", "MODEL", "the model after the last epoch; MODEL.best,\n"
 	                      ".topN and .ckpt beside it (see mura-train(1))"},
 	{OPT_LOG, "log", "FILE", "one TSV row per epoch"},
-	{'r', "resume", "CKPT", "continue an interrupted run from its checkpoint"},
+	{'r', "resume", "CKPT", "continue a run from its checkpoint, with its\n"
+	                        "options (those given must agree)"},
 	{'h', "help", NULL, "show this help"},
 	{'V', "version", NULL, "show the version"},
 	{0, NULL, NULL, NULL},
@@ -90,8 +92,9 @@ usage(FILE *f)
 {
 	fprintf(f,
 	        "usage: %s [options] --out MODEL.safetensors TRAIN.mt\n"
+	        "       %s --resume CKPT [--valid VALID.mt] [--epochs N] --out MODEL.safetensors TRAIN.mt\n"
 	        "Train a network on labelled image records (TRAIN '-': stdin, one epoch).\n",
-	        argv0);
+	        argv0, argv0);
 	tool_usage_options(f, option_table);
 }
 
@@ -102,6 +105,7 @@ struct options {
 	double lr, momentum, beta[2], wd;
 	int nesterov;
 	int given[512];  /* by option code */
+	struct mura_ckpt_settings ckpt;  /* resuming: its settings, where c.augment points */
 };
 
 /* The progress display: a bar on a terminal, one line per epoch otherwise. */
@@ -445,8 +449,11 @@ check(struct options *o, int argc, char **argv)
 				die_usage("%s needs --valid", need[i].name);
 	}
 
-	/* The optimizer: the kind's defaults, then what was given. */
-	mura_optim_config_default(&c->optim, o->optimizer);
+	/* The optimizer: the kind's defaults (resuming: the checkpoint's
+	 * settings, and another kind is refused), then what was given. */
+	if (!c->resume)
+		mura_optim_config_default(&c->optim, o->optimizer);
+	c->optim.kind = o->optimizer;
 	c->optim.lr = g['l'] ? o->lr : 1e-4;
 	if (g[OPT_MOMENTUM] || g[OPT_NESTEROV]) {
 		if (o->optimizer != MURA_OPTIM_SGD)
@@ -467,6 +474,27 @@ check(struct options *o, int argc, char **argv)
 	mura_optim_free(&probe);
 }
 
+/* Resuming: the checkpoint's settings are where the options start from,
+ * and those given go over them (the library refuses those that differ,
+ * naming them all). */
+static void
+resume_options(struct options *o, int argc, char **argv)
+{
+	const char *ckpt = o->c.resume;
+
+	memset(o, 0, sizeof *o);
+	mura_train_config_default(&o->c);
+	if (mura_train_config_from_ckpt(&o->c, &o->ckpt, ckpt) < 0)
+		die_lib();
+	o->optimizer = o->c.optim.kind;
+	o->momentum = o->c.optim.momentum;
+	o->nesterov = o->c.optim.nesterov;
+	o->beta[0] = o->c.optim.beta1, o->beta[1] = o->c.optim.beta2;
+	o->wd = o->c.optim.weight_decay;
+	optind = 0;  /* glibc: parse again from the start */
+	parse_options(argc, argv, o);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -481,6 +509,8 @@ main(int argc, char **argv)
 	mura_train_config_default(&o.c);
 	o.optimizer = MURA_OPTIM_ADAM;
 	parse_options(argc, argv, &o);
+	if (o.c.resume)
+		resume_options(&o, argc, argv);
 	check(&o, argc, argv);
 	command_line(cmd, sizeof cmd, argc, argv);
 	o.c.command = cmd;
@@ -509,8 +539,8 @@ main(int argc, char **argv)
 	if (rc == MURA_TRAIN_STOPPED) {
 		char ck[4200];
 		mura_train_path(ck, sizeof ck, o.c.out, "ckpt");
-		warn("%s: checkpoint written to %s; continue with the same options and --resume %s",
-		     stop_signal == SIGINT ? "interrupted" : "terminated", ck, ck);
+		warn("%s: checkpoint written to %s; continue with --resume %s and the same training and "
+		     "validation files", stop_signal == SIGINT ? "interrupted" : "terminated", ck, ck);
 		return 128 + (stop_signal ? stop_signal : SIGTERM);
 	}
 	return 0;

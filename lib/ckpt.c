@@ -16,6 +16,7 @@
 
 #include "ckpt.h"
 #include "error.h"
+#include "util.h"
 
 enum ckpt_kind {
 	CKPT_INT,      /* int */
@@ -55,6 +56,11 @@ struct field {
 	enum ckpt_kind kind;
 	int optional;      /* may be absent: the member is zeroed */
 	size_t off, size;  /* the member's place and size in the struct */
+	/* A setting's mura-train option (NULL: none, the data's), for
+	 * messages: its value as written when the option is not given (NULL:
+	 * it always has one), and whether it is a flag without an argument. */
+	const char *option, *unset;
+	int flag;
 };
 
 struct text {
@@ -64,10 +70,12 @@ struct text {
 };
 
 /* A row: the key is the member's name. */
-#define ROW(type, member, kind, optional) \
-	{#member, kind, optional, offsetof(type, member), sizeof(((type *)0)->member)}
-#define STATE(member, kind, optional) ROW(struct mura_ckpt_state, member, kind, optional)
-#define SETTING(member, kind) ROW(struct mura_ckpt_settings, member, kind, 0)
+#define ROW(type, member, kind, optional, option, unset, flag) \
+	{#member, kind, optional, offsetof(type, member), sizeof(((type *)0)->member), option, unset, flag}
+#define STATE(member, kind, optional) ROW(struct mura_ckpt_state, member, kind, optional, NULL, NULL, 0)
+/* A setting, the option that sets it and its text when not given. */
+#define SETTING(member, kind, option, unset) ROW(struct mura_ckpt_settings, member, kind, 0, option, unset, 0)
+#define FLAG(member, option) ROW(struct mura_ckpt_settings, member, CKPT_INT, 0, option, "0", 1)
 
 static const struct field state_fields[] = {
 	STATE(epoch, CKPT_INT, 0),
@@ -87,36 +95,37 @@ static const struct field state_fields[] = {
 	STATE(total_steps, CKPT_LONG, 0),
 	STATE(threads, CKPT_INT, 1),
 	STATE(top, CKPT_TOP, 1),
+	STATE(epochs, CKPT_INT, 1),
 };
 
 static const struct field settings_fields[] = {
-	SETTING(batch, CKPT_INT),
-	SETTING(seed, CKPT_U64),
-	SETTING(optimizer, CKPT_STRING),
-	SETTING(momentum, CKPT_DOUBLE),
-	SETTING(dampening, CKPT_DOUBLE),
-	SETTING(nesterov, CKPT_INT),
-	SETTING(weight_decay, CKPT_DOUBLE),
-	SETTING(betas, CKPT_PAIR),
-	SETTING(eps, CKPT_DOUBLE),
-	SETTING(amsgrad, CKPT_INT),
-	SETTING(loss, CKPT_STRING),
-	SETTING(gamma, CKPT_FLOAT),
-	SETTING(alpha, CKPT_FLOAT),
-	SETTING(class_weights, CKPT_STRING),
-	SETTING(boost, CKPT_DOUBLE),
-	SETTING(augment, CKPT_STRING),
-	SETTING(monitor, CKPT_STRING),
-	SETTING(plateau_factor, CKPT_DOUBLE),
-	SETTING(plateau_patience, CKPT_INT),
-	SETTING(early_stop, CKPT_INT),
-	SETTING(keep_top, CKPT_INT),
-	SETTING(freeze_backbone, CKPT_INT),
-	SETTING(unfreeze_at, CKPT_INT),
-	SETTING(lr_after_unfreeze, CKPT_DOUBLE),
-	SETTING(train, CKPT_RECORDS),
-	SETTING(input, CKPT_SIZE),
-	SETTING(valid, CKPT_RECORDS),
+	SETTING(batch, CKPT_INT, "--batch", NULL),
+	SETTING(seed, CKPT_U64, "--seed", NULL),
+	SETTING(optimizer, CKPT_STRING, "--optimizer", NULL),
+	SETTING(momentum, CKPT_DOUBLE, "--momentum", NULL),
+	SETTING(dampening, CKPT_DOUBLE, NULL, NULL),
+	FLAG(nesterov, "--nesterov"),
+	SETTING(weight_decay, CKPT_DOUBLE, "--weight-decay", NULL),
+	SETTING(betas, CKPT_PAIR, "--betas", NULL),
+	SETTING(eps, CKPT_DOUBLE, NULL, NULL),
+	SETTING(amsgrad, CKPT_INT, NULL, NULL),
+	SETTING(loss, CKPT_STRING, "--loss", NULL),
+	SETTING(gamma, CKPT_FLOAT, "--gamma", NULL),
+	SETTING(alpha, CKPT_FLOAT, "--alpha", "-1"),
+	SETTING(class_weights, CKPT_STRING, "--class-weights", NULL),
+	SETTING(boost, CKPT_DOUBLE, "--boost", NULL),
+	SETTING(augment, CKPT_STRING, "--augment", NULL),
+	SETTING(monitor, CKPT_STRING, "--monitor", NULL),
+	SETTING(plateau_factor, CKPT_DOUBLE, "--plateau-factor", NULL),
+	SETTING(plateau_patience, CKPT_INT, "--plateau-patience", NULL),
+	SETTING(early_stop, CKPT_INT, "--early-stop", NULL),
+	SETTING(keep_top, CKPT_INT, "--keep-top", NULL),
+	FLAG(freeze_backbone, "--freeze-backbone"),
+	SETTING(unfreeze_at, CKPT_INT, "--unfreeze-at", "0"),
+	SETTING(lr_after_unfreeze, CKPT_DOUBLE, "--lr-after-unfreeze", "-1"),
+	SETTING(train, CKPT_RECORDS, NULL, NULL),
+	SETTING(input, CKPT_SIZE, NULL, NULL),
+	SETTING(valid, CKPT_RECORDS, NULL, NULL),
 };
 
 static const struct text state_text = {"train_state", state_fields,
@@ -144,9 +153,23 @@ add(struct out *w, const char *fmt, ...)
 	w->o += k > 0 ? (size_t)k : 0;
 }
 
-/* The value of f in obj, as ckpt.h writes its type. */
+/* A double or float: exact, as ckpt.h writes it, or short (for messages). */
 static void
-put(struct out *w, const struct field *f, const void *obj)
+add_real(struct out *w, double v, int is_float, int shortest)
+{
+	char b[40];
+
+	if (shortest) {
+		mura_format_shortest(b, sizeof b, v, is_float);
+		add(w, "%s", b);
+	} else
+		add(w, is_float ? "%.9g" : "%.17g", v);
+}
+
+/* The value of f in obj, as ckpt.h writes its type; numbers in their
+ * shortest text when shortest. */
+static void
+put(struct out *w, const struct field *f, const void *obj, int shortest)
 {
 	const void *m = (const char *)obj + f->off;
 
@@ -162,16 +185,18 @@ put(struct out *w, const struct field *f, const void *obj)
 		add(w, "%llu", (unsigned long long)*(const uint64_t *)m);
 		break;
 	case CKPT_DOUBLE:
-		add(w, "%.17g", *(const double *)m);
+		add_real(w, *(const double *)m, 0, shortest);
 		break;
 	case CKPT_FLOAT:
-		add(w, "%.9g", (double)*(const float *)m);
+		add_real(w, (double)*(const float *)m, 1, shortest);
 		break;
 	case CKPT_STRING:
 		add(w, "%s", (const char *)m);
 		break;
 	case CKPT_PAIR:
-		add(w, "%.17g,%.17g", ((const double *)m)[0], ((const double *)m)[1]);
+		add_real(w, ((const double *)m)[0], 0, shortest);
+		add(w, ",");
+		add_real(w, ((const double *)m)[1], 0, shortest);
 		break;
 	case CKPT_SIZE:
 		add(w, "%ux%u", ((const uint32_t *)m)[0], ((const uint32_t *)m)[1]);
@@ -209,7 +234,7 @@ format(const struct text *t, const void *obj, char *buf, size_t len)
 				return mura_error("%s: %s holds a newline", t->name, f->key);
 		}
 		add(&w, "%s=", f->key);
-		put(&w, f, obj);
+		put(&w, f, obj, 0);
 		add(&w, "\n");
 	}
 	if (w.o >= len)
@@ -414,23 +439,52 @@ mura_ckpt_settings_parse(struct mura_ckpt_settings *s, const char *text)
 
 /* ---- comparing ----------------------------------------------------------- */
 
-int
-mura_ckpt_settings_compare(const struct mura_ckpt_settings *mine, const char *theirs)
+/* How a differing setting reads in a message: as its option says it
+ * ("--batch 8", "--nesterov", "no --alpha"), or as key=value
+ * ("train=51 records"). */
+static void
+show(char *buf, size_t len, const struct field *f, const void *obj)
 {
+	struct out w = {buf, len, 0};
 	char v[MURA_CKPT_TEXT_MAX];
+	struct out wv = {v, sizeof v, 0};
+
+	put(&wv, f, obj, 0);
+	if (!f->option)
+		add(&w, "%s=%s", f->key, v);
+	else if (f->unset && strcmp(v, f->unset) == 0)
+		add(&w, "no %s", f->option);
+	else if (f->flag)
+		add(&w, "%s", f->option);
+	else {
+		add(&w, "%s ", f->option);
+		put(&w, f, obj, 1);
+	}
+}
+_Static_assert(sizeof(((struct mura_ckpt_diff *)0)->mine) > sizeof(((struct mura_ckpt_settings *)0)->augment) + 32,
+               "room for the longest setting and its option");
+
+size_t
+mura_ckpt_settings_diff(const struct mura_ckpt_settings *mine, const struct mura_ckpt_settings *theirs,
+                        struct mura_ckpt_diff *d, size_t max)
+{
+	char a[MURA_CKPT_TEXT_MAX], b[MURA_CKPT_TEXT_MAX];
+	size_t n = 0;
 
 	for (size_t i = 0; i < settings_text.n; i++) {
 		const struct field *f = &settings_text.f[i];
-		struct out w = {v, sizeof v, 0};
-		size_t n;
-		const char *old = find(theirs, f->key, &n);
-		put(&w, f, mine);
-		if (!old)
-			return mura_error("the checkpoint does not record %s", f->key);
-		if (n != strlen(v) || memcmp(old, v, n) != 0)
-			return mura_error("the checkpoint was made with %s=%.*s, this run has %s=%s: "
-			                  "resume with the options of the interrupted run",
-			                  f->key, (int)n, old, f->key, v);
+		struct out wa = {a, sizeof a, 0}, wb = {b, sizeof b, 0};
+		put(&wa, f, mine, 0);
+		put(&wb, f, theirs, 0);
+		if (strcmp(a, b) == 0)
+			continue;
+		if (n < max) {
+			d[n].key = f->key;
+			d[n].option = f->option;
+			show(d[n].mine, sizeof d[n].mine, f, mine);
+			show(d[n].theirs, sizeof d[n].theirs, f, theirs);
+		}
+		n++;
 	}
-	return 0;
+	return n;
 }

@@ -15,7 +15,7 @@
  * The checkpoint (MODEL.ckpt.safetensors) has these too (the val_* are
  * "n/a" there), and:
  *   train_state          text    where the loop is, below
- *   train_settings       text    the options a resumed run must repeat, below
+ *   train_settings       text    the run's options, which a resumed run takes, below
  *   train_history        text    the log's rows so far (mura-train(1)'s
  *                                --log, without its header line)
  *   optim.P.SLOT         tensors the optimizer's state of parameter P, as
@@ -58,34 +58,42 @@
  *                          another count gives other rounding
  *   top            top     the K epochs of lowest validation loss, at most
  *                          MURA_CKPT_TOP_MAX (optional; empty when absent)
+ *   epochs         int     the run's number of epochs, which a resumed run
+ *                          goes on to unless told otherwise (optional; 0
+ *                          when absent: a checkpoint of an older mura-train)
  *
- * train_settings (struct mura_ckpt_settings), compared key by key, as
- * text, with a resumed run's:
- *   batch              int     images per step
- *   seed               u64     the seed of initialisation, order, augmentation
- *   optimizer          string  sgd, adam, adamw
- *   momentum           double  SGD
- *   dampening          double  SGD
- *   nesterov           int     SGD: 0 or 1
- *   weight_decay       double
- *   betas              pair    Adam's and AdamW's
- *   eps                double  Adam's and AdamW's
- *   amsgrad            int     0 or 1
- *   loss               string  bce, focal
- *   gamma              float   focal exponent
- *   alpha              float   focal weight of abnormal images, < 0: none
- *   class_weights      string  none, global, per-type
- *   boost              double  factor on the abnormal weight
- *   augment            string  the transforms as mura-augment(1)'s --augment
- *                              takes them, or "none"
- *   monitor            string  val_loss, val_auc
- *   plateau_factor     double  1: no reduction
- *   plateau_patience   int
- *   early_stop         int     0: never
- *   keep_top           int     K, 0: none
- *   freeze_backbone    int     0 or 1
- *   unfreeze_at        int     the epoch the backbone thaws, 0: never
- *   lr_after_unfreeze  double  < 0: unchanged
+ * train_settings (struct mura_ckpt_settings), with the mura-train option
+ * that sets each; a resumed run takes them, and its own must equal them,
+ * key by key as text:
+ *   batch              int     --batch            images per step
+ *   seed               u64     --seed             the seed of initialisation,
+ *                                                 order, augmentation
+ *   optimizer          string  --optimizer        sgd, adam, adamw
+ *   momentum           double  --momentum         SGD
+ *   dampening          double                     SGD
+ *   nesterov           int     --nesterov         SGD: 0 or 1
+ *   weight_decay       double  --weight-decay
+ *   betas              pair    --betas            Adam's and AdamW's
+ *   eps                double                     Adam's and AdamW's
+ *   amsgrad            int                        0 or 1
+ *   loss               string  --loss             bce, focal
+ *   gamma              float   --gamma            focal exponent
+ *   alpha              float   --alpha            focal weight of abnormal
+ *                                                 images, -1: none
+ *   class_weights      string  --class-weights    none, global, per-type
+ *   boost              double  --boost            factor on the abnormal weight
+ *   augment            string  --augment          the transforms as
+ *                                                 mura-augment(1)'s --augment
+ *                                                 takes them, or "none"
+ *   monitor            string  --monitor          val_loss, val_auc
+ *   plateau_factor     double  --plateau-factor   1: no reduction
+ *   plateau_patience   int     --plateau-patience
+ *   early_stop         int     --early-stop       0: never
+ *   keep_top           int     --keep-top         K, 0: none
+ *   freeze_backbone    int     --freeze-backbone  0 or 1
+ *   unfreeze_at        int     --unfreeze-at      the epoch the backbone
+ *                                                 thaws, 0: never
+ *   lr_after_unfreeze  double  --lr-after-unfreeze  -1: unchanged
  *   train              records the training records, or a stream
  *   input              size    of every record
  *   valid              records the validation records, 0 without
@@ -130,6 +138,7 @@ struct mura_ckpt_state {
 	long total_steps;
 	int threads;
 	struct mura_ckpt_top_list top;
+	int epochs;
 };
 
 /* The run's settings; the fields are train_settings' keys, above. */
@@ -174,9 +183,21 @@ int mura_ckpt_settings_format(const struct mura_ckpt_settings *s, char *buf, siz
 int mura_ckpt_state_parse(struct mura_ckpt_state *s, const char *text);
 int mura_ckpt_settings_parse(struct mura_ckpt_settings *s, const char *text);
 
-/* Are mine the settings of the text theirs, key by key as text?  Returns 0,
- * or -1 with mura_error set for the first key that differs ("the checkpoint
- * was made with batch=4, this run has batch=8: ...") or that theirs lacks. */
-int mura_ckpt_settings_compare(const struct mura_ckpt_settings *mine, const char *theirs);
+/* A setting on which two runs differ: its key, the option that sets it
+ * (NULL for train, input and valid, the data's), and each run's value as
+ * the option says it ("--batch 8", "--nesterov", "no --nesterov", "no
+ * --alpha"; numbers in the shortest text that reads back as the same
+ * value: "--momentum 0.9") or, for the data, as key=value, as written
+ * ("train=51 records"). */
+struct mura_ckpt_diff {
+	const char *key, *option;
+	char mine[600], theirs[600];
+};
+
+/* The settings on which mine and theirs differ, compared key by key as
+ * text, as written, into d[0 .. max) in the order of the keys.  Returns
+ * how many differ (which may be more than max). */
+size_t mura_ckpt_settings_diff(const struct mura_ckpt_settings *mine, const struct mura_ckpt_settings *theirs,
+                               struct mura_ckpt_diff *d, size_t max);
 
 #endif

@@ -10,13 +10,16 @@
  * a resumed run end with the weights of an uninterrupted one.
  *
  * The checkpoint's metadata holds train_state (where the loop is, the
- * callbacks' memory), train_settings (the options a resumed run must
- * repeat), both of ckpt.h, and train_history (the log's rows so far).
+ * callbacks' memory, the run's number of epochs), train_settings (the
+ * run's options, which a resumed run takes and must not contradict), both
+ * of ckpt.h, and train_history (the log's rows so far).
  */
 #define _GNU_SOURCE
+#include <assert.h>
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -116,6 +119,7 @@ struct source {
 
 struct run {
 	const struct mura_train_config *c;
+	int epochs;                   /* c->epochs, or the checkpoint's */
 	struct source src;
 	struct mura_file valid;
 	int has_valid, valid_kappa;   /* validation; its kappa computable */
@@ -148,6 +152,31 @@ struct run {
 	size_t hlen, hcap;
 };
 
+/* The hybrid's options, members of struct mura_model_config; 0: not given. */
+static const struct {
+	const char *option;
+	size_t off;
+} hybrid_fields[] = {
+	{"--hybrid-stage", offsetof(struct mura_model_config, hybrid_stage)},
+	{"--vit-dim", offsetof(struct mura_model_config, vit_dim)},
+	{"--vit-depth", offsetof(struct mura_model_config, vit_depth)},
+	{"--vit-heads", offsetof(struct mura_model_config, vit_heads)},
+	{"--vit-mlp", offsetof(struct mura_model_config, vit_mlp)},
+};
+#define HYBRID_FIELDS (sizeof hybrid_fields / sizeof hybrid_fields[0])
+
+static int
+hybrid_get(const struct mura_model_config *mc, size_t i)
+{
+	return *(const int *)(const void *)((const char *)mc + hybrid_fields[i].off);
+}
+
+static void
+hybrid_set(struct mura_model_config *mc, size_t i, int v)
+{
+	*(int *)(void *)((char *)mc + hybrid_fields[i].off) = v;
+}
+
 static double
 now(void)
 {
@@ -171,7 +200,7 @@ info(struct run *r, const char *fmt, ...)
 	rep.event = MURA_TRAIN_INFO;
 	rep.msg = msg;
 	rep.epoch = r->st.epoch;
-	rep.epochs = r->c->epochs;
+	rep.epochs = r->epochs;
 	r->c->report(r->c->report_arg, &rep);
 }
 
@@ -303,44 +332,111 @@ pipe_next(struct source *s, struct mura_record *dst)
 	return 1;
 }
 
-/* ---- the settings a resumed run must repeat -------------------------------- */
+/* ---- the settings a resumed run takes from its checkpoint --------------------- */
+
+/* The settings that are members of the configuration as they are, copied
+ * either way by copy_same; the others (enums by name, the
+ * augmentation's text, the data) have lines of their own. */
+#define SAME(cm, sm)                                                                                     \
+	{offsetof(struct mura_train_config, cm), offsetof(struct mura_ckpt_settings, sm),                    \
+	 sizeof(((struct mura_train_config *)0)->cm), sizeof(((struct mura_ckpt_settings *)0)->sm)}
+static const struct {
+	size_t c, s, csize, ssize;
+} same[] = {
+	SAME(batch, batch),
+	SAME(seed, seed),
+	SAME(optim.momentum, momentum),
+	SAME(optim.dampening, dampening),
+	SAME(optim.nesterov, nesterov),
+	SAME(optim.weight_decay, weight_decay),
+	SAME(optim.beta1, betas[0]),
+	SAME(optim.beta2, betas[1]),
+	SAME(optim.eps, eps),
+	SAME(optim.amsgrad, amsgrad),
+	SAME(loss.gamma, gamma),
+	SAME(loss.alpha, alpha),
+	SAME(boost, boost),
+	SAME(plateau_factor, plateau_factor),
+	SAME(plateau_patience, plateau_patience),
+	SAME(early_stop, early_stop),
+	SAME(keep_top, keep_top),
+	SAME(freeze_backbone, freeze_backbone),
+	SAME(unfreeze_at, unfreeze_at),
+	SAME(lr_after_unfreeze, lr_after_unfreeze),
+};
+
+/* The members of same[] from src into dst: a configuration's into
+ * settings, or (into_config) settings into a configuration. */
+static void
+copy_same(void *dst, const void *src, int into_config)
+{
+	for (size_t i = 0; i < sizeof same / sizeof same[0]; i++) {
+		assert(same[i].csize == same[i].ssize);
+		memcpy((char *)dst + (into_config ? same[i].c : same[i].s),
+		       (const char *)src + (into_config ? same[i].s : same[i].c), same[i].csize);
+	}
+}
 
 /* r->settings from the options and the data, for train_settings. */
 static void
 make_settings(struct run *r)
 {
 	const struct mura_train_config *c = r->c;
-	const struct mura_optim_config *o = &c->optim;
 	struct mura_ckpt_settings *s = &r->settings;
 
 	memset(s, 0, sizeof *s);
-	s->batch = c->batch;
-	s->seed = c->seed;
-	snprintf(s->optimizer, sizeof s->optimizer, "%s", mura_optim_kind_name(o->kind));
-	s->momentum = o->momentum;
-	s->dampening = o->dampening;
-	s->nesterov = o->nesterov;
-	s->weight_decay = o->weight_decay;
-	s->betas[0] = o->beta1, s->betas[1] = o->beta2;
-	s->eps = o->eps;
-	s->amsgrad = o->amsgrad;
+	copy_same(s, c, 0);
+	snprintf(s->optimizer, sizeof s->optimizer, "%s", mura_optim_kind_name(c->optim.kind));
 	snprintf(s->loss, sizeof s->loss, "%s", mura_loss_kind_name(c->loss.kind));
-	s->gamma = c->loss.gamma;
-	s->alpha = c->loss.alpha;
 	snprintf(s->class_weights, sizeof s->class_weights, "%s", mura_weights_mode_name(c->weights_mode));
-	s->boost = c->boost;
 	snprintf(s->augment, sizeof s->augment, "%s", r->aug_text);
 	snprintf(s->monitor, sizeof s->monitor, "%s", mura_monitor_name(c->monitor));
-	s->plateau_factor = c->plateau_factor;
-	s->plateau_patience = c->plateau_patience;
-	s->early_stop = c->early_stop;
-	s->keep_top = c->keep_top;
-	s->freeze_backbone = c->freeze_backbone;
-	s->unfreeze_at = c->unfreeze_at;
-	s->lr_after_unfreeze = c->lr_after_unfreeze;
 	s->train = r->src.pipe ? MURA_CKPT_STREAM : r->src.n;
 	s->input[0] = r->src.h, s->input[1] = r->src.w;
 	s->valid = r->has_valid ? r->valid.n : 0;
+}
+
+/* The train_state and train_settings texts of f, a checkpoint (which has
+ * train_history too).  Returns 0, or -1 with mura_error set. */
+static int
+ckpt_texts(const struct mura_st_file *f, const char **state, const char **settings)
+{
+	if (!(*state = mura_st_meta(f, "train_state")) || !(*settings = mura_st_meta(f, "train_settings")) ||
+	    !mura_st_meta(f, "train_history"))
+		return mura_error("%s: not a checkpoint of mura-train (no train_state): resume from the "
+		                  "*.ckpt.safetensors file", f->path);
+	return 0;
+}
+
+int
+mura_train_config_from_ckpt(struct mura_train_config *c, struct mura_ckpt_settings *s, const char *path)
+{
+	struct mura_st_file f;
+	const char *state, *text;
+	int optimizer, loss, weights_mode, monitor, rc = -1;
+
+	if (mura_st_open(&f, path) < 0)
+		return -1;
+	if (ckpt_texts(&f, &state, &text) < 0)
+		goto done;
+	if (mura_ckpt_settings_parse(s, text) < 0 || (optimizer = mura_optim_kind_parse(s->optimizer)) < 0 ||
+	    (loss = mura_loss_kind_parse(s->loss)) < 0 ||
+	    (weights_mode = mura_weights_mode_parse(s->class_weights)) < 0 ||
+	    (monitor = mura_monitor_parse(s->monitor)) < 0) {
+		mura_error_prefix("%s", path);
+		goto done;
+	}
+	copy_same(c, s, 1);
+	c->optim.kind = optimizer;
+	c->loss.kind = loss;
+	c->weights_mode = weights_mode;
+	c->augment = s->augment;
+	c->monitor = monitor;
+	c->epochs = 0;
+	rc = 0;
+done:
+	mura_st_free(&f);
+	return rc;
 }
 
 /* ---- files ----------------------------------------------------------------- */
@@ -375,20 +471,6 @@ fmt_num(char *buf, size_t len, double v)
 		snprintf(buf, len, "n/a");
 	else
 		snprintf(buf, len, "%.8g", v);
-}
-
-/* The checkpoint's state into r->st; says so when it was written with
- * another number of threads. */
-static int
-read_state(struct run *r, const char *text, const char *path)
-{
-	if (mura_ckpt_state_parse(&r->st, text) < 0)
-		return mura_error_prefix("%s", path);
-	if (r->st.threads && r->st.threads != r->threads)
-		info(r, "%s was written with %d threads, this run has %d: the result will not equal "
-		        "the uninterrupted run's bit for bit", path, r->st.threads, r->threads);
-	r->st.threads = r->threads;
-	return 0;
 }
 
 /* Save the model to path: with the loop's state and the optimizer's slots
@@ -588,31 +670,20 @@ open_valid(struct run *r)
 	return 0;
 }
 
-/* The hybrid's shape: what the options give (> 0) over what the file says;
- * a checkpoint's cannot change, and other architectures have none. */
+/* The hybrid's shape: what the options give (> 0) over what the file says
+ * (a checkpoint's is the same: resume_check); other architectures have
+ * none. */
 static int
-hybrid_options(const struct mura_train_config *c, struct mura_model_config *mc, const struct mura_st_file *ckpt)
+hybrid_options(const struct mura_train_config *c, struct mura_model_config *mc)
 {
-	const struct {
-		const char *opt;
-		int given, *have;
-	} o[] = {
-		{"--hybrid-stage", c->model.hybrid_stage, &mc->hybrid_stage},
-		{"--vit-dim", c->model.vit_dim, &mc->vit_dim},
-		{"--vit-depth", c->model.vit_depth, &mc->vit_depth},
-		{"--vit-heads", c->model.vit_heads, &mc->vit_heads},
-		{"--vit-mlp", c->model.vit_mlp, &mc->vit_mlp},
-	};
-
-	for (size_t i = 0; i < sizeof o / sizeof o[0]; i++) {
-		if (o[i].given <= 0)
+	for (size_t i = 0; i < HYBRID_FIELDS; i++) {
+		int given = hybrid_get(&c->model, i);
+		if (given <= 0)
 			continue;
 		if (mc->arch != MURA_ARCH_HYBRID)
-			return mura_error("%s is for the hybrid, not %s", o[i].opt, mura_arch_name(mc->arch));
-		if (ckpt && o[i].given != *o[i].have)
-			return mura_error("%s: the checkpoint has %s %d, not %d", ckpt->path, o[i].opt, *o[i].have,
-			                  o[i].given);
-		*o[i].have = o[i].given;
+			return mura_error("%s is for the hybrid, not %s", hybrid_fields[i].option,
+			                  mura_arch_name(mc->arch));
+		hybrid_set(mc, i, given);
 	}
 	return 0;
 }
@@ -642,40 +713,19 @@ make_model(struct run *r, const struct mura_st_file *ckpt)
 		mura_error("%s: not a checkpoint of mura-train (no model metadata)", ckpt->path);
 		goto done;
 	}
-	/* What the options say, over what the file says; a checkpoint's model
-	 * cannot change. */
-	if (c->model.arch > 0) {
-		if (ckpt && c->model.arch != mc.arch) {
-			mura_error("%s: the checkpoint is a %s, not %s", ckpt->path, mura_arch_name(mc.arch),
-			           mura_arch_name(c->model.arch));
-			goto done;
-		}
+	/* What the options say, over what the file says (a checkpoint's
+	 * model is what they say: resume_check). */
+	if (c->model.arch > 0)
 		mc.arch = c->model.arch;
-	}
-	if (c->model.head > 0) {
-		if (ckpt && c->model.head != mc.head) {
-			mura_error("%s: the checkpoint has the %s head, not %s", ckpt->path, mura_head_name(mc.head),
-			           mura_head_name(c->model.head));
-			goto done;
-		}
+	if (c->model.head > 0)
 		mc.head = c->model.head;
-	}
-	if (c->model.dropout >= 0) {
-		if (ckpt && c->model.dropout != mc.dropout) {
-			mura_error("%s: the checkpoint has dropout %g, not %g", ckpt->path, mc.dropout, c->model.dropout);
-			goto done;
-		}
+	if (c->model.dropout >= 0)
 		mc.dropout = c->model.dropout;
-	}
 	if (c->norm_given) {
-		if (ckpt && (memcmp(c->model.mean, mc.mean, sizeof mc.mean) || memcmp(c->model.std, mc.std, sizeof mc.std))) {
-			mura_error("%s: the checkpoint normalises with other --mean and --std", ckpt->path);
-			goto done;
-		}
 		memcpy(mc.mean, c->model.mean, sizeof mc.mean);
 		memcpy(mc.std, c->model.std, sizeof mc.std);
 	}
-	if (hybrid_options(c, &mc, ckpt) < 0)
+	if (hybrid_options(c, &mc) < 0)
 		goto done;
 	mc.threads = r->threads;  /* what the checkpoint records */
 	mc.seed = c->seed;
@@ -851,7 +901,7 @@ report_step(struct run *r, long steps, int event)
 		return;
 	rep.event = event;
 	rep.epoch = r->st.epoch;
-	rep.epochs = r->c->epochs;
+	rep.epochs = r->epochs;
 	rep.step = r->st.step;
 	rep.steps = steps;
 	rep.loss = r->st.seen ? r->st.loss_sum / (double)r->st.seen : NAN;
@@ -1138,7 +1188,7 @@ end_epoch(struct run *r, double vl, double va, double vk, int *stop_early)
 	if (c->report) {
 		rep.event = MURA_TRAIN_EPOCH;
 		rep.epoch = e;
-		rep.epochs = c->epochs;
+		rep.epochs = r->epochs;
 		rep.step = rep.steps = -1;
 		rep.loss = loss;
 		rep.acc = acc;
@@ -1163,71 +1213,260 @@ end_epoch(struct run *r, double vl, double va, double vk, int *stop_early)
 	return 0;
 }
 
+/* ---- resuming ----------------------------------------------------------------- */
+
+/* The run's epochs when resuming: c->epochs, or the checkpoint's when 0.
+ * A run that is done (every epoch, or ended by early stopping) goes on
+ * only for an --epochs above its own.  Returns 0 to train, 1 when there is
+ * nothing to do (said), -1. */
+static int
+resume_epochs(struct run *r, const struct mura_ckpt_settings *s)
+{
+	const char *path = r->c->resume;
+	int had = r->st.epochs, done = r->st.epoch - 1;
+	int stopped = s->early_stop > 0 && r->st.wait >= s->early_stop && r->st.phase == 0 && r->st.step == 0 &&
+	              done > 0;
+
+	if (!had && !r->c->epochs)
+		return mura_error("%s does not record the run's number of epochs (a checkpoint of an older "
+		                  "mura-train): give --epochs", path);
+	r->epochs = r->c->epochs ? r->c->epochs : had;
+	if (had && r->epochs > had) {
+		info(r, "%s: extending the run from %d to %d epochs", path, had, r->epochs);
+		return 0;
+	}
+	if (stopped) {
+		info(r, "%s: early stopping ended the run after epoch %d of %d: nothing to do (to train on, "
+		        "give --epochs above %d)", path, done, had, had);
+		return 1;
+	}
+	if (done >= r->epochs) {
+		if (done > r->epochs)
+			info(r, "%s: %d epochs are done, more than --epochs %d: nothing to do", path, done, r->epochs);
+		else
+			info(r, "%s: the run is done (%d of %d epochs): nothing to do (to train on, give --epochs above %d)",
+			     path, done, r->epochs, r->epochs);
+		return 1;
+	}
+	if (had && r->epochs < had)
+		info(r, "%s: shortening the run from %d to %d epochs", path, had, r->epochs);
+	return 0;
+}
+
+/* The checkpoint to resume from, opened into ck: its state into r->st, its
+ * settings into theirs.  Returns 0 or -1. */
+static int
+resume_open(struct run *r, struct mura_st_file *ck, struct mura_ckpt_settings *theirs)
+{
+	const char *path = r->c->resume, *state, *settings;
+
+	if (mura_st_open(ck, path) < 0 || ckpt_texts(ck, &state, &settings) < 0)
+		return -1;
+	if (mura_ckpt_state_parse(&r->st, state) < 0 || mura_ckpt_settings_parse(theirs, settings) < 0)
+		return mura_error_prefix("%s", path);
+	return 0;
+}
+
+/* items[0 .. n) as "A", "A and B", "A, B and C". */
+static void
+join(char *buf, size_t len, const char *const *items, int n)
+{
+	size_t o = 0;
+
+	buf[0] = 0;
+	for (int i = 0; i < n && o < len; i++)
+		o += (size_t)snprintf(buf + o, len - o, "%s%s", i == 0 ? "" : i == n - 1 ? " and " : ", ", items[i]);
+}
+
+/* What the checkpoint says and what this run says, difference by
+ * difference, for one message. */
+struct differences {
+	int n;
+	const char *was[48], *now[48];
+	char own[16][2][160];  /* the texts of the model's differences */
+	int nown;
+};
+
+static void
+differ(struct differences *d, const char *was, const char *now)
+{
+	if (d->n < (int)(sizeof d->was / sizeof d->was[0]))
+		d->was[d->n] = was, d->now[d->n++] = now;
+}
+
+/* A difference of the model: "OPTION WAS", "OPTION NOW". */
+static void
+differ_model(struct differences *d, const char *option, const char *was, const char *now)
+{
+	char (*b)[160];
+
+	if (d->nown == (int)(sizeof d->own / sizeof d->own[0]))
+		return;
+	b = d->own[d->nown++];
+	snprintf(b[0], sizeof b[0], "%s %s", option, was);
+	snprintf(b[1], sizeof b[1], "%s %s", option, now);
+	differ(d, b[0], b[1]);
+}
+
+/* Three floats as --mean and --std take them. */
+static void
+floats3(char *buf, size_t len, const float *v)
+{
+	char b[3][32];
+
+	for (int i = 0; i < 3; i++)
+		mura_format_shortest(b[i], sizeof b[i], v[i], 1);
+	snprintf(buf, len, "%s,%s,%s", b[0], b[1], b[2]);
+}
+
+/* The model's options given that differ from what the checkpoint's model
+ * records, into d. */
+static void
+model_differences(const struct mura_train_config *c, const struct mura_model_config *mc, struct differences *d)
+{
+	const struct mura_model_config *my = &c->model;
+	char a[96], b[96];
+
+	if (my->arch > 0 && my->arch != mc->arch)
+		differ_model(d, "--arch", mura_arch_name(mc->arch), mura_arch_name(my->arch));
+	if (my->head > 0 && my->head != mc->head)
+		differ_model(d, "--head", mura_head_name(mc->head), mura_head_name(my->head));
+	if (my->dropout >= 0 && my->dropout != mc->dropout) {
+		mura_format_shortest(a, sizeof a, mc->dropout, 1);
+		mura_format_shortest(b, sizeof b, my->dropout, 1);
+		differ_model(d, "--dropout", a, b);
+	}
+	if (c->norm_given && memcmp(my->mean, mc->mean, sizeof mc->mean) != 0) {
+		floats3(a, sizeof a, mc->mean);
+		floats3(b, sizeof b, my->mean);
+		differ_model(d, "--mean", a, b);
+	}
+	if (c->norm_given && memcmp(my->std, mc->std, sizeof mc->std) != 0) {
+		floats3(a, sizeof a, mc->std);
+		floats3(b, sizeof b, my->std);
+		differ_model(d, "--std", a, b);
+	}
+	if (mc->arch != MURA_ARCH_HYBRID)
+		return;  /* another's refuses the hybrid's options (hybrid_options) */
+	for (size_t i = 0; i < HYBRID_FIELDS; i++) {
+		int mine = hybrid_get(my, i), theirs = hybrid_get(mc, i);
+		if (mine > 0 && mine != theirs) {
+			snprintf(a, sizeof a, "%d", theirs);
+			snprintf(b, sizeof b, "%d", mine);
+			differ_model(d, hybrid_fields[i].option, a, b);
+		}
+	}
+}
+
+/* A resumed run is the checkpoint's run: its model (what the options
+ * given say of it), its settings (mura-train takes the options not given
+ * from the checkpoint, so a difference is an option given otherwise) and
+ * its data (the records' counts and size).  Every difference in one
+ * message. */
+static int
+resume_check(struct run *r, const struct mura_st_file *ck, const struct mura_ckpt_settings *theirs)
+{
+	enum { MAX = 40 };
+	const char *path = r->c->resume;
+	struct mura_ckpt_diff diff[MAX];
+	struct mura_model_config mc;
+	struct differences opt = {0}, data = {0};
+	char list[4][8192], msg[4 * 8192 + 256];
+	size_t n, o = 0;
+	int ours;
+
+	mura_model_config_default(&mc);
+	if ((ours = mura_model_config_read(ck, &mc)) < 0)
+		return -1;
+	if (ours)
+		model_differences(r->c, &mc, &opt);
+	n = mura_ckpt_settings_diff(&r->settings, theirs, diff, MAX);
+	for (size_t i = 0; i < n && i < MAX; i++)
+		differ(diff[i].option ? &opt : &data, diff[i].theirs, diff[i].mine);
+	if (!opt.n && !data.n)
+		return 0;
+	join(list[0], sizeof list[0], opt.was, opt.n);
+	join(list[1], sizeof list[1], opt.now, opt.n);
+	join(list[2], sizeof list[2], data.was, data.n);
+	join(list[3], sizeof list[3], data.now, data.n);
+	if (opt.n)
+		o = (size_t)snprintf(msg, sizeof msg, "%s was made with %s, this run says %s (leave out the options "
+		                     "the checkpoint records)", path, list[0], list[1]);
+	if (data.n && o < sizeof msg)
+		snprintf(msg + o, sizeof msg - o, "%s%s with %s, this run has %s (resume with the interrupted "
+		         "run's training and validation files)", opt.n ? "; " : path, opt.n ? "made" : " was made",
+		         list[2], list[3]);
+	return mura_error("%s", msg);
+}
+
 /* ---- the run ---------------------------------------------------------------------- */
 
+/* Everything before the first step: the options checked, the checkpoint
+ * read when resuming, the data opened, the model made.  Returns 0, 1 when
+ * a resumed run has nothing to do (and nothing was written), -1. */
 static int
 setup(struct run *r)
 {
 	const struct mura_train_config *c = r->c;
 	struct mura_aug_spec spec;
+	struct mura_ckpt_settings theirs;
 	struct mura_st_file ck;
 	int rc = -1;
 
 	memset(&ck, 0, sizeof ck);
-	if (c->batch < 1 || c->epochs < 1 || !c->out || !c->train)
+	if (c->batch < 1 || c->epochs < (c->resume ? 0 : 1) || !c->out || !c->train)
 		return mura_error("batch, epochs, out and train must be set");
 	if (c->keep_top > MURA_CKPT_TOP_MAX)
 		return mura_error("--keep-top %d: at most %d", c->keep_top, MURA_CKPT_TOP_MAX);
 	r->batch = c->batch;
+	r->epochs = c->epochs;
 	if ((r->threads = mura_threads_count(c->model.threads)) < 0)
 		return -1;
-	r->st.threads = r->threads;
 	r->ckpt_epoch = -1;
 	utf8_text(r->command, sizeof r->command, c->command ? c->command : "");
 	if (mura_train_path(r->ckpt, sizeof r->ckpt, c->out, "ckpt") < 0 || writable_dir(c->out, "--out") < 0 ||
 	    (c->log && writable_dir(c->log, "--log") < 0))
 		return -1;
 
+	/* The state of a fresh run, or the checkpoint's. */
+	r->st.epoch = 1;
+	r->st.lr = c->optim.lr;
+	r->st.best = c->monitor == MURA_MONITOR_VAL_AUC ? -INFINITY : INFINITY;
+	r->st.plateau_best = r->st.best;
+	if (c->resume && resume_open(r, &ck, &theirs) < 0)
+		goto done;
+
 	/* Augmentation. */
 	if (!c->augment)
 		mura_aug_spec_default(&spec);
-	else if (mura_aug_spec_parse(&spec, c->augment) < 0)
-		return mura_error_prefix("--augment");
+	else if (mura_aug_spec_parse(&spec, c->augment) < 0) {
+		mura_error_prefix("--augment");
+		goto done;
+	}
 	mura_aug_init(&r->aug, &spec);
 	mura_aug_spec_format(&spec, r->aug_text, sizeof r->aug_text);
 	r->augment = strcmp(r->aug_text, "none") != 0;
 
 	if (source_open(&r->src, c->train) < 0 || open_valid(r) < 0 || alloc_batch(r) < 0 ||
 	    class_weights(r) < 0)
-		return -1;
+		goto done;
 	make_settings(r);
 	if (r->src.pipe)
 		info(r, "%s: a stream is read once, in its order: one epoch, no shuffling", r->src.name);
 
-	r->st.epoch = 1;
-	r->st.lr = c->optim.lr;
-	r->st.best = c->monitor == MURA_MONITOR_VAL_AUC ? -INFINITY : INFINITY;
-	r->st.plateau_best = r->st.best;
+	/* A resumed run: the checkpoint's in every respect, then perhaps one
+	 * with nothing to do, decided before anything is made or written. */
+	if (c->resume && (resume_check(r, &ck, &theirs) < 0 || (rc = resume_epochs(r, &theirs)) != 0))
+		goto done;
+	if (c->resume && r->st.threads && r->st.threads != r->threads)
+		info(r, "%s was written with %d threads, this run has %d: the result will not equal "
+		        "the uninterrupted run's bit for bit", c->resume, r->st.threads, r->threads);
+	r->st.threads = r->threads;
+	r->st.epochs = r->epochs;
+	rc = -1;
 	if (c->resume) {
-		if (mura_st_open(&ck, c->resume) < 0)
-			return -1;
-		const char *state = mura_st_meta(&ck, "train_state");
-		const char *settings = mura_st_meta(&ck, "train_settings");
-		const char *history = mura_st_meta(&ck, "train_history");
-		if (!state || !settings || !history) {
-			mura_error("%s: not a checkpoint of mura-train (no train_state): resume from the "
-			           "*.ckpt.safetensors file", c->resume);
-			goto done;
-		}
-		if (mura_ckpt_settings_compare(&r->settings, settings) < 0) {
-			mura_error_prefix("%s", c->resume);
-			goto done;
-		}
-		if (read_state(r, state, c->resume) < 0)
-			goto done;
-		if (history_add(r, history) < 0)
-			goto done;
-		if (make_model(r, &ck) < 0 || load_slots(r, &ck) < 0)
+		if (history_add(r, mura_st_meta(&ck, "train_history")) < 0 || make_model(r, &ck) < 0 ||
+		    load_slots(r, &ck) < 0)
 			goto done;
 		r->ckpt_epoch = r->st.epoch - 1;
 		if (strcmp(c->resume, r->ckpt) != 0)
@@ -1253,14 +1492,12 @@ mura_train_run(const struct mura_train_config *c)
 	mura_record_init(&r.view);
 	mura_record_init(&r.scratch);
 	mura_scores_init(&r.vs);
-	if (setup(&r) < 0)
-		goto done;
-	if (r.st.epoch > c->epochs) {
-		info(&r, "the checkpoint is past epoch %d of %d: nothing to do", r.st.epoch - 1, c->epochs);
-		rc = MURA_TRAIN_DONE;
+	if ((rc = setup(&r)) != 0) {
+		rc = rc > 0 ? MURA_TRAIN_DONE : -1;
 		goto done;
 	}
-	while (r.st.epoch <= c->epochs) {
+	rc = -1;
+	while (r.st.epoch <= r.epochs) {
 		double vl = NAN, va = NAN, vk = NAN;
 		int frozen, s, stop_early;
 

@@ -41,6 +41,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ckpt.h"
 #include "nn/loss.h"
 #include "nn/model.h"
 #include "nn/optim.h"
@@ -99,7 +100,9 @@ struct mura_train_config {
 
 	/* Optimisation. */
 	struct mura_optim_config optim;
-	int batch, epochs;
+	int batch;
+	int epochs;                /* resuming: 0 goes on to the checkpoint's count; more
+	                              than it extends the run, less shortens it */
 	struct mura_loss loss;     /* kind, gamma, alpha; the weights are computed here */
 	int weights_mode;          /* enum mura_weights_mode */
 	double boost;
@@ -115,7 +118,9 @@ struct mura_train_config {
 	/* Files. */
 	const char *out;
 	const char *log;           /* TSV, or NULL */
-	const char *resume;        /* a checkpoint, or NULL */
+	const char *resume;        /* a checkpoint, or NULL; its settings must be these
+	                              (mura_train_config_from_ckpt), its model what
+	                              model says of it */
 	const char *command;       /* recorded in the files' metadata */
 
 	/* The caller's hooks. */
@@ -130,6 +135,15 @@ struct mura_train_config {
  * patience 1, no early stopping, no top-K. */
 void mura_train_config_default(struct mura_train_config *c);
 
+/* c's settings as the checkpoint at path records them (ckpt.h's
+ * train_settings: batch, seed, the optimizer, the loss, class weights,
+ * augmentation, callbacks, freezing), into s and from s into c (c->augment
+ * points into s), and c->epochs 0: what a resumed run starts from before
+ * the options given.  The model needs nothing: it comes from the checkpoint
+ * unless an option says otherwise.  Returns 0, or -1 with mura_error set
+ * (not a checkpoint, a setting that does not parse). */
+int mura_train_config_from_ckpt(struct mura_train_config *c, struct mura_ckpt_settings *s, const char *path);
+
 /* The values mura_train_run returns besides -1. */
 enum mura_train_status {
 	MURA_TRAIN_DONE = 0,     /* every epoch ran, or early stopping ended the run */
@@ -137,7 +151,11 @@ enum mura_train_status {
 };
 
 /* Train.  Returns a mura_train_status, or -1 with mura_error set (a bad
- * input, a write error, a loss that is not finite). */
+ * input, a write error, a loss that is not finite; resuming, a checkpoint
+ * whose settings, model or data differ from c's, all of them named).  A
+ * resumed run that is done (every epoch of its count, or ended by early
+ * stopping) and is not extended returns MURA_TRAIN_DONE at once, having
+ * written nothing, and says so. */
 int mura_train_run(const struct mura_train_config *c);
 
 /* out with ".TAG" inserted before ".safetensors" (or appended): "best",

@@ -66,6 +66,16 @@ mura_parse_doubles(const char *s, int n, double *out)
 	return 0;
 }
 
+void
+mura_format_shortest(char *buf, size_t len, double v, int is_float)
+{
+	for (int digits = 1; digits <= 17; digits++) {
+		snprintf(buf, len, "%.*g", digits, v);
+		if (is_float ? strtof(buf, NULL) == (float)v : strtod(buf, NULL) == v)
+			return;
+	}
+}
+
 int
 mura_out_open(struct mura_out *o, const char *path)
 {

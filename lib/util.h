@@ -15,6 +15,10 @@ int mura_parse_long(const char *s, long lo, long hi, long *out);
 int mura_parse_double(const char *s, double lo, double hi, double *out);
 /* A comma-separated list of exactly n numbers ("0.485,0.456,0.406"). */
 int mura_parse_doubles(const char *s, int n, double *out);
+/* v as the shortest %g text that reads back as the same value ("0.9", not
+ * "0.90000000000000002"); read back as a float when is_float.  For
+ * messages that show a value as a user would type it. */
+void mura_format_shortest(char *buf, size_t len, double v, int is_float);
 
 /*
  * An output file that appears under its name only when complete: data goes

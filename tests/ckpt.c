@@ -1,8 +1,8 @@
 /* ckpt.c - lib/ckpt's train_state and train_settings: texts that mura-train
- * wrote before lib/ckpt existed read back and written again byte for byte,
- * structs through format, parse and format, values refused by key, optional
- * keys, and the settings compared key by key with the message t-train.sh
- * greps. */
+ * wrote before lib/ckpt existed read back and written again byte for byte
+ * (the state then with the key they lack, epochs=0), structs through
+ * format, parse and format, values refused by key, optional keys, and the
+ * settings compared key by key, each difference as its option says it. */
 #include <float.h>
 #include <math.h>
 #include <stdint.h>
@@ -80,22 +80,27 @@ fails_with(int rc, const char *want)
 static void
 test_golden(void)
 {
-	char buf[MURA_CKPT_TEXT_MAX], name[64];
+	char buf[MURA_CKPT_TEXT_MAX], name[96];
 
 	for (size_t i = 0; i < sizeof golden_state / sizeof golden_state[0]; i++) {
 		struct mura_ckpt_state s;
-		snprintf(name, sizeof name, "golden train_state %zu: parse, format: the same bytes", i + 1);
-		CHECK(name, mura_ckpt_state_parse(&s, golden_state[i]) == 0 &&
-		                mura_ckpt_state_format(&s, buf, sizeof buf) == 0 && !strcmp(buf, golden_state[i]));
+		char want[MURA_CKPT_TEXT_MAX];
+		snprintf(name, sizeof name, "golden train_state %zu: parse, format: the same bytes, then epochs=0",
+		         i + 1);
+		snprintf(want, sizeof want, "%sepochs=0\n", golden_state[i]);
+		CHECK(name, mura_ckpt_state_parse(&s, golden_state[i]) == 0 && s.epochs == 0 &&
+		                mura_ckpt_state_format(&s, buf, sizeof buf) == 0 && !strcmp(buf, want));
 	}
 	for (size_t i = 0; i < sizeof golden_settings / sizeof golden_settings[0]; i++) {
-		struct mura_ckpt_settings s;
+		struct mura_ckpt_settings s, s2;
+		struct mura_ckpt_diff d[1];
 		snprintf(name, sizeof name, "golden train_settings %zu: parse, format: the same bytes", i + 1);
 		CHECK(name, mura_ckpt_settings_parse(&s, golden_settings[i]) == 0 &&
 		                mura_ckpt_settings_format(&s, buf, sizeof buf) == 0 &&
 		                !strcmp(buf, golden_settings[i]));
-		snprintf(name, sizeof name, "golden train_settings %zu: equal to its own text", i + 1);
-		CHECK(name, mura_ckpt_settings_compare(&s, golden_settings[i]) == 0);
+		snprintf(name, sizeof name, "golden train_settings %zu: no difference with itself", i + 1);
+		CHECK(name, mura_ckpt_settings_parse(&s2, golden_settings[i]) == 0 &&
+		                mura_ckpt_settings_diff(&s, &s2, d, 1) == 0);
 	}
 }
 
@@ -110,7 +115,7 @@ test_round_trip(void)
 	s.epoch = 7, s.phase = 1, s.step = 2147483648L, s.lr = 1e-300, s.loss_sum = 0.1;
 	s.correct = UINT64_MAX, s.seen = 12345678901234567890u, s.seconds = DBL_MIN / 4;
 	s.train_seconds = -0.0, s.plateau_best = -INFINITY, s.plateau_bad = -3, s.best = 1.0 / 3;
-	s.best_epoch = 6, s.wait = 2, s.total_steps = -1, s.threads = 64;
+	s.best_epoch = 6, s.wait = 2, s.total_steps = -1, s.threads = 64, s.epochs = 1000000;
 	for (s.top.n = 0; s.top.n < MURA_CKPT_TOP_MAX; s.top.n++)
 		s.top.e[s.top.n] = (struct mura_ckpt_top){1.0 / (s.top.n + 1), 2 * s.top.n - 5};
 	CHECK("a state: format, parse, format: the same text",
@@ -119,7 +124,7 @@ test_round_trip(void)
 	CHECK("... and the same values", s2.step == s.step && s2.lr == s.lr && s2.correct == UINT64_MAX &&
 	                                     s2.seen == s.seen && s2.seconds == s.seconds &&
 	                                     signbit(s2.train_seconds) && s2.plateau_best == -INFINITY &&
-	                                     s2.best == s.best && s2.total_steps == -1 && s2.threads == 64 &&
+	                                     s2.best == s.best && s2.total_steps == -1 && s2.threads == 64 && s2.epochs == 1000000 &&
 	                                     s2.top.n == MURA_CKPT_TOP_MAX && s2.top.e[99].loss == 0.01 &&
 	                                     s2.top.e[99].epoch == 193 && s2.top.e[0].epoch == -5);
 
@@ -144,7 +149,8 @@ test_round_trip(void)
 	          c2.gamma == 0.1f && c2.alpha == c.alpha && !strcmp(c2.augment, c.augment) &&
 	          c2.train == MURA_CKPT_STREAM && c2.input[0] == UINT32_MAX && c2.input[1] == 1 &&
 	          c2.valid == MURA_CKPT_STREAM - 1 && c2.keep_top == 100 && c2.amsgrad == 1);
-	CHECK("... compared with their own text: equal", mura_ckpt_settings_compare(&c, t1) == 0);
+	struct mura_ckpt_diff d[1];
+	CHECK("... no difference between the two", mura_ckpt_settings_diff(&c, &c2, d, 1) == 0);
 
 	mura_error_clear();
 	CHECK("a text that does not fit is refused",
@@ -255,52 +261,57 @@ test_optional(void)
 
 	memset(&s, 0xff, sizeof s);
 	with(b2, sizeof b2, golden_state[1], "threads", NULL);
-	CHECK("train_state without threads and top: read, as 0 and an empty list",
+	CHECK("train_state without threads, top and epochs: read, as 0, an empty list and 0",
 	      mura_ckpt_state_parse(&s, with(buf, sizeof buf, b2, "top", NULL)) == 0 && s.threads == 0 &&
-	          s.top.n == 0 && s.epoch == 3);
+	          s.top.n == 0 && s.epoch == 3 && s.epochs == 0);
 	snprintf(buf, sizeof buf, "future=1\nepoch=9\n%sepoch=4\n", golden_state[1]);
 	CHECK("an unknown key is ignored, the first of a repeated key counts",
 	      mura_ckpt_state_parse(&s, buf) == 0 && s.epoch == 9 && s.top.n == 2 &&
 	          mura_ckpt_state_format(&s, out, sizeof out) == 0 &&
-	          !strcmp(out, with(b2, sizeof b2, golden_state[1], "epoch", "9")));
+	          !strncmp(out, with(b2, sizeof b2, golden_state[1], "epoch", "9"), strlen(b2)) &&
+	          !strcmp(out + strlen(b2), "epochs=0\n"));
+}
+
+/* d[i] is key with these texts, or say what it is. */
+static int
+diff_is(const struct mura_ckpt_diff *d, const char *key, const char *option, const char *mine, const char *theirs)
+{
+	if (!strcmp(d->key, key) && (option ? d->option && !strcmp(d->option, option) : !d->option) &&
+	    !strcmp(d->mine, mine) && !strcmp(d->theirs, theirs))
+		return 1;
+	printf("    got %s (%s): '%s' / '%s', want %s: '%s' / '%s'\n", d->key, d->option ? d->option : "no option",
+	       d->mine, d->theirs, key, mine, theirs);
+	return 0;
 }
 
 static void
-test_compare(void)
+test_diff(void)
 {
-	struct mura_ckpt_settings c;
-	char buf[MURA_CKPT_TEXT_MAX];
-	const char *text = golden_settings[0];
+	struct mura_ckpt_settings theirs, mine;
+	struct mura_ckpt_diff d[8];
 
-	mura_ckpt_settings_parse(&c, text);
-	c.batch = 4;
-	strcpy(c.augment, "flip=0.5");
-	CHECK("compare: the first key that differs, in the message resume tests look for",
-	      fails_with(mura_ckpt_settings_compare(&c, text),
-	                 "the checkpoint was made with batch=8, this run has batch=4: "
-	                 "resume with the options of the interrupted run"));
-	c.batch = 8;
-	CHECK("... then the next",
-	      fails_with(mura_ckpt_settings_compare(&c, text),
-	                 "the checkpoint was made with augment=none, this run has augment=flip=0.5: "
-	                 "resume with the options of the interrupted run"));
-	mura_ckpt_settings_parse(&c, text);
-	c.gamma = 2.0000002f;
-	CHECK("... a float as %.9g writes it",
-	      fails_with(mura_ckpt_settings_compare(&c, text),
-	                 "the checkpoint was made with gamma=2, this run has gamma=2.00000024: "
-	                 "resume with the options of the interrupted run"));
-	mura_ckpt_settings_parse(&c, text);
-	CHECK("... as text: 08 is not 8",
-	      fails_with(mura_ckpt_settings_compare(&c, with(buf, sizeof buf, text, "batch", "08")),
-	                 "the checkpoint was made with batch=08, this run has batch=8: "
-	                 "resume with the options of the interrupted run"));
-	CHECK("... a key the checkpoint lacks",
-	      fails_with(mura_ckpt_settings_compare(&c, with(buf, sizeof buf, text, "valid", NULL)),
-	                 "the checkpoint does not record valid"));
-	CHECK("... a key the checkpoint has and this run does not: no matter",
-	      mura_ckpt_settings_compare(&c, with(buf, sizeof buf, text, "zzz", NULL)) == 0 &&
-	          snprintf(buf, sizeof buf, "%snew=1\n", text) > 0 && mura_ckpt_settings_compare(&c, buf) == 0);
+	mura_ckpt_settings_parse(&theirs, golden_settings[0]);
+	mine = theirs;
+	mine.batch = 4;
+	mine.momentum = 0.95;
+	mine.nesterov = 0;
+	mine.gamma = 2.0000002f;
+	mine.alpha = -1;
+	strcpy(mine.augment, "flip=0.5");
+	mine.valid = 12;
+	CHECK("diff: every setting that differs, in the order of the keys",
+	      mura_ckpt_settings_diff(&mine, &theirs, d, 8) == 7);
+	CHECK("... as the options say them: a value, shortest where exact is long",
+	      diff_is(&d[0], "batch", "--batch", "--batch 4", "--batch 8") &&
+	          diff_is(&d[1], "momentum", "--momentum", "--momentum 0.95", "--momentum 0.9") &&
+	          diff_is(&d[3], "gamma", "--gamma", "--gamma 2.0000002", "--gamma 2") &&
+	          diff_is(&d[5], "augment", "--augment", "--augment flip=0.5", "--augment none"));
+	CHECK("... a flag, and an option not given",
+	      diff_is(&d[2], "nesterov", "--nesterov", "no --nesterov", "--nesterov") &&
+	          diff_is(&d[4], "alpha", "--alpha", "no --alpha", "--alpha 0.25"));
+	CHECK("... the data's as key=value", diff_is(&d[6], "valid", NULL, "valid=12 records", "valid=39 records"));
+	CHECK("... the count of them all, even beyond the room given",
+	      mura_ckpt_settings_diff(&mine, &theirs, d, 2) == 7 && !strcmp(d[1].key, "momentum"));
 }
 
 int
@@ -312,6 +323,6 @@ main(void)
 	test_missing("train_state", golden_state[0], " threads top ", parse_state);
 	test_missing("train_settings", golden_settings[0], " ", parse_settings);
 	test_optional();
-	test_compare();
+	test_diff();
 	return test_status();
 }

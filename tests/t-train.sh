@@ -2,9 +2,14 @@
 # t-train.sh - mura-train on data from mura-synth and mura-resize.
 #   - a small resnet18 learns: validation AUC above 0.75 (LEARN)
 #   - interrupted twice (MURA_TRAIN_STOP_AFTER_STEPS, SIGTERM at an exact
-#     step, exit 143) and resumed, a run ends with the tensors of the
-#     uninterrupted run, bit for bit: the last, best, top-K models and the
-#     checkpoint with its optimizer state; and the same log
+#     step, exit 143) and resumed, once with every option again and once
+#     with the files alone (the rest from the checkpoint), a run ends with
+#     the tensors of the uninterrupted run, bit for bit: the last, best,
+#     top-K models and the checkpoint with its optimizer state; and the same
+#     log
+#   - resuming a finished run (or one early stopping ended) does nothing and
+#     touches no file; --epochs above the recorded count extends it, as if
+#     it had been run so; options that contradict the checkpoint are named
 #   - the files it writes: names, metadata, the log's header; mura-score
 #     reads the models
 #   - a stream from stdin, the convolutional head with a frozen backbone
@@ -14,6 +19,9 @@
 
 export MURA_THREADS=2
 unset MURA_TRAIN_STOP_AFTER_STEPS
+
+# The modification times of files, to the nanosecond.
+stamp() { ls -l --time-style=+%s.%N "$@" | awk '{print $6, $7}'; }
 
 # The metadata value of key $2 in file $1, its \n escapes made lines.
 meta() {
@@ -70,8 +78,9 @@ check "... and tells how to resume" grep -q "resume.*b.ckpt.safetensors" "$T/err
 # The second stop falls in epoch 2, after the first epoch's files.
 MURA_TRAIN_STOP_AFTER_STEPS=14 mura-train $opts --out "$T/b.safetensors" --log "$T/b.tsv" \
 	--resume "$T/b.ckpt.safetensors" "$T/train.mt" >"$T/out" 2>"$T/err"
-check_eq "resumed, SIGTERM again 14 steps later: exit status 143" "$?" 143
-check "resumed to the end" mura-train $opts --out "$T/b.safetensors" --log "$T/b.tsv" \
+check_eq "resumed with every option again, SIGTERM again 14 steps later: exit status 143" "$?" 143
+check "resumed to the end with the files alone: the options from the checkpoint" \
+	mura-train --out "$T/b.safetensors" --log "$T/b.tsv" --valid "$T/valid.mt" \
 	--resume "$T/b.ckpt.safetensors" "$T/train.mt"
 for f in "" .best .top1 .top2 .ckpt; do
 	check_eq "interrupted twice and resumed: the tensors of model$f.safetensors equal the uninterrupted run's" \
@@ -89,6 +98,13 @@ check_eq "... resumed: the tensors equal the uninterrupted run's" \
 mura-train $dopts --dropout 0 --out "$T/d3.safetensors" "$T/train.mt" 2>/dev/null
 check "... which dropout changed (dropout 0: other tensors)" \
 	test "$(tensors "$T/d3.safetensors" 2>&1)" != "$(tensors "$T/d1.safetensors" 2>&1)"
+# A finished run extended by an epoch is the run made with one more.
+mura-train $dopts --epochs 3 --out "$T/d4.safetensors" "$T/train.mt" 2>/dev/null
+mura-train --epochs 3 --out "$T/d2.safetensors" --resume "$T/d2.ckpt.safetensors" "$T/train.mt" 2>"$T/err"
+check_eq "a finished run of 2 epochs resumed with --epochs 3: exit 0" "$?" 0
+check "... says it extends the run" grep -q "d2.ckpt.safetensors: extending the run from 2 to 3 epochs" "$T/err"
+check_eq "... and ends with the tensors of a 3-epoch run" \
+	"$(tensors "$T/d2.safetensors" 2>&1)" "$(tensors "$T/d4.safetensors" 2>&1)"
 check_eq "the log: a header and 3 rows" "$(head -n 1 "$T/a.tsv" | tr '\t' ' '; wc -l < "$T/a.tsv")" \
 	"epoch lr train_loss train_acc val_loss val_auc val_kappa seconds images_per_s
 4"
@@ -112,16 +128,38 @@ mura-train --arch resnet18 --valid "$T/valid.mt" --epochs 6 --batch 8 --lr 1e-7 
 check_eq "early stopping after 2 epochs without improvement: exit 0, 3 epochs" \
 	"$? $(awk 'END { print $1 }' "$T/e.tsv")" "0 3"
 check "... says so" grep -q "early stopping: val_auc did not improve for 2 epochs (best .* at epoch 1" "$T/err"
+before=$(stamp "$T"/e.*safetensors "$T/e.tsv")
+mura-train --out "$T/e.safetensors" --log "$T/e.tsv" --valid "$T/valid.mt" --resume "$T/e.ckpt.safetensors" \
+	"$T/train.mt" 2>"$T/err"
+check_eq "resuming a run early stopping ended: exit 0" "$?" 0
+check "... nothing to do" grep -q "early stopping ended the run after epoch 3 of 6: nothing to do" "$T/err"
+check_eq "... and touches no file" "$(stamp "$T"/e.*safetensors "$T/e.tsv")" "$before"
 check_eq "the models record their epoch and metadata" \
 	"$(meta "$T/a.safetensors" train_epoch) $(meta "$T/a.safetensors" arch) $(meta "$T/a.safetensors" input_size)" \
 	"3 resnet18 32x32"
 check_eq "top1 has the lowest validation loss" "$(meta "$T/a.top1.safetensors" train_val_loss)" \
 	"$(awk -F '\t' 'NR > 1 { print $5 }' "$T/a.tsv" | sort -g | head -n 1)"
-check_eq "resuming a finished run: nothing to do" \
-	"$(mura-train $opts --out "$T/b.safetensors" --resume "$T/b.ckpt.safetensors" "$T/train.mt" 2>&1 |
-		grep -c 'nothing to do')" 1
-check_fails "resuming with another --batch" 1 "made with batch=4, this run has batch=8" \
+check_eq "the checkpoint records the run's epochs" \
+	"$(meta "$T/b.ckpt.safetensors" train_state | grep '^epochs=')" "epochs=3"
+before=$(stamp "$T"/b.*safetensors "$T/b.tsv")
+mura-train --out "$T/b.safetensors" --log "$T/b.tsv" --valid "$T/valid.mt" \
+	--resume "$T/b.ckpt.safetensors" "$T/train.mt" >"$T/out" 2>"$T/err"
+check_eq "resuming a finished run without --epochs: exit 0" "$?" 0
+check "... says there is nothing to do" \
+	grep -q "b.ckpt.safetensors: the run is done (3 of 3 epochs): nothing to do (to train on, give --epochs above 3)" "$T/err"
+mura-train $opts --out "$T/b.safetensors" --log "$T/b.tsv" --resume "$T/b.ckpt.safetensors" "$T/train.mt" \
+	>"$T/out" 2>&1
+check "... and with its own --epochs" grep -q "nothing to do" "$T/out"
+check_eq "... and touches no file" "$(stamp "$T"/b.*safetensors "$T/b.tsv")" "$before"
+check_fails "resuming with another --batch: named" 1 \
+	"b.ckpt.safetensors was made with --batch 4, this run says --batch 8 \(leave out" \
 	mura-train $opts --batch 8 --out "$T/c.safetensors" --resume "$T/b.ckpt.safetensors" "$T/train.mt"
+check_fails "... every option that differs in one message, the model's too" 1 \
+	"made with --arch resnet18, --batch 4, --seed 3 and --augment [^ ]*mixup=0.4, this run says --arch resnet34, --batch 8, --seed 4 and --augment none" \
+	mura-train --arch resnet34 --batch 8 --seed 4 --augment none --valid "$T/valid.mt" --out "$T/c.safetensors" \
+	--resume "$T/b.ckpt.safetensors" "$T/train.mt"
+check_fails "... and the data: no --valid" 1 "made with valid=[0-9]+ records, this run has valid=0 records" \
+	mura-train --out "$T/c.safetensors" --resume "$T/b.ckpt.safetensors" "$T/train.mt"
 check_fails "resuming from a model that is no checkpoint" 1 "not a checkpoint" \
 	mura-train $opts --out "$T/c.safetensors" --resume "$T/a.safetensors" "$T/train.mt"
 check "mura-score reads the models" sh -c "mura-score -m '$T/a.safetensors' -m '$T/a.top2.safetensors' \
