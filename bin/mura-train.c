@@ -27,7 +27,7 @@ enum {
 	OPT_HEAD = 256, OPT_DROPOUT, OPT_FREEZE, OPT_UNFREEZE_AT, OPT_LR_AFTER, OPT_MEAN, OPT_STD,
 	OPT_AUGMENT, OPT_OPTIMIZER, OPT_MOMENTUM, OPT_NESTEROV, OPT_BETAS, OPT_WD, OPT_LOSS, OPT_GAMMA,
 	OPT_ALPHA, OPT_CW, OPT_BOOST, OPT_MONITOR, OPT_PF, OPT_PP, OPT_ES, OPT_TOP, OPT_LOG,
-	OPT_STAGE, OPT_VIT_DIM, OPT_VIT_DEPTH, OPT_VIT_HEADS, OPT_VIT_MLP,
+	OPT_STAGE, OPT_VIT_DIM, OPT_VIT_DEPTH, OPT_VIT_HEADS, OPT_VIT_MLP, OPT_FORCE,
 };
 
 /* Every option, once: getopt's lists and the usage text come from here. */
@@ -82,6 +82,8 @@ static const struct tool_option option_table[] = {
 	{OPT_LOG, "log", "FILE", "one TSV row per epoch"},
 	{'r', "resume", "CKPT", "continue a run from its checkpoint, with its\n"
 	                        "options (those given must agree)"},
+	{OPT_FORCE, "force", NULL, "start over though MODEL.ckpt exists (a run\n"
+	                           "stopped or done; refused without)"},
 	{'h', "help", NULL, "show this help"},
 	{'V', "version", NULL, "show the version"},
 	{0, NULL, NULL, NULL},
@@ -400,6 +402,9 @@ parse_options(int argc, char **argv, struct options *o)
 			break;
 		case 'r':
 			c->resume = optarg;
+			break;
+		case OPT_FORCE:
+			c->force = 1;
 			break;
 		TOOL_COMMON_OPTIONS;
 		}

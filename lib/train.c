@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -592,6 +593,27 @@ writable_dir(const char *path, const char *what)
 		snprintf(dir, sizeof dir, "%.*s", (int)(slash - path ? slash - path : 1), path);
 	if (access(dir, W_OK | X_OK) < 0)
 		return mura_error("%s %s: folder %s: %s", what, path, dir, strerror(errno));
+	return 0;
+}
+
+/* out's checkpoint is another run's, which this one would overwrite: it
+ * exists and is not the one resumed.  A fresh run over it is refused
+ * unless forced. */
+static int
+ckpt_in_the_way(const struct run *r)
+{
+	const struct mura_train_config *c = r->c;
+	struct stat mine, theirs;
+
+	if (c->force || stat(r->ckpt, &mine) < 0)
+		return 0;
+	if (!c->resume)
+		return mura_error("%s exists: a run with this --out was stopped or is done; continue it with "
+		                  "--resume %s, or start over with --force (which overwrites it and the models "
+		                  "beside it)", r->ckpt, r->ckpt);
+	if (stat(c->resume, &theirs) == 0 && (mine.st_dev != theirs.st_dev || mine.st_ino != theirs.st_ino))
+		return mura_error("%s exists, and is not the checkpoint resumed (%s): give another --out, or "
+		                  "--force to overwrite it", r->ckpt, c->resume);
 	return 0;
 }
 
@@ -1425,7 +1447,7 @@ setup(struct run *r)
 	r->ckpt_epoch = -1;
 	utf8_text(r->command, sizeof r->command, c->command ? c->command : "");
 	if (mura_train_path(r->ckpt, sizeof r->ckpt, c->out, "ckpt") < 0 || writable_dir(c->out, "--out") < 0 ||
-	    (c->log && writable_dir(c->log, "--log") < 0))
+	    (c->log && writable_dir(c->log, "--log") < 0) || ckpt_in_the_way(r) < 0)
 		return -1;
 
 	/* The state of a fresh run, or the checkpoint's. */

@@ -122,6 +122,8 @@ struct mura_train_config {
 	                              (mura_train_config_from_ckpt), its model what
 	                              model says of it */
 	const char *command;       /* recorded in the files' metadata */
+	int force;                 /* overwrite out's checkpoint, which is else refused
+	                              unless it is the one resumed */
 
 	/* The caller's hooks. */
 	mura_train_report_fn *report;

@@ -20,7 +20,9 @@
 # A training run that was stopped (Ctrl-C, a crash) resumes from its
 # checkpoint OUT/model.ckpt.safetensors on the next make, when that checkpoint
 # is newer than the training stage's inputs; the options go again, and
-# mura-train checks that they agree with the checkpoint.
+# mura-train checks that they agree with the checkpoint.  Otherwise the old
+# run's files are removed first (mura-train refuses to start a run over a
+# checkpoint without --force).
 
 MURA     ?= $(error set MURA to the MURA-v1.1 folder, e.g. MURA=/data/MURA-v1.1)
 OUT      ?= out/run

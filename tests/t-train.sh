@@ -7,6 +7,8 @@
 #     the tensors of the uninterrupted run, bit for bit: the last, best,
 #     top-K models and the checkpoint with its optimizer state; and the same
 #     log
+#   - a fresh run over a checkpoint (a rerun without --resume) is refused,
+#     naming --resume and --force, and touches no file; --force starts over
 #   - resuming a finished run (or one early stopping ended) does nothing and
 #     touches no file; --epochs above the recorded count extends it, as if
 #     it had been run so; options that contradict the checkpoint are named
@@ -75,6 +77,11 @@ check_eq "... the checkpoint says epoch 1, step 5" \
 	"$(meta "$T/b.ckpt.safetensors" train_state | grep -E '^(epoch|step)=' | tr '\n' ' ')" \
 	"epoch=1 step=5 "
 check "... and tells how to resume" grep -q "resume.*b.ckpt.safetensors" "$T/err"
+before=$(stamp "$T"/b.*)
+check_fails "the same command again, without --resume: refused, naming the ways on" 1 \
+	"b.ckpt.safetensors exists: .*continue it with --resume .*b.ckpt.safetensors, or start over with --force" \
+	mura-train $opts --out "$T/b.safetensors" --log "$T/b.tsv" "$T/train.mt"
+check_eq "... and touches no file" "$(stamp "$T"/b.*)" "$before"
 # The second stop falls in epoch 2, after the first epoch's files.
 MURA_TRAIN_STOP_AFTER_STEPS=14 mura-train $opts --out "$T/b.safetensors" --log "$T/b.tsv" \
 	--resume "$T/b.ckpt.safetensors" "$T/train.mt" >"$T/out" 2>"$T/err"
@@ -118,7 +125,7 @@ for pp in "0 1e-07 1e-07 1e-08 1e-08" "1 1e-07 1e-07 1e-07 1e-08"; do
 	patience=$1
 	shift
 	mura-train --arch resnet18 --valid "$T/valid.mt" --epochs 4 --batch 8 --lr 1e-7 --freeze-backbone \
-		--plateau-patience $patience --out "$T/p.safetensors" --log "$T/p.tsv" "$T/train.mt" 2>/dev/null
+		--plateau-patience $patience --out "$T/p$patience.safetensors" --log "$T/p.tsv" "$T/train.mt" 2>/dev/null
 	check_eq "plateau patience $patience: the learning rates of 4 epochs" "$(awk 'NR > 1 { print $2 }' "$T/p.tsv" | tr '\n' ' ')" "$* "
 done
 # Early stopping as Keras' (min_delta 0): the flat AUC never improves on
@@ -160,6 +167,9 @@ check_fails "... every option that differs in one message, the model's too" 1 \
 	--resume "$T/b.ckpt.safetensors" "$T/train.mt"
 check_fails "... and the data: no --valid" 1 "made with valid=[0-9]+ records, this run has valid=0 records" \
 	mura-train --out "$T/c.safetensors" --resume "$T/b.ckpt.safetensors" "$T/train.mt"
+check_fails "resuming into another run's --out: refused" 1 \
+	"a.ckpt.safetensors exists, and is not the checkpoint resumed \\(.*b.ckpt.safetensors\\): give another --out, or --force" \
+	mura-train --valid "$T/valid.mt" --out "$T/a.safetensors" --resume "$T/b.ckpt.safetensors" "$T/train.mt"
 check_fails "resuming from a model that is no checkpoint" 1 "not a checkpoint" \
 	mura-train $opts --out "$T/c.safetensors" --resume "$T/a.safetensors" "$T/train.mt"
 check "mura-score reads the models" sh -c "mura-score -m '$T/a.safetensors' -m '$T/a.top2.safetensors' \
@@ -167,7 +177,7 @@ check "mura-score reads the models" sh -c "mura-score -m '$T/a.safetensors' -m '
 
 # ---- other ways to train ------------------------------------------------
 check "a stream from stdin" sh -c "mura-train --arch resnet18 --batch 8 --class-weights none \
-	--out '$T/p.safetensors' - < '$T/train.mt'"
+	--out '$T/stream.safetensors' - < '$T/train.mt'"
 check "the conv head, frozen backbone unfrozen at epoch 2 with its own rate" \
 	mura-train --arch resnet18 --head conv --dropout 0.2 --freeze-backbone --unfreeze-at 2 \
 	--lr-after-unfreeze 0.0005 --epochs 2 --batch 8 --out "$T/h.safetensors" --log "$T/h.tsv" "$T/train.mt"
@@ -233,3 +243,9 @@ check_fails "diverging in epoch 2" 1 "epoch 2, step [0-9]+: .*last good state is
 	mura-train --arch resnet18 --freeze-backbone --unfreeze-at 2 --lr-after-unfreeze 1e300 --optimizer sgd \
 	--batch 8 --epochs 3 --out "$T/y.safetensors" "$T/train.mt"
 check_eq "... and kept the model of epoch 1" "$(meta "$T/y.safetensors" train_epoch)" 1
+check_fails "a fresh run where one left its checkpoint: refused" 1 "y.ckpt.safetensors exists: .*--force" \
+	mura-train --arch resnet18 --epochs 1 --batch 8 --augment none --out "$T/y.safetensors" "$T/train.mt"
+check "... --force starts over" \
+	mura-train --force --arch resnet18 --epochs 1 --batch 8 --augment none --out "$T/y.safetensors" "$T/train.mt"
+check_eq "... and writes that run's checkpoint" "$(meta "$T/y.ckpt.safetensors" train_state | grep '^epochs=')" \
+	"epochs=1"
