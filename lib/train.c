@@ -580,19 +580,85 @@ load_slots(struct run *r, const struct mura_st_file *f)
 
 /* ---- setting up ---------------------------------------------------------------- */
 
+/* The folder of path ("." for none), and the name in it. */
+static const char *
+dir_of(char *dir, size_t len, const char *path)
+{
+	const char *slash = strrchr(path, '/');
+
+	if (!slash)
+		snprintf(dir, len, ".");
+	else
+		snprintf(dir, len, "%.*s", (int)(slash - path ? slash - path : 1), path);
+	return slash ? slash + 1 : path;
+}
+
 /* The folder of path must take new files: found out now, not after an epoch. */
 static int
 writable_dir(const char *path, const char *what)
 {
 	char dir[4200];
-	const char *slash = strrchr(path, '/');
 
-	if (!slash)
-		snprintf(dir, sizeof dir, ".");
-	else
-		snprintf(dir, sizeof dir, "%.*s", (int)(slash - path ? slash - path : 1), path);
+	dir_of(dir, sizeof dir, path);
 	if (access(dir, W_OK | X_OK) < 0)
 		return mura_error("%s %s: folder %s: %s", what, path, dir, strerror(errno));
+	return 0;
+}
+
+/* What mura_out_clean's callbacks are given: the run, and the name (in
+ * its folder) of out or of the log. */
+struct ours {
+	struct run *r;
+	const char *name;
+};
+
+/* Is name one of out's model files: itself, .best, .ckpt, .top1 ...
+ * .top100? */
+static int
+model_file(const char *name, void *arg)
+{
+	const char *out = ((const struct ours *)arg)->name;
+	char path[4200], tag[16];
+
+	if (strcmp(name, out) == 0)
+		return 1;
+	for (int k = -1; k <= MURA_CKPT_TOP_MAX; k++) {
+		snprintf(tag, sizeof tag, k < 0 ? "best" : k == 0 ? "ckpt" : "top%d", k);
+		if (mura_train_path(path, sizeof path, out, tag) == 0 && strcmp(name, path) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+static int
+log_file(const char *name, void *arg)
+{
+	return strcmp(name, ((const struct ours *)arg)->name) == 0;
+}
+
+static void
+removed(const char *path, void *arg)
+{
+	info(((struct ours *)arg)->r, "%s: removed, the temporary file of a run that was killed", path);
+}
+
+/* The temporaries (util.h's NAME.tmp.PID) of this run's files, the model
+ * files and the log, that killed runs left: removed; those of live
+ * processes stay. */
+static int
+clean_temporaries(struct run *r)
+{
+	const struct mura_train_config *c = r->c;
+	char dir[4200];
+	struct ours o = {r, dir_of(dir, sizeof dir, c->out)};
+
+	if (mura_out_clean(dir, model_file, removed, &o) < 0)
+		return -1;
+	if (c->log && strcmp(c->log, "-") != 0) {
+		o.name = dir_of(dir, sizeof dir, c->log);
+		if (mura_out_clean(dir, log_file, removed, &o) < 0)
+			return -1;
+	}
 	return 0;
 }
 
@@ -1486,6 +1552,8 @@ setup(struct run *r)
 	r->st.threads = r->threads;
 	r->st.epochs = r->epochs;
 	rc = -1;
+	if (clean_temporaries(r) < 0)
+		goto done;
 	if (c->resume) {
 		if (history_add(r, mura_st_meta(&ck, "train_history")) < 0 || make_model(r, &ck) < 0 ||
 		    load_slots(r, &ck) < 0)

@@ -1,7 +1,10 @@
-/* util.c - checked number parsing, atomic output files, MURA paths. */
+/* util.c - checked number parsing, atomic output files (and the temporaries
+ * of killed ones), MURA paths. */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <math.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -131,6 +134,57 @@ mura_out_abort(struct mura_out *o)
 		unlink(o->tmp);
 	}
 	o->f = NULL;
+}
+
+/* Is pid this process (whose temporaries are not open when it cleans) or
+ * none at all? */
+static int
+gone(long pid)
+{
+	return pid == (long)getpid() || (pid > 0 && kill((pid_t)pid, 0) < 0 && errno == ESRCH);
+}
+
+int
+mura_out_clean(const char *dir, int (*ours)(const char *name, void *arg),
+               void (*done)(const char *path, void *arg), void *arg)
+{
+	static const char tmp[] = ".tmp.";
+	const size_t t = sizeof tmp - 1;
+	struct dirent *e;
+	DIR *d;
+	int n = 0;
+
+	if (!(d = opendir(dir)))
+		return mura_error("%s: %s", dir, strerror(errno));
+	while ((e = readdir(d))) {
+		char name[4200], path[8400];
+		size_t len = strlen(e->d_name), k = len;
+		long pid;
+
+		while (k > 0 && e->d_name[k - 1] >= '0' && e->d_name[k - 1] <= '9')
+			k--;
+		if (k == len || len - k > 9 || k <= t || memcmp(e->d_name + k - t, tmp, t) != 0 ||
+		    k - t >= sizeof name)
+			continue;
+		snprintf(name, sizeof name, "%.*s", (int)(k - t), e->d_name);
+		pid = strtol(e->d_name + k, NULL, 10);
+		if (!ours(name, arg) || !gone(pid))
+			continue;
+		if (strcmp(dir, ".") == 0)
+			snprintf(path, sizeof path, "%s", e->d_name);
+		else
+			snprintf(path, sizeof path, "%s%s%s", dir, dir[strlen(dir) - 1] == '/' ? "" : "/", e->d_name);
+		if (unlink(path) < 0 && errno != ENOENT) {
+			int err = errno;
+			closedir(d);
+			return mura_error("%s: %s", path, strerror(err));
+		}
+		n++;
+		if (done)
+			done(path, arg);
+	}
+	closedir(d);
+	return n;
 }
 
 int

@@ -35,6 +35,14 @@ struct mura_out {
 int mura_out_open(struct mura_out *o, const char *path);
 int mura_out_commit(struct mura_out *o);
 void mura_out_abort(struct mura_out *o);
+/* Remove what mura_out_open left behind in folder dir when its process was
+ * killed: the files "NAME.tmp.PID" for which ours(NAME, arg) is true and
+ * PID is this process's or names no process (kill(PID, 0) fails with
+ * ESRCH).  A live process's (a run writing now) are kept.  done(PATH, arg),
+ * if not NULL, is told of each removed.  Returns how many were, or -1
+ * with mura_error set. */
+int mura_out_clean(const char *dir, int (*ours)(const char *name, void *arg),
+                   void (*done)(const char *path, void *arg), void *arg);
 
 /* Make the buffer *pp (a pointer to any pointer) hold at least `need`
  * elements of `es` bytes, *cap counting what it holds: to exactly `need` the

@@ -14,6 +14,8 @@
 #     it had been run so; options that contradict the checkpoint are named
 #   - the files it writes: names, metadata, the log's header; mura-score
 #     reads the models
+#   - the temporaries a killed run left (MODEL.tmp.PID of a dead PID) are
+#     removed by the next run of that --out, a live process's are kept
 #   - a stream from stdin, the convolutional head with a frozen backbone
 #     unfrozen later, SGD with focal loss, fine-tuning from --weights
 #   - bad inputs and usage errors: message, status, empty stdout
@@ -196,6 +198,26 @@ mura-augment --seed 3 --epoch 1 < "$T/train.mt" |
 mura-train --arch resnet18 --seed 3 --class-weights none --out "$T/aug2.safetensors" - < "$T/train.mt" 2>/dev/null
 check_eq "augmenting in-process is mura-augment --seed S --epoch 1: the same weights from a stream" \
 	"$(tensors "$T/aug2.safetensors" 2>&1)" "$(tensors "$T/aug1.safetensors" 2>&1)"
+
+# ---- what killed runs leave ----------------------------------------------
+# SIGKILL during a write leaves NAME.tmp.PID behind.  The next run of that
+# --out removes those of its files (the models, the log) whose process is
+# gone, and keeps a live one's (this shell's) and other files'.
+sleep 0 &
+dead=$!
+wait $dead
+for f in k.safetensors k.best.safetensors k.ckpt.safetensors k.top3.safetensors k.tsv other.safetensors; do
+	: >"$T/$f.tmp.$dead"
+done
+: >"$T/k.safetensors.tmp.$$"
+mura-train --arch resnet18 --epochs 1 --batch 8 --augment none --out "$T/k.safetensors" --log "$T/k.tsv" \
+	"$T/train.mt" 2>"$T/err"
+check_eq "a run where killed ones left temporaries: exit 0" "$?" 0
+check_eq "... removed those of its files whose process is gone" "$(cd "$T" && ls k.*.tmp.$dead 2>/dev/null)" ""
+check "... and says so" grep -q "k.ckpt.safetensors.tmp.$dead: removed, the temporary file of a run that was killed" \
+	"$T/err"
+check "... kept a live process's" test -f "$T/k.safetensors.tmp.$$"
+check "... and another file's" test -f "$T/other.safetensors.tmp.$dead"
 
 # ---- bad inputs ---------------------------------------------------------
 check_fails "no --out" 2 "--out MODEL.safetensors is required" mura-train "$T/train.mt"
