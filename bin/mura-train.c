@@ -27,7 +27,7 @@ enum {
 	OPT_HEAD = 256, OPT_DROPOUT, OPT_FREEZE, OPT_UNFREEZE_AT, OPT_LR_AFTER, OPT_MEAN, OPT_STD,
 	OPT_AUGMENT, OPT_OPTIMIZER, OPT_MOMENTUM, OPT_NESTEROV, OPT_BETAS, OPT_WD, OPT_LOSS, OPT_GAMMA,
 	OPT_ALPHA, OPT_CW, OPT_BOOST, OPT_MONITOR, OPT_PF, OPT_PP, OPT_ES, OPT_TOP, OPT_LOG,
-	OPT_STAGE, OPT_VIT_DIM, OPT_VIT_DEPTH, OPT_VIT_HEADS, OPT_VIT_MLP, OPT_FORCE,
+	OPT_STAGE, OPT_VIT_DIM, OPT_VIT_DEPTH, OPT_VIT_HEADS, OPT_VIT_MLP, OPT_FORCE, OPT_PROGRESS,
 };
 
 /* Every option, once: getopt's lists and the usage text come from here. */
@@ -80,6 +80,9 @@ static const struct tool_option option_table[] = {
 	{'o', "out", "MODEL", "the model after the last epoch; MODEL.best,\n"
 	                      ".topN and .ckpt beside it (see mura-train(1))"},
 	{OPT_LOG, "log", "FILE", "one TSV row per epoch"},
+	{OPT_PROGRESS, "progress", NULL, "progress always: the bar on a terminal, else a\n"
+	                                 "line every 30 s (default: the bar on a terminal,\n"
+	                                 "else a line per epoch)"},
 	{'r', "resume", "CKPT", "continue a run from its checkpoint, with its\n"
 	                        "options (those given must agree)"},
 	{OPT_FORCE, "force", NULL, "start over though MODEL.ckpt exists (a run\n"
@@ -106,15 +109,21 @@ struct options {
 	int optimizer;
 	double lr, momentum, beta[2], wd;
 	int nesterov;
+	int progress;    /* --progress */
 	int given[512];  /* by option code */
 	struct mura_ckpt_settings ckpt;  /* resuming: its settings, where c.augment points */
 };
 
-/* The progress display: a bar on a terminal, one line per epoch otherwise. */
+/* The progress display: a bar on a terminal, one line per epoch otherwise;
+ * with --progress and no terminal, also a plain line every `every`
+ * seconds (MURA_TRAIN_PROGRESS_SECONDS, 30 by default). */
 struct progress {
 	int tty;
+	int lines;           /* --progress without a terminal: plain lines */
+	double every;
 	int bar;             /* a bar is on the line now */
-	double last;         /* when it was drawn */
+	double last;         /* when it was drawn, or the last plain line written */
+	int epoch;           /* the epoch of the last step seen */
 	long steps;          /* steps taken by this process */
 	long stop_after;     /* MURA_TRAIN_STOP_AFTER_STEPS, 0: none */
 	int told;            /* the interruption was announced */
@@ -147,6 +156,21 @@ num(char *buf, size_t len, const char *fmt, double v)
 	return buf;
 }
 
+/* The time left as "M:SS left" or "H:MM:SS left", "?" if unknown. */
+static const char *
+eta_text(char *buf, size_t len, double eta)
+{
+	int s = (int)eta;
+
+	if (eta < 0)
+		snprintf(buf, len, "?");
+	else if (s >= 3600)
+		snprintf(buf, len, "%d:%02d:%02d left", s / 3600, s / 60 % 60, s % 60);
+	else
+		snprintf(buf, len, "%d:%02d left", s / 60, s % 60);
+	return buf;
+}
+
 static void
 report(void *arg, const struct mura_train_report *r)
 {
@@ -168,24 +192,30 @@ report(void *arg, const struct mura_train_report *r)
 			     stop_signal == SIGINT ? "interrupt" : "terminated");
 			p->told = 1;
 		}
+		if (r->epoch != p->epoch) {  /* the interval of plain lines starts with the epoch */
+			p->epoch = r->epoch;
+			if (p->lines)
+				p->last = now();
+		}
+		if (r->steps > 0)
+			snprintf(b[1], sizeof b[1], "%ld/%ld", r->step, r->steps);
+		else
+			snprintf(b[1], sizeof b[1], "%ld", r->step);
 		if (p->tty && (now() - p->last > 0.2 || r->step == r->steps)) {
 			int width = 20, fill = r->steps > 0 ? (int)(width * r->step / r->steps) : 0;
 			char bar[32];
 			memset(bar, '#', (size_t)fill);
 			memset(bar + fill, '.', (size_t)(width - fill));
 			bar[width] = 0;
-			if (r->eta >= 0)
-				snprintf(b[0], sizeof b[0], "%d:%02d left", (int)(r->eta / 60), (int)fmod(r->eta, 60));
-			else
-				snprintf(b[0], sizeof b[0], "?");
-			if (r->steps > 0)
-				snprintf(b[1], sizeof b[1], "%ld/%ld", r->step, r->steps);
-			else
-				snprintf(b[1], sizeof b[1], "%ld", r->step);
 			fprintf(stderr, "\r\033[Kepoch %d/%d [%s] %s loss %s acc %s %s img/s %s", r->epoch, r->epochs, bar,
 			        b[1], num(b[2], sizeof b[2], "%.4f", r->loss), num(b[3], sizeof b[3], "%.3f", r->acc),
-			        num(b[4], sizeof b[4], "%.1f", r->images_per_s), b[0]);
+			        num(b[4], sizeof b[4], "%.1f", r->images_per_s), eta_text(b[0], sizeof b[0], r->eta));
 			p->bar = 1;
+			p->last = now();
+		} else if (p->lines && now() - p->last >= p->every) {
+			fprintf(stderr, "epoch %d/%d: step %s, loss %s, acc %s, %s img/s, %s\n", r->epoch, r->epochs, b[1],
+			        num(b[2], sizeof b[2], "%.4f", r->loss), num(b[3], sizeof b[3], "%.3f", r->acc),
+			        num(b[4], sizeof b[4], "%.1f", r->images_per_s), eta_text(b[0], sizeof b[0], r->eta));
 			p->last = now();
 		}
 		break;
@@ -193,7 +223,8 @@ report(void *arg, const struct mura_train_report *r)
 		if (p->tty) {
 			fprintf(stderr, "\r\033[Kepoch %d/%d validating", r->epoch, r->epochs);
 			p->bar = 1;
-		}
+		} else if (p->lines)
+			fprintf(stderr, "epoch %d/%d: validating\n", r->epoch, r->epochs);
 		break;
 	case MURA_TRAIN_EPOCH:
 		clear_bar(p);
@@ -406,6 +437,9 @@ parse_options(int argc, char **argv, struct options *o)
 		case OPT_FORCE:
 			c->force = 1;
 			break;
+		case OPT_PROGRESS:
+			o->progress = 1;
+			break;
 		TOOL_COMMON_OPTIONS;
 		}
 	}
@@ -521,6 +555,10 @@ main(int argc, char **argv)
 	o.c.command = cmd;
 
 	p.tty = isatty(2);
+	p.lines = o.progress && !p.tty;
+	p.every = 30;
+	if ((e = getenv("MURA_TRAIN_PROGRESS_SECONDS")) && *e && mura_parse_double(e, 0, 1e9, &p.every) < 0)
+		die_usage("MURA_TRAIN_PROGRESS_SECONDS: %s", mura_error_get());
 	if ((e = getenv("MURA_TRAIN_STOP_AFTER_STEPS")) && *e) {
 		long v;
 		if (mura_parse_long(e, 1, LONG_MAX, &v) < 0)

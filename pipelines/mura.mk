@@ -8,6 +8,7 @@
 # complete; .DELETE_ON_ERROR removes what a failed stage leaves):
 #   PREP/train.mt valid.mt test.mt    pipelines/preprocess.mk (SIZE, FIT, ...)
 #   OUT/model*.safetensors, log.tsv   mura-train on train.mt, validated on valid.mt
+#                                     (--progress: a line every 30 s of an epoch)
 #   OUT/trained                       the models to score, once training ended well
 #   OUT/valid.scores.tsv test.scores.tsv
 #                                     mura-score (the ensemble, TTA)
@@ -96,7 +97,7 @@ $(OUT)/trained: $(PREP)/train.mt $(PREP)/valid.mt $(TRAIN_PARAMS) $(WEIGHTS)
 	    --class-weights $(CLASS_WEIGHTS) --boost $(BOOST) --augment '$(AUGMENT)' \
 	    --valid $(PREP)/valid.mt --monitor $(MONITOR) --plateau-factor $(PLATEAU_FACTOR) \
 	    --plateau-patience $(PLATEAU_PATIENCE) --early-stop $(EARLY_STOP) --keep-top $(KEEP_TOP) \
-	    --seed $(SEED) $(TRAIN_FLAGS) --log $(OUT)/log.tsv --out $(MODEL) $(PREP)/train.mt
+	    --seed $(SEED) $(TRAIN_FLAGS) --progress --log $(OUT)/log.tsv --out $(MODEL) $(PREP)/train.mt
 	@case $(ENSEMBLE) in \
 	top) ls $(OUT)/model.top*.safetensors 2>/dev/null | sort -V ;; \
 	best) ls $(OUT)/model.best.safetensors 2>/dev/null ;; \

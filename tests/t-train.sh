@@ -16,6 +16,9 @@
 #     reads the models
 #   - the temporaries a killed run left (MODEL.tmp.PID of a dead PID) are
 #     removed by the next run of that --out, a live process's are kept
+#   - --progress without a terminal: a plain line per interval
+#     (MURA_TRAIN_PROGRESS_SECONDS), one as validation starts; without it,
+#     a line per epoch only
 #   - a stream from stdin, the convolutional head with a frozen backbone
 #     unfrozen later, SGD with focal loss, fine-tuning from --weights
 #   - bad inputs and usage errors: message, status, empty stdout
@@ -192,6 +195,22 @@ mura-train --arch resnet18 --weights "$T/a.safetensors" --epochs 1 --batch 8 \
 	--out "$T/f.safetensors" "$T/train.mt" 2>"$T/err"
 check_eq "fine-tuning from a model of ours" "$?" 0
 check "... says what it loaded" grep -q "a.safetensors: every tensor loaded" "$T/err"
+check_eq "... and, without --progress on no terminal, nothing between epochs" "$(grep -c ': step ' "$T/err")" 0
+
+# --progress on no terminal (a file here): plain lines, every step at interval 0.
+n=$n_train
+[ $((n % 8)) = 1 ] && n=$((n - 1))
+steps=$(((n + 7) / 8))
+MURA_TRAIN_PROGRESS_SECONDS=0 mura-train --progress --arch resnet18 --epochs 1 --batch 8 --augment none \
+	--valid "$T/valid.mt" --out "$T/q.safetensors" "$T/train.mt" 2>"$T/err"
+check_eq "--progress without a terminal, interval 0: a plain line per step" \
+	"$(grep -cE "^epoch 1/1: step [0-9]+/$steps, loss [0-9.]+, acc [0-9.]+, [0-9.]+ img/s, [0-9]+:[0-9]{2} left\$" "$T/err")" \
+	"$steps"
+check "... then one as validation starts" grep -qx "epoch 1/1: validating" "$T/err"
+check_eq "... no carriage return or escape (no bar)" "$(tr -dc '\r\033' < "$T/err" | wc -c)" 0
+MURA_TRAIN_PROGRESS_SECONDS=1000 mura-train --progress --arch resnet18 --epochs 1 --batch 8 --augment none \
+	--out "$T/q2.safetensors" "$T/train.mt" 2>"$T/err"
+check_eq "... interval 1000 s: no step line in a short epoch" "$(grep -c ': step ' "$T/err")" 0
 
 mura-augment --seed 3 --epoch 1 < "$T/train.mt" |
 	mura-train --arch resnet18 --seed 3 --augment none --class-weights none --out "$T/aug1.safetensors" - 2>/dev/null
