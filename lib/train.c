@@ -801,6 +801,11 @@ make_model(struct run *r, const struct mura_st_file *ckpt)
 		mura_error("%s: not a checkpoint of mura-train (no model metadata)", ckpt->path);
 		goto done;
 	}
+	if (f && !ours && c->model.arch <= 0) {  /* a plain torchvision file: which is it? */
+		if ((mc.arch = mura_model_arch_guess(f)) < 0)
+			goto done;
+		info(r, "%s: a %s (from its tensors)", f->path, mura_arch_name(mc.arch));
+	}
 	/* What the options say, over what the file says (a checkpoint's
 	 * model is what they say: resume_check). */
 	if (c->model.arch > 0)

@@ -9,7 +9,10 @@
 #   - the other views run and stay probabilities; the header alone for an
 #     empty stream
 #   - mura-train fine-tunes an ImageNet-shaped torchvision file (its classifier
-#     dropped, said on stderr), and its model loads back into torchvision
+#     dropped, said on stderr), and its model loads back into torchvision;
+#     without --arch it tells the architecture from the file's tensors
+#     (resnet18, densenet121 whole; densenet169/201, resnet34/50 by their
+#     names), and asks for --arch when none fits or two do
 #   - bad inputs: their message, status and empty stdout
 . "$(dirname "$0")/lib.sh"
 
@@ -64,12 +67,38 @@ open('$T/u16.mt', 'wb').write(pack_record(np.full((1, 64, 64), 30000, np.uint16)
 			"mura-score -a resnet18 -m '$T/tv0.safetensors' '$T/u16.mt' | grep -q '	1	0\.[0-9]'"
 		# mura-train from an ImageNet import, and its model back in torchvision.
 		"$PY" "$MURA_TOP/tests/py/blobs.py" "$T/blobs.mt" 12 3 64
-		mura-train --arch resnet18 --weights "$T/imagenet.safetensors" --epochs 1 --batch 8 \
+		mura-train --weights "$T/imagenet.safetensors" --epochs 1 --batch 8 \
 			--out "$T/ft.safetensors" "$T/blobs.mt" 2>"$T/err"
-		check_eq "mura-train --weights from a torchvision ImageNet resnet18" "$?" 0
+		check_eq "mura-train --weights from a torchvision ImageNet resnet18, no --arch" "$?" 0
+		check "... tells its architecture from its tensors" \
+			grep -q "imagenet.safetensors: a resnet18 (from its tensors)" "$T/err"
 		check "... says it dropped the 1000-way classifier" \
 			grep -q "imagenet.safetensors: fc.\* of shape \[1000, 512\] dropped" "$T/err"
 		ref load "$T/ft.safetensors"
+		if ref archs "$T"; then
+			mura-train --weights "$T/densenet121.safetensors" --epochs 1 --batch 8 \
+				--out "$T/ft121.safetensors" "$T/blobs.mt" 2>"$T/err"
+			check_eq "... and from a torchvision densenet121" "$?" 0
+			check "... a densenet121 (from its tensors)" \
+				grep -q "densenet121.safetensors: a densenet121 (from its tensors)" "$T/err"
+			ref load "$T/ft121.safetensors"
+			# Names alone: the architecture is told, then its tensors of one
+			# value are refused.
+			for a in densenet169 densenet201 resnet34 resnet50; do
+				mura-train --weights "$T/names-$a.safetensors" --epochs 1 --batch 8 \
+					--out "$T/x.safetensors" "$T/blobs.mt" 2>"$T/err"
+				check_eq "the names of a torchvision $a: $a told, one-value tensors refused" \
+					"$? $(grep -c "names-$a.safetensors: a $a (from its tensors)" "$T/err")" "1 1"
+			done
+			check_fails "tensors of no architecture known: give --arch" 1 \
+				"names-vit.safetensors: no mura metadata, and its tensors are none of densenet121, .*resnet50: give its --arch" \
+				mura-train --weights "$T/names-vit.safetensors" --out "$T/x.safetensors" "$T/blobs.mt"
+			check_fails "tensors of two: give --arch" 1 \
+				"names-both.safetensors: no mura metadata, and its tensors fit densenet121 and resnet18 alike: give its --arch" \
+				mura-train --weights "$T/names-both.safetensors" --out "$T/x.safetensors" "$T/blobs.mt"
+		else
+			echo "FAIL: score_ref.py archs failed"
+		fi
 		# A model scores records of the size it was trained at (64 x 64 here).
 		"$PY" "$MURA_TOP/tests/py/blobs.py" "$T/blobs96.mt" 4 5 96
 		check_fails "records of another size than the model's are refused" 1 \

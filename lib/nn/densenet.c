@@ -373,6 +373,31 @@ densenet_backward(struct mura_model *m, int n)
 	mura_conv_backward(ctx, &dn->conv0, &m->in, &g0, NULL, 0);
 }
 
+/* f has arch's stem and, in each dense block, exactly its layers. */
+static int
+densenet_fits(const struct mura_st_file *f, int arch)
+{
+	char name[96];
+
+	for (size_t t = 0; t < sizeof table / sizeof table[0]; t++) {
+		if (table[t].arch != arch)
+			continue;
+		if (!mura_st_find(f, "features.conv0.weight"))
+			return 0;
+		for (int k = 0; k < 4; k++) {
+			int n = 0;
+			do
+				snprintf(name, sizeof name, "features.denseblock%d.denselayer%d.conv1.weight", k + 1, ++n);
+			while (mura_st_find(f, name));
+			if (n - 1 != table[t].layers[k])
+				return 0;
+		}
+		return 1;
+	}
+	return 0;
+}
+
 const struct net_part net_densenet = {
 	"densenet", densenet_build, densenet_plan, densenet_forward, densenet_backward, densenet_free,
+	densenet_fits,
 };

@@ -156,5 +156,5 @@ head_backward(struct mura_model *m, int n)
 }
 
 const struct net_part net_head = {
-	"head", head_build, head_plan, head_forward, head_backward, head_free,
+	"head", head_build, head_plan, head_forward, head_backward, head_free, NULL,
 };

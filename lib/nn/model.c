@@ -394,6 +394,30 @@ mura_model_config_read(const struct mura_st_file *f, struct mura_model_config *c
 	return 1;
 }
 
+int
+mura_model_arch_guess(const struct mura_st_file *f)
+{
+	char names[256];
+	int fit[MURA_ARCH_COUNT], n = 0;
+	size_t o = 0;
+
+	names[0] = 0;
+	for (int a = 1; a < MURA_ARCH_COUNT; a++) {
+		if (archs[a].own_head)
+			continue;
+		if (archs[a].backbone->fits(f, a))
+			fit[n++] = a;
+		if (o < sizeof names)
+			o += (size_t)snprintf(names + o, sizeof names - o, "%s%s", o ? ", " : "", archs[a].name);
+	}
+	if (n == 1)
+		return fit[0];
+	if (n > 1)
+		return mura_error("%s: no mura metadata, and its tensors fit %s and %s alike: give its --arch", f->path,
+		                  archs[fit[0]].name, archs[fit[1]].name);
+	return mura_error("%s: no mura metadata, and its tensors are none of %s: give its --arch", f->path, names);
+}
+
 /* Is this file tensor part of a torchvision classifier we drop? */
 static int
 is_classifier(const char *name, const char *prefix)

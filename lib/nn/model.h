@@ -154,6 +154,17 @@ const char *mura_head_name(int head);
  * had none (a plain torchvision or timm file: c unchanged), -1 on error.
  */
 int mura_model_config_read(const struct mura_st_file *f, struct mura_model_config *c);
+/*
+ * The architecture of a file without our metadata (a plain torchvision or
+ * timm state dict), from its tensors' names: a DenseNet by the layers of
+ * each dense block (features.denseblock3.denselayer24, 32 or 48 the last
+ * of the third), a ResNet by the blocks of each layer (layer3.5 is 34's and
+ * 50's last of the third) and the bottleneck's third convolution
+ * (layer1.0.conv3, 50's).  The hybrid is not guessed: its backbone's file
+ * is a resnet50's.  Returns the enum mura_arch, or -1 with mura_error set
+ * when no architecture fits, or more than one ("... give its --arch").
+ */
+int mura_model_arch_guess(const struct mura_st_file *f);
 
 struct mura_model;
 

@@ -99,6 +99,9 @@ struct net_part {
 	void (*forward)(struct mura_model *m, int n, int train);
 	void (*backward)(struct mura_model *m, int n);
 	void (*free)(void *part);
+	/* A backbone's: has f the tensors of arch's by their names (a plain
+	 * torchvision file, for mura_model_arch_guess)?  NULL for a head. */
+	int (*fits)(const struct mura_st_file *f, int arch);
 };
 
 extern const struct net_part net_densenet, net_resnet, net_head, net_hybrid;

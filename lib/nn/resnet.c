@@ -362,6 +362,28 @@ resnet_backward(struct mura_model *m, int n)
 	mura_conv_backward(ctx, &rn->conv1, &m->in, &g0, NULL, 0);
 }
 
+/* f has arch's stem, exactly its blocks in each layer, and a bottleneck's
+ * third convolution if and only if arch has one. */
+static int
+resnet_fits(const struct mura_st_file *f, int arch)
+{
+	int t = spec_of(arch);
+	char name[64];
+
+	if (t < 0 || !mura_st_find(f, "conv1.weight") ||
+	    !mura_st_find(f, "layer1.0.conv3.weight") != !table[t].bottleneck)
+		return 0;
+	for (int s = 0; s < 4; s++) {
+		int n = -1;
+		do
+			snprintf(name, sizeof name, "layer%d.%d.conv1.weight", s + 1, ++n);
+		while (mura_st_find(f, name));
+		if (n != table[t].blocks[s])
+			return 0;
+	}
+	return 1;
+}
+
 const struct net_part net_resnet = {
-	"resnet", resnet_build, resnet_plan, resnet_forward, resnet_backward, resnet_free,
+	"resnet", resnet_build, resnet_plan, resnet_forward, resnet_backward, resnet_free, resnet_fits,
 };

@@ -18,7 +18,17 @@ computes for the same records that mura-score reads.
                              OUT (mura-score's table) has REF's rows, in order, with
                              the same metadata, and probabilities within 1e-4
     score_ref.py load MODEL  MODEL (written by mura-train) loads into torchvision's
-                             resnet18(num_classes=1) with strict=True
+                             model of the architecture its metadata names,
+                             num_classes=1, with strict=True
+    score_ref.py archs DIR   torchvision's state dicts, as ImageNet imports are, for
+                             mura-train to tell their architecture from:
+                             DIR/densenet121.safetensors (whole, seed 3);
+                             DIR/names-ARCH.safetensors for densenet169,
+                             densenet201, resnet34 and resnet50: every name of
+                             ARCH's state dict, each tensor cut to one value;
+                             DIR/names-vit.safetensors (a few of timm's ViT names)
+                             and DIR/names-both.safetensors (resnet18's names and
+                             densenet121's), which fit none and two
 """
 import csv
 import os
@@ -140,13 +150,31 @@ def check(out_path, ref_path):
 def load(path):
     from st_tool import load as st_load
     tensors, meta, _ = st_load(path)
-    m = torchvision.models.resnet18(num_classes=1)
+    arch = meta.get('arch')
+    m = getattr(torchvision.models, arch)(num_classes=1)
     try:
         m.load_state_dict(tensors, strict=True)
-        print('PASS: %s loads into torchvision resnet18(num_classes=1), strict (%s, epoch %s)'
-              % (os.path.basename(path), meta.get('arch'), meta.get('train_epoch')))
+        print('PASS: %s loads into torchvision %s(num_classes=1), strict (epoch %s)'
+              % (os.path.basename(path), arch, meta.get('train_epoch')))
     except RuntimeError as e:
         print('FAIL: %s does not load into torchvision: %s' % (os.path.basename(path), str(e)[:300]))
+
+
+def names_only(sd):
+    return {k: v.reshape(-1)[:1].clone() for k, v in sd.items()}
+
+
+def archs(d):
+    torch.manual_seed(3)
+    save(os.path.join(d, 'densenet121.safetensors'), torchvision.models.densenet121().state_dict())
+    for a in ('densenet169', 'densenet201', 'resnet34', 'resnet50'):
+        save(os.path.join(d, 'names-%s.safetensors' % a), names_only(getattr(torchvision.models, a)().state_dict()))
+    vit = {k: torch.zeros(1) for k in ('cls_token', 'pos_embed', 'patch_embed.proj.weight',
+                                       'blocks.0.attn.qkv.weight', 'head.weight')}
+    save(os.path.join(d, 'names-vit.safetensors'), vit)
+    both = names_only(torchvision.models.resnet18().state_dict())
+    both.update(names_only(torchvision.models.densenet121().state_dict()))
+    save(os.path.join(d, 'names-both.safetensors'), both)
 
 
 if __name__ == '__main__':
@@ -156,5 +184,7 @@ if __name__ == '__main__':
         check(sys.argv[2], sys.argv[3])
     elif sys.argv[1] == 'load':
         load(sys.argv[2])
+    elif sys.argv[1] == 'archs':
+        archs(sys.argv[2])
     else:
-        sys.exit('usage: score_ref.py gen DIR | check OUT REF | load MODEL')
+        sys.exit('usage: score_ref.py gen DIR | check OUT REF | load MODEL | archs DIR')
