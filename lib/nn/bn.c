@@ -31,7 +31,12 @@ struct bn_job {
 	int saved;    /* forward with bn->scale and bn->shift, no statistics */
 	size_t m;
 	struct mura_bn_stats *st;  /* training forward: statistics cache, or NULL */
+	double mt;    /* values per channel over every process (sync), else m */
+	int phase;    /* backward: BWD_FUSED, or sync's BWD_SUMS then BWD_DX */
+	double *sums; /* sync: per channel sum(g), sum(g (x - mean)) */
 };
+
+enum { BWD_FUSED, BWD_SUMS, BWD_DX };
 
 /* Sums over LANES independent double partial sums: the compiler turns the
  * inner loop into vector instructions without reordering any one sum, so
@@ -109,7 +114,7 @@ bn_fwd_part(void *v, size_t c0, size_t c1)
 				bn->invstd[c] = (float)invstd;
 				bn->rmean[c] = (float)((1.0 - bn->momentum) * bn->rmean[c] + bn->momentum * mean);
 				bn->rvar[c] = (float)((1.0 - bn->momentum) * bn->rvar[c] +
-				                      bn->momentum * var * (double)m / (double)(m - 1));
+				                      bn->momentum * var * j->mt / (j->mt - 1));
 			} else {
 				mean = bn->rmean[c];
 				invstd = 1.0 / sqrt((double)bn->rvar[c] + bn->eps);
@@ -132,14 +137,93 @@ bn_fwd_part(void *v, size_t c0, size_t c1)
 	}
 }
 
+/*
+ * SyncBatchNorm.  Each process has m_r values of a channel, with sum s_r,
+ * mean u_r = s_r / m_r and squared deviations q_r = sum (x - u_r)^2; the
+ * processes sum (s_r, q_r, s_r u_r) and m_r, and then over all M values
+ *   mean = S / M,   var M = sum q_r + sum m_r u_r^2 - M mean^2
+ *                         = sum q_r + (sum s_r u_r - S mean),
+ * (Chan et al.'s pairwise update, summed): what one process with the whole
+ * batch computes, up to the order of the double sums.  The running
+ * variance's unbiased factor is M / (M - 1), as torch.nn.SyncBatchNorm's.
+ * One allreduce per batch norm; a DenseNet's cached channels are summed
+ * once, by the first layer that normalises them.
+ */
+struct sync_job {
+	const struct mura_fm *x;
+	size_t m;
+	int c0;
+	double *v;
+};
+
+static void
+sync_stat_part(void *v, size_t lo, size_t hi)
+{
+	const struct sync_job *j = v;
+
+	for (size_t c = lo; c < hi; c++) {
+		const float *x = j->x->d + ((size_t)j->c0 + c) * j->m;
+		double s = sum_of(x, j->m), u = s / (double)j->m;
+		j->v[3 * c] = s;
+		j->v[3 * c + 1] = sqdev_of(x, j->m, u);
+		j->v[3 * c + 2] = s * u;
+	}
+}
+
+/* st's channels [st->known, x->c) from every process's x; returns M. */
+static double
+sync_stats(struct mura_nn_ctx *ctx, const struct mura_fm *x, struct mura_bn_stats *st)
+{
+	struct mura_bn_sync *sy = ctx->sync;
+	const size_t nc = (size_t)(x->c - st->known);
+	struct sync_job j = {x, mura_fm_plane(x), st->known, sy->buf};
+
+	assert((size_t)x->c <= sy->c);
+	mura_threads_for(ctx->threads, nc, 1, sync_stat_part, &j);
+	sy->buf[3 * nc] = (double)j.m;
+	sy->fn(sy->arg, sy->buf, 3 * nc + 1);
+	const double mt = sy->buf[3 * nc];
+	for (size_t c = 0; c < nc; c++) {
+		double mean = sy->buf[3 * c] / mt;
+		double var = (sy->buf[3 * c + 1] + (sy->buf[3 * c + 2] - sy->buf[3 * c] * mean)) / mt;
+		st->mean[(size_t)st->known + c] = mean;
+		st->var[(size_t)st->known + c] = var > 0 ? var : 0;
+	}
+	st->known = x->c;
+	return mt;
+}
+
+/* A training forward with the statistics of every process (st: the
+ * cache, or NULL). */
+static void
+forward_synced(struct mura_nn_ctx *ctx, struct bn_job *j, struct mura_bn_stats *st)
+{
+	struct mura_bn_sync *sy = ctx->sync;
+	struct mura_bn_stats own = {sy->buf + 3 * sy->c + 1, sy->buf + 4 * sy->c + 1, (int)sy->c, 0};
+	struct mura_bn_stats *use = st ? st : &own;
+	double mt;
+
+	if (use->known < j->x->c)
+		mt = sync_stats(ctx, j->x, use);
+	else  /* every channel cached: M is this size's, summed again */
+		mt = (double)j->m, sy->fn(sy->arg, &mt, 1);
+	j->st = use;
+	j->mt = mt;
+	mura_threads_for(ctx->threads, (size_t)j->x->c, 1, bn_fwd_part, j);
+}
+
 void
 mura_bn_forward(struct mura_nn_ctx *ctx, const struct mura_bn *bn, const struct mura_fm *x,
                 struct mura_fm *y, int train, int relu)
 {
-	struct bn_job j = {bn, x, NULL, NULL, y, NULL, train, relu, 0, 0, mura_fm_plane(x), NULL};
+	struct bn_job j = {bn, x, NULL, NULL, y, NULL, train, relu, 0, 0, mura_fm_plane(x), NULL,
+	                   (double)mura_fm_plane(x), BWD_FUSED, NULL};
 	const double t0 = mura_prof_start(ctx);
 
-	mura_threads_for(ctx->threads, (size_t)x->c, 1, bn_fwd_part, &j);
+	if (train && ctx->sync)
+		forward_synced(ctx, &j, NULL);
+	else
+		mura_threads_for(ctx->threads, (size_t)x->c, 1, bn_fwd_part, &j);
 	mura_prof_stop(ctx, MURA_PROF_BN_FWD, t0, 0);
 	if (train)
 		++*bn->nbt;
@@ -157,11 +241,15 @@ void
 mura_bn_forward_cached(struct mura_nn_ctx *ctx, const struct mura_bn *bn, const struct mura_fm *x,
                        struct mura_fm *y, int relu, struct mura_bn_stats *st)
 {
-	struct bn_job j = {bn, x, NULL, NULL, y, NULL, 1, relu, 0, 0, mura_fm_plane(x), st};
+	struct bn_job j = {bn, x, NULL, NULL, y, NULL, 1, relu, 0, 0, mura_fm_plane(x), st,
+	                   (double)mura_fm_plane(x), BWD_FUSED, NULL};
 	const double t0 = mura_prof_start(ctx);
 
 	assert(x->c <= st->c);
-	mura_threads_for(ctx->threads, (size_t)x->c, 1, bn_fwd_part, &j);
+	if (ctx->sync)
+		forward_synced(ctx, &j, st);
+	else
+		mura_threads_for(ctx->threads, (size_t)x->c, 1, bn_fwd_part, &j);
 	if (st->known < x->c)
 		st->known = x->c;
 	mura_prof_stop(ctx, MURA_PROF_BN_FWD, t0, 0);
@@ -174,7 +262,8 @@ void
 mura_bn_forward_saved(struct mura_nn_ctx *ctx, const struct mura_bn *bn, const struct mura_fm *x,
                       struct mura_fm *y, int relu)
 {
-	struct bn_job j = {bn, x, NULL, NULL, y, NULL, 1, relu, 0, 1, mura_fm_plane(x), NULL};
+	struct bn_job j = {bn, x, NULL, NULL, y, NULL, 1, relu, 0, 1, mura_fm_plane(x), NULL,
+	                   (double)mura_fm_plane(x), BWD_FUSED, NULL};
 	const double t0 = mura_prof_start(ctx);
 
 	mura_threads_for(ctx->threads, (size_t)x->c, 1, bn_fwd_part, &j);
@@ -328,17 +417,25 @@ bn_bwd_chan(const struct bn_job *j, size_t c, int mask, int acc)
 		invstd = 1.0 / sqrt((double)bn->rvar[c] + bn->eps);
 	}
 	double sg, sgx;
-	grad_sums(&ch, mean, mask, &sg, &sgx);
-	bn->gw[c] += (float)(sgx * invstd);
-	bn->gb[c] += (float)sg;
+	if (j->phase != BWD_DX) {
+		grad_sums(&ch, mean, mask, &sg, &sgx);
+		bn->gw[c] += (float)(sgx * invstd);
+		bn->gb[c] += (float)sg;
+		if (j->phase == BWD_SUMS) {
+			j->sums[2 * c] = sg, j->sums[2 * c + 1] = sgx;
+			return;
+		}
+	} else {  /* every process's sums */
+		sg = j->sums[2 * c], sgx = j->sums[2 * c + 1];
+	}
 	if (!ch.dx)
 		return;
 
 	float k = (float)(bn->w[c] * invstd), a, b;
 	if (j->train) {
 		/* dx = k * (g - sg / M - (x - mean) * invstd^2 * sgx / M) */
-		a = (float)(invstd * invstd * sgx / (double)m);
-		b = (float)(sg / (double)m);
+		a = (float)(invstd * invstd * sgx / j->mt);
+		b = (float)(sg / j->mt);
 	} else {
 		a = b = 0;
 	}
@@ -369,9 +466,25 @@ mura_bn_backward(struct mura_nn_ctx *ctx, const struct mura_bn *bn, const struct
                  const struct mura_fm *y, const struct mura_fm *dy, struct mura_fm *dx,
                  int train, int relu, int acc)
 {
-	struct bn_job j = {bn, x, y, dy, NULL, dx, train, relu, acc, 0, mura_fm_plane(x), NULL};
+	struct bn_job j = {bn, x, y, dy, NULL, dx, train, relu, acc, 0, mura_fm_plane(x), NULL,
+	                   (double)mura_fm_plane(x), BWD_FUSED, NULL};
 	const double t0 = mura_prof_start(ctx);
 
+	if (train && dx && ctx->sync) {
+		/* SyncBatchNorm: dx needs sum(g) and sum(g (x - mean)) over every
+		 * process's values (the parameters' gradients stay this process's
+		 * part, summed with the others' gradients) */
+		struct mura_bn_sync *sy = ctx->sync;
+		const size_t nc = (size_t)x->c;
+		assert(nc <= sy->c);
+		j.sums = sy->buf;
+		j.phase = BWD_SUMS;
+		mura_threads_for(ctx->threads, nc, 1, bn_bwd_part, &j);
+		sy->buf[2 * nc] = (double)j.m;
+		sy->fn(sy->arg, sy->buf, 2 * nc + 1);
+		j.mt = sy->buf[2 * nc];
+		j.phase = BWD_DX;
+	}
 	mura_threads_for(ctx->threads, (size_t)x->c, 1, bn_bwd_part, &j);
 	mura_prof_stop(ctx, MURA_PROF_BN_BWD, t0, 0);
 }

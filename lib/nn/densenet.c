@@ -341,13 +341,16 @@ densenet_backward(struct mura_model *m, int n)
 	struct mura_fm dx = fm(last->dx, last->cout, n, last->h, last->w);
 	m->feat.n = m->dfeat.n = n;
 	mura_bn_backward(ctx, &dn->norm5, &x, &m->feat, &m->dfeat, &dx, 1, 1, 0);
+	net_grads_final(m, dn->norm5.gw);
 	for (int k = 3; k >= 0; k--) {
 		struct dense_block *blk = &dn->block[k];
 		struct mura_fm bx = fm(blk->x, blk->cout, n, blk->h, blk->w);
 		struct mura_fm bdx = fm(blk->dx, blk->cout, n, blk->h, blk->w);
 		struct mura_fm din = mura_fm_slice(&bdx, 0, blk->cin);
-		for (int l = blk->nlayers - 1; l >= 0; l--)
+		for (int l = blk->nlayers - 1; l >= 0; l--) {
 			layer_backward(ctx, dn, &blk->layer[l], &bx, &bdx);
+			net_grads_final(m, blk->layer[l].norm1.gw);
+		}
 		if (k == 0)
 			break;
 		const struct dense_block *prev = &dn->block[k - 1];
@@ -361,6 +364,7 @@ densenet_backward(struct mura_model *m, int n)
 		mura_conv_backward(ctx, &tr->conv, &t2, &din, &g2, 0);
 		mura_avgpool_backward(ctx, 2, 2, &g2, &g1, 0);
 		mura_bn_backward(ctx, &tr->norm, &px, &t1, &g1, &pdx, 1, 1, 0);
+		net_grads_final(m, tr->norm.gw);
 	}
 	const struct dense_block *first = &dn->block[0];
 	struct mura_fm fdx = fm(first->dx, first->cout, n, first->h, first->w);

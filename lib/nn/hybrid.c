@@ -310,8 +310,11 @@ hybrid_backward(struct mura_model *m, int n)
 	memset(hy->g_x, 0, sd * sizeof *hy->g_x);
 	for (int i = 0; i < n; i++)
 		memcpy(hy->g_x + (size_t)i * t * d, hy->g_cls + (size_t)i * d, (size_t)d * sizeof *hy->g_x);
-	for (int l = hy->depth - 1; l >= 0; l--)
+	net_grads_final(m, hy->norm.gw);
+	for (int l = hy->depth - 1; l >= 0; l--) {
 		block_backward(m, hy, &hy->blk[l], l ? hy->blk[l - 1].y : hy->x0, n);
+		net_grads_final(m, hy->blk[l].norm1.gw);
+	}
 
 	if (hy->pos_r) {
 		memset(hy->gpos_r, 0, (size_t)t * d * sizeof *hy->gpos_r);

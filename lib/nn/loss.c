@@ -152,8 +152,21 @@ static int check_batch(const float *z, const float *y, const uint8_t *type, size
  *       beyond |z| ~ 745) can only happen with y = 0 or 1, where the limit of
  *       the whole term is 0.
  */
-int mura_loss_compute(const struct mura_loss *l, const float *z, const float *y,
-                      const uint8_t *type, size_t n, double *loss, float *dz)
+int
+mura_loss_compute(const struct mura_loss *l, const float *z, const float *y, const uint8_t *type, size_t n,
+                  double *loss, float *dz)
+{
+	double sum;
+
+	if (mura_loss_part(l, z, y, type, n, n, &sum, dz) < 0)
+		return -1;
+	*loss = sum * (1.0 / (double)n);
+	return 0;
+}
+
+int
+mura_loss_part(const struct mura_loss *l, const float *z, const float *y, const uint8_t *type, size_t n,
+               size_t total, double *sum_out, float *dz)
 {
 	if (check_batch(z, y, type, n) < 0)
 		return -1;
@@ -162,7 +175,7 @@ int mura_loss_compute(const struct mura_loss *l, const float *z, const float *y,
 	if (l->kind == MURA_LOSS_FOCAL && !(l->gamma >= 0))
 		return mura_error("focal loss gamma %g: must be >= 0", (double)l->gamma);
 
-	const double inv_n = 1.0 / (double)n;
+	const double inv_n = 1.0 / (double)total;
 	const double gamma = l->gamma, alpha = l->alpha;
 	double sum = 0;
 	for (size_t i = 0; i < n; i++) {
@@ -185,6 +198,6 @@ int mura_loss_compute(const struct mura_loss *l, const float *z, const float *y,
 		if (dz)
 			dz[i] = (float)(di * inv_n);
 	}
-	*loss = sum * inv_n;
+	*sum_out = sum;
 	return 0;
 }

@@ -93,6 +93,11 @@ void mura_loss_init(struct mura_loss *l);
  * [0, 1] (NaN, or -1 "unknown"), a logit is not finite, or a type is beyond
  * MURA_TYPE_COUNT; nothing is written then.
  */
+/* Part of a batch of total images (the rest on other processes): *sum is
+ * the sum of the n images' terms, dz their share of the batch's gradient
+ * (divided by total).  mura_loss_compute is this with total = n. */
+int mura_loss_part(const struct mura_loss *l, const float *z, const float *y, const uint8_t *type,
+                   size_t n, size_t total, double *sum, float *dz);
 int mura_loss_compute(const struct mura_loss *l, const float *z, const float *y,
                       const uint8_t *type, size_t n, double *loss, float *dz);
 

@@ -192,7 +192,7 @@ mura_model_create(const struct mura_model_config *cfg)
 	if (build(m, &b) < 0)
 		goto fail;
 	m->ntensor = b.ntensor;
-	m->nparam = b.nparam;
+	m->nparam = b.nparam, m->nbuf = b.nbuf, m->ncount = b.ncount;
 	m->tensor = calloc(b.ntensor, sizeof *m->tensor);
 	m->param = alloc_floats(b.nparam);
 	m->grad = alloc_floats(b.nparam);
@@ -246,6 +246,9 @@ mura_model_free(struct mura_model *m)
 	free(m->count);
 	free(m->params);
 	free(m->arena);
+	if (m->ctx.sync)
+		free(m->ctx.sync->buf);
+	free(m->ctx.sync);
 	free(m);
 }
 
@@ -287,6 +290,46 @@ void
 mura_model_zero_grad(struct mura_model *m)
 {
 	memset(m->grad, 0, m->nparam * sizeof *m->grad);
+}
+
+void
+mura_model_flat(struct mura_model *m, struct mura_model_flat *f)
+{
+	*f = (struct mura_model_flat){m->param, m->grad, m->nparam, m->buf, m->nbuf, m->count, m->ncount};
+}
+
+void
+mura_model_on_grads(struct mura_model *m, void (*fn)(void *arg, size_t off), void *arg)
+{
+	m->grads_fn = fn;
+	m->grads_arg = arg;
+}
+
+int
+mura_model_sync_bn(struct mura_model *m, void (*fn)(void *arg, double *v, size_t n), void *arg)
+{
+	size_t c = 0;
+
+	if (m->ctx.sync)
+		free(m->ctx.sync->buf);
+	free(m->ctx.sync);
+	m->ctx.sync = NULL;
+	if (!fn)
+		return 0;
+	/* the widest batch norm: its running_mean's length */
+	for (size_t i = 0; i < m->ntensor; i++)
+		if (m->tensor[i].t.kind == MURA_TENSOR_BUFFER && m->tensor[i].t.n > c)
+			c = m->tensor[i].t.n;
+	if (!(m->ctx.sync = calloc(1, sizeof *m->ctx.sync)) ||
+	    !(m->ctx.sync->buf = malloc(MURA_BN_SYNC_FLOATS(c) * sizeof *m->ctx.sync->buf))) {
+		free(m->ctx.sync);
+		m->ctx.sync = NULL;
+		return mura_error("out of memory");
+	}
+	m->ctx.sync->fn = fn;
+	m->ctx.sync->arg = arg;
+	m->ctx.sync->c = c;
+	return 0;
 }
 
 void
@@ -721,7 +764,7 @@ mura_model_forward(struct mura_model *m, const float *x, int n, int train, float
 		return mura_error("a training forward needs a training plan");
 	if (train && m->ctx.packs)  /* training changes the weights: keep nothing */
 		mura_model_keep_packed(m, 0);
-	if (train && (size_t)n * m->feat.h * m->feat.w < 2)
+	if (train && !m->ctx.sync && (size_t)n * m->feat.h * m->feat.w < 2)
 		return mura_error("batch norm in training needs more than one value per channel: "
 		                  "%d image(s) give a %dx%d feature map", n, m->feat.h, m->feat.w);
 	m->in.n = n;
@@ -742,8 +785,14 @@ mura_model_backward(struct mura_model *m, const float *dlogits)
 	m->last_train = 0;
 	memcpy(m->dlogits, dlogits, (size_t)m->last_n * sizeof *dlogits);
 	m->hd->backward(m, m->last_n);
+	for (size_t i = m->head_first; i < m->ntensor; i++)
+		if (m->tensor[i].t.kind == MURA_TENSOR_PARAM) {
+			net_grads_final(m, m->tensor[i].t.grad);
+			break;
+		}
 	if (m->frozen)
 		return 0;
 	m->bb->backward(m, m->last_n);
+	net_grads_final(m, m->grad);
 	return 0;
 }

@@ -270,6 +270,37 @@ void mura_model_keep_packed(struct mura_model *m, int keep);
  * before each step draws the same masks when it resumes at that step. */
 void mura_model_seed_dropout(struct mura_model *m, uint64_t seed, uint64_t step);
 
+/*
+ * For data-parallel training (lib/dist.h), the state as flat arrays: every
+ * parameter's data and gradient, every buffer (running statistics) and
+ * every num_batches_tracked, each one array in state order (the tensors'
+ * data, grad and count point into them).
+ */
+struct mura_model_flat {
+	float *param, *grad;   /* nparam floats each */
+	size_t nparam;
+	float *buf;            /* nbuf floats */
+	size_t nbuf;
+	int64_t *count;        /* ncount values */
+	size_t ncount;
+};
+void mura_model_flat(struct mura_model *m, struct mura_model_flat *f);
+
+/* fn(arg, off) during each backward, whenever the gradients grad[off ..
+ * nparam) of mura_model_flat are final (called with falling offsets, down
+ * to the first trainable parameter's at the latest when backward returns):
+ * so that a caller can start summing them across processes while backward
+ * goes on.  NULL: none. */
+void mura_model_on_grads(struct mura_model *m, void (*fn)(void *arg, size_t off), void *arg);
+
+/* Batch statistics over several processes (SyncBatchNorm): with fn set,
+ * every training batch norm sums its per-channel partial statistics, and in
+ * backward its gradient sums, over the processes with fn(arg, v, n), which
+ * must replace v[0..n) by the element-wise sum of every process's v (a
+ * blocking allreduce; every process calls it in the same order).  NULL:
+ * this process's batch alone.  Returns 0, or -1 out of memory. */
+int mura_model_sync_bn(struct mura_model *m, void (*fn)(void *arg, double *v, size_t n), void *arg);
+
 /* One tensor of the state, in torchvision's state_dict order. */
 enum mura_tensor_kind {
 	MURA_TENSOR_PARAM = 1,   /* trained: data and grad */

@@ -128,8 +128,10 @@ struct mura_model {
 	size_t head_first;           /* tensors [head_first, ntensor) are the head's */
 	float *param, *grad, *buf, *work;
 	int64_t *count;
-	size_t nparam;
+	size_t nparam, nbuf, ncount;
 	struct mura_param *params;   /* for the optimizer */
+	void (*grads_fn)(void *arg, size_t off);  /* mura_model_on_grads */
+	void *grads_arg;
 	size_t nparams;
 
 	void *backbone, *head;       /* the parts' own structs */
@@ -145,6 +147,15 @@ struct mura_model {
 	float *logits, *dlogits;     /* [n] */
 	int last_n, last_train;      /* of the last forward */
 };
+
+/* Backward has made the gradients from g (a parameter's, in m->grad) to
+ * the end final: a part says so after each of its blocks, whose
+ * parameters follow those of the blocks before it (mura_model_on_grads). */
+static inline void net_grads_final(const struct mura_model *m, const float *g)
+{
+	if (m->grads_fn)
+		m->grads_fn(m->grads_arg, (size_t)(g - m->grad));
+}
 
 /* Training mode of the backbone's layers in a forward with `train`. */
 static inline int net_backbone_train(const struct mura_model *m, int train)

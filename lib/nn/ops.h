@@ -96,7 +96,20 @@ struct mura_nn_ctx {
 	/* Non-NULL while the weights are constant (inference): convolutions
 	 * keep their packed weights here between calls (conv3.c). */
 	struct mura_packs *packs;
+	/* Non-NULL: training batch norms take their statistics over several
+	 * processes (model.h's mura_model_sync_bn; bn.c). */
+	struct mura_bn_sync *sync;
 };
+
+/* fn sums v[0..n) over the processes; buf holds MURA_BN_SYNC_FLOATS(c)
+ * doubles for batch norms of up to c channels. */
+struct mura_bn_sync {
+	void (*fn)(void *arg, double *v, size_t n);
+	void *arg;
+	double *buf;
+	size_t c;
+};
+#define MURA_BN_SYNC_FLOATS(c) (5 * (size_t)(c) + 1)
 
 /* conv3.c: an empty set of kept packed weights (NULL when out of memory),
  * and its release. */

@@ -352,6 +352,7 @@ resnet_backward(struct mura_model *m, int n)
 		                        : fm(rn->p0, 64, n, rn->h1, rn->w1);
 		struct mura_fm dx = fm(rn->g_io[i % 2], x.c, n, x.h, x.w);
 		block_backward(ctx, rn, blk, &x, &dy, &dx);
+		net_grads_final(m, blk->conv[0].gw);
 		dy = dx;
 	}
 	struct mura_fm c0 = fm(rn->c0, 64, n, rn->h0, rn->w0);
