@@ -24,11 +24,20 @@ CFLAGS    ?= -O2
 CFLAGS    += -std=c11 -Wall -Wextra
 CPPFLAGS  += -D_POSIX_C_SOURCE=200809L -DMURA_VERSION_STRING='"$(VERSION)"' -Ilib $(PKG_CFLAGS) -MMD -MP
 LDLIBS    += $(PKG_LIBS) -lm -lpthread
+# MPI (Open MPI's C bindings), for data-parallel mura-train (lib/dist.c):
+# without it the tools build as before and train in one process.  Linked
+# --as-needed: only the programs that use lib/dist.c load it.
+MPI_CFLAGS := $(shell pkg-config --cflags ompi-c 2>/dev/null)
+MPI_LIBS   := $(shell pkg-config --libs ompi-c 2>/dev/null)
+ifneq ($(MPI_LIBS),)
+LDLIBS    += -Wl,--push-state,--as-needed $(MPI_LIBS) -Wl,--pop-state
+endif
 # The engine's elementwise loops (lib/nn) only vectorise with -O3's cost model.
 NN_CFLAGS  = -O3
 
 # Debian packages: to build, to run the tests' reference peers, for reports.
-DEPS_BUILD = build-essential pkg-config libvips-dev libpng-dev libopenblas-dev parallel
+DEPS_BUILD = build-essential pkg-config libvips-dev libpng-dev libopenblas-dev parallel \
+             openmpi-bin libopenmpi-dev
 DEPS_TEST  = python3-torch python3-torchvision python3-sklearn python3-numpy python3-pil gnuplot-nox groff-base
 DEPS       = $(DEPS_BUILD) $(DEPS_TEST)
 
@@ -79,6 +88,13 @@ $(B)lib/%.o: lib/%.c
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
 
 $(filter $(B)lib/nn/%,$(LIB_OBJ)): CFLAGS += $(NN_CFLAGS)
+$(B)lib/dist.o: CPPFLAGS += $(if $(MPI_LIBS),-DMURA_MPI $(MPI_CFLAGS))
+# Built with MPI or without: a stamp named after it, so that installing (or
+# removing) libopenmpi-dev rebuilds lib/dist.o.
+MPI_STAMP := $(B)lib/.mpi-$(if $(MPI_LIBS),on,off)
+$(B)lib/dist.o: $(MPI_STAMP)
+$(MPI_STAMP):
+	@mkdir -p $(@D) && rm -f $(B)lib/.mpi-on $(B)lib/.mpi-off && touch $@
 # conv3.c's kernel means a += x * w as one fused multiply-add (see there)
 $(B)lib/nn/conv3.o: CFLAGS += -ffp-contract=fast
 # Adam's sqrtf without the errno check that keeps its loop scalar (the
@@ -184,7 +200,7 @@ bench-preprocess: deps
 	@sh tests/bench/preprocess.sh
 
 clean:
-	rm -f $(LIB_A) $(LIB_OBJ) $(TOOLS) $(TESTS_C) $(FUZZ) $(B)tests/fuzz/replay.o $(DEPFILES)
+	rm -f $(LIB_A) $(LIB_OBJ) $(B)lib/.mpi-on $(B)lib/.mpi-off $(TOOLS) $(TESTS_C) $(FUZZ) $(B)tests/fuzz/replay.o $(DEPFILES)
 	rm -rf $(FUZZ_DIR) build-san
 
 # Installation: tools, library and headers with a pkg-config file, man pages,
@@ -208,7 +224,7 @@ install: all
 	install -m 644 $(LIB_A) $(DESTDIR)$(LIBDIR)
 	printf '%s\n' 'prefix=$(PREFIX)' 'includedir=$${prefix}/include/mura' 'libdir=$${prefix}/lib' '' \
 	  'Name: mura' 'Description: abnormality detection in musculoskeletal radiographs' \
-	  'Version: $(VERSION)' 'Requires: $(PKGS)' 'Cflags: -I$${includedir}' \
+	  'Version: $(VERSION)' 'Requires: $(PKGS)$(if $(MPI_LIBS), ompi-c)' 'Cflags: -I$${includedir}' \
 	  'Libs: -L$${libdir} -lmura -lm -lpthread$(if $(SANITIZE), $(SAN_FLAGS))' \
 	  > $(DESTDIR)$(LIBDIR)/pkgconfig/mura.pc
 	for h in $(LIB_HDR); do install -D -m 644 $$h $(DESTDIR)$(INCDIR)/$${h#lib/}; done
