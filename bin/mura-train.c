@@ -12,6 +12,7 @@
 
 #include "augment.h"
 #include "mura.h"
+#include "dist.h"
 #include "train.h"
 #include "tool.h"
 
@@ -27,7 +28,7 @@ enum {
 	OPT_HEAD = 256, OPT_DROPOUT, OPT_FREEZE, OPT_UNFREEZE_AT, OPT_LR_AFTER, OPT_MEAN, OPT_STD,
 	OPT_AUGMENT, OPT_OPTIMIZER, OPT_MOMENTUM, OPT_NESTEROV, OPT_BETAS, OPT_WD, OPT_LOSS, OPT_GAMMA,
 	OPT_ALPHA, OPT_CW, OPT_BOOST, OPT_MONITOR, OPT_PF, OPT_PP, OPT_ES, OPT_TOP, OPT_LOG,
-	OPT_STAGE, OPT_VIT_DIM, OPT_VIT_DEPTH, OPT_VIT_HEADS, OPT_VIT_MLP, OPT_FORCE, OPT_PROGRESS,
+	OPT_STAGE, OPT_VIT_DIM, OPT_VIT_DEPTH, OPT_VIT_HEADS, OPT_VIT_MLP, OPT_FORCE, OPT_PROGRESS, OPT_SYNC_BN, OPT_BUCKET,
 };
 
 /* Every option, once: getopt's lists and the usage text come from here. */
@@ -69,7 +70,12 @@ static const struct tool_option option_table[] = {
 	{OPT_CW, "class-weights", "W", "none, global or per-type (per-type)"},
 	{OPT_BOOST, "boost", "B", "factor on the abnormal weight (1)"},
 	{'s', "seed", "S", "initialisation, order, augmentation (1)"},
-	{'j', "threads", "N", "threads (MURA_THREADS, else every core)"},
+	{'j', "threads", "N", "threads (MURA_THREADS, else every core this\n"
+	                      "process may use)"},
+	{0, NULL, NULL, "Several processes (under mpirun; see mura-train(1)):"},
+	{OPT_SYNC_BN, "sync-bn", NULL, "batch statistics over the global batch\n"
+	                               "(SyncBatchNorm; default: each process's share)"},
+	{OPT_BUCKET, "bucket-mb", "MB", "gradients summed in buckets of MB MiB (25)"},
 	{0, NULL, NULL, "Callbacks (with --valid):"},
 	{OPT_MONITOR, "monitor", "M", "val_loss or val_auc: best model, plateau, early\nstopping (val_loss)"},
 	{OPT_PF, "plateau-factor", "F", "on a plateau, multiply the rate by F; 1: never (0.1)"},
@@ -407,6 +413,12 @@ parse_options(int argc, char **argv, struct options *o)
 		case 'j':
 			c->model.threads = parse_int("--threads", optarg, 1, 1024);
 			break;
+		case OPT_SYNC_BN:
+			c->sync_bn = 1;
+			break;
+		case OPT_BUCKET:
+			c->bucket_mb = parse_num("--bucket-mb", optarg, 0.001, 4096);
+			break;
 		case OPT_MONITOR:
 			if ((c->monitor = mura_monitor_parse(optarg)) < 0)
 				die_usage("--monitor: %s", mura_error_get());
@@ -534,12 +546,33 @@ resume_options(struct options *o, int argc, char **argv)
 	parse_options(argc, argv, o);
 }
 
+/* A message of process rank of a job of several: which process says it. */
+static void
+die_rank(struct mura_dist *d, int abort_job)
+{
+	const char *msg = mura_error_get();
+
+	/* The processes that did not fail first have nothing to say. */
+	if (mura_error_pending() || mura_dist_size(d) == 1) {
+		if (mura_dist_size(d) > 1)
+			fprintf(stderr, "%s: process %d of %d (%s): %s\n", argv0, mura_dist_rank(d), mura_dist_size(d),
+			        mura_dist_where(d), msg);
+		else
+			fprintf(stderr, "%s: %s\n", argv0, msg);
+	}
+	if (abort_job)
+		mura_dist_abort(d, 1);
+	mura_dist_end(d);
+	exit(1);
+}
+
 int
 main(int argc, char **argv)
 {
 	static struct options o;
 	struct progress p = {0};
 	struct sigaction sa;
+	struct mura_dist *d;
 	char cmd[8192];
 	const char *e;
 	int rc;
@@ -565,8 +598,14 @@ main(int argc, char **argv)
 			die_usage("MURA_TRAIN_STOP_AFTER_STEPS: %s", mura_error_get());
 		p.stop_after = v;
 	}
-	o.c.report = report;
-	o.c.report_arg = &p;
+	/* One process of a job under mpirun, or alone (lib/dist.h). */
+	if (mura_dist_init(&d, &argc, &argv) < 0)
+		die_lib();
+	o.c.dist = d;
+	if (mura_dist_rank(d) == 0) {  /* the job's progress is process 0's */
+		o.c.report = report;
+		o.c.report_arg = &p;
+	}
 	o.c.stop = &stop_signal;
 	memset(&sa, 0, sizeof sa);
 	sa.sa_handler = on_signal;
@@ -577,14 +616,27 @@ main(int argc, char **argv)
 
 	rc = mura_train_run(&o.c);
 	clear_bar(&p);
-	if (rc < 0)
-		die_lib();
+	if (rc < 0)  /* alone, or every process stopping, or this one only */
+		die_rank(d, rc == MURA_TRAIN_ABORT);
+	if (getenv("MURA_DIST_STATS")) {
+		struct mura_dist_stats st;
+		mura_dist_stats(d, &st);
+		fprintf(stderr, "%s: process %d of %d: %ld steps, %d buckets (%d started late), %.0f bytes "
+		        "summed per step, %.6f s waiting per step\n", argv0, mura_dist_rank(d), mura_dist_size(d),
+		        st.steps, st.buckets, st.late, st.steps ? st.bytes / (double)st.steps : 0,
+		        st.steps ? st.wait_seconds / (double)st.steps : 0);
+	}
 	if (rc == MURA_TRAIN_STOPPED) {
-		char ck[4200];
-		mura_train_path(ck, sizeof ck, o.c.out, "ckpt");
-		warn("%s: checkpoint written to %s; continue with --resume %s and the same training and "
-		     "validation files", stop_signal == SIGINT ? "interrupted" : "terminated", ck, ck);
+		if (mura_dist_rank(d) == 0) {
+			char ck[4200];
+			mura_train_path(ck, sizeof ck, o.c.out, "ckpt");
+			warn("%s: checkpoint written to %s; continue with --resume %s and the same training and "
+			     "validation files", stop_signal == SIGINT ? "interrupted" : stop_signal ? "terminated"
+			     : "stopped with another process", ck, ck);
+		}
+		mura_dist_end(d);
 		return 128 + (stop_signal ? stop_signal : SIGTERM);
 	}
+	mura_dist_end(d);
 	return 0;
 }

@@ -96,6 +96,8 @@ static const struct field state_fields[] = {
 	STATE(threads, CKPT_INT, 1),
 	STATE(top, CKPT_TOP, 1),
 	STATE(epochs, CKPT_INT, 1),
+	STATE(ranks, CKPT_INT, 1),
+	STATE(sync_bn, CKPT_INT, 1),
 };
 
 static const struct field settings_fields[] = {

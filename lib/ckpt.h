@@ -61,6 +61,12 @@
  *   epochs         int     the run's number of epochs, which a resumed run
  *                          goes on to unless told otherwise (optional; 0
  *                          when absent: a checkpoint of an older mura-train)
+ *   ranks          int     the processes that trained it (optional; 0 when
+ *                          absent: one); another count gives other rounding,
+ *                          and without sync_bn other batch statistics
+ *   sync_bn        int     1: batch statistics over every process's share
+ *                          of the batch (--sync-bn; optional, 0 when absent;
+ *                          kept by a resumed run, whatever its processes)
  *
  * train_settings (struct mura_ckpt_settings), with the mura-train option
  * that sets each; a resumed run takes them, and its own must equal them,
@@ -139,6 +145,8 @@ struct mura_ckpt_state {
 	int threads;
 	struct mura_ckpt_top_list top;
 	int epochs;
+	int ranks;
+	int sync_bn;
 };
 
 /* The run's settings; the fields are train_settings' keys, above. */

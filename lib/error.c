@@ -50,3 +50,9 @@ mura_error_clear(void)
 {
 	msg[0] = 0;
 }
+
+int
+mura_error_pending(void)
+{
+	return msg[0] != 0;
+}

@@ -21,5 +21,7 @@ int mura_error(const char *fmt, ...) MURA_PRINTF(1, 2);
 int mura_error_prefix(const char *fmt, ...) MURA_PRINTF(1, 2);
 const char *mura_error_get(void);
 void mura_error_clear(void);
+/* 1 if a message is recorded (mura_error_get says "unknown error" when not). */
+int mura_error_pending(void);
 
 #endif

@@ -29,6 +29,7 @@
 
 #include "augment.h"
 #include "ckpt.h"
+#include "dist.h"
 #include "error.h"
 #include "metrics.h"
 #include "normalize.h"
@@ -133,6 +134,7 @@ struct run {
 	struct mura_norm norm;
 	int threads;
 	int batch;
+	int local;                    /* images one process takes at a time: its share of batch */
 	size_t one;                   /* floats of one input image */
 	float *x, *y, *logits, *dz;
 	uint8_t *type;
@@ -151,6 +153,12 @@ struct run {
 	struct mura_ckpt_state st;    /* st.threads: threads, for the checkpoint */
 	char *history;                /* the log's rows so far */
 	size_t hlen, hcap;
+	/* several processes (lib/dist.h) */
+	struct mura_dist *d;
+	int rank, ranks;              /* this process's, of ranks (1: alone) */
+	int agreed;                   /* a failure every process knows of */
+	int stop_seen;                /* the last step's: some process was asked to stop */
+	size_t *shares;               /* ranks: validation records of each */
 };
 
 /* The hybrid's options, members of struct mura_model_config; 0: not given. */
@@ -209,6 +217,42 @@ static int
 stop_asked(const struct run *r)
 {
 	return r->c->stop && *r->c->stop;
+}
+
+/* stop_asked of any process (a collective in a job of several). */
+static int
+stop_any(struct run *r)
+{
+	double v = stop_asked(r);
+
+	mura_dist_sum(r->d, &v, 1);
+	return v > 0;
+}
+
+/* rc, a result every process has reached at the same point: -1 on every
+ * process when it is -1 on any, the message said by the first that
+ * failed (the others' is empty). */
+static int
+agree(struct run *r, int rc)
+{
+	int first;
+
+	if (r->ranks < 2)
+		return rc;
+	if ((first = mura_dist_first_failed(r->d, rc < 0)) < 0)
+		return rc;
+	r->agreed = 1;
+	if (first != r->rank)
+		mura_error_clear();
+	return -1;
+}
+
+/* The share [*lo, *hi) of n items (from pos) that is this process's. */
+static void
+share(const struct run *r, uint64_t pos, uint64_t n, uint64_t *lo, uint64_t *hi)
+{
+	*lo = pos + n * (uint64_t)r->rank / (uint64_t)r->ranks;
+	*hi = pos + n * ((uint64_t)r->rank + 1) / (uint64_t)r->ranks;
 }
 
 /* ---- records ------------------------------------------------------------- */
@@ -413,6 +457,7 @@ int
 mura_train_config_from_ckpt(struct mura_train_config *c, struct mura_ckpt_settings *s, const char *path)
 {
 	struct mura_st_file f;
+	struct mura_ckpt_state st;
 	const char *state, *text;
 	int optimizer, loss, weights_mode, monitor, rc = -1;
 
@@ -427,7 +472,12 @@ mura_train_config_from_ckpt(struct mura_train_config *c, struct mura_ckpt_settin
 		mura_error_prefix("%s", path);
 		goto done;
 	}
+	if (mura_ckpt_state_parse(&st, state) < 0) {
+		mura_error_prefix("%s", path);
+		goto done;
+	}
 	copy_same(c, s, 1);
+	c->sync_bn = st.sync_bn;
 	c->optim.kind = optimizer;
 	c->loss.kind = loss;
 	c->weights_mode = weights_mode;
@@ -486,6 +536,8 @@ save(struct run *r, const char *path, int ckpt, int epochs_done, double vl, doub
 	size_t nk = 0, ne = 0;
 	int rc;
 
+	if (r->rank != 0)  /* process 0 writes for all */
+		return 0;
 	snprintf(epoch, sizeof epoch, "%d", epochs_done);
 	fmt_num(b[0], sizeof b[0], vl);
 	fmt_num(b[1], sizeof b[1], va);
@@ -545,7 +597,7 @@ write_log(const struct run *r)
 {
 	struct mura_out o;
 
-	if (!r->c->log)
+	if (!r->c->log || r->rank != 0)
 		return 0;
 	if (mura_out_open(&o, r->c->log) < 0)
 		return -1;
@@ -841,7 +893,7 @@ make_model(struct run *r, const struct mura_st_file *ckpt)
 		else if (!ckpt)
 			info(r, "%s: every tensor loaded", f->path);
 	}
-	if (mura_model_plan(r->m, c->batch, (int)r->src.h, (int)r->src.w, 1) < 0) {
+	if (mura_model_plan(r->m, r->local, (int)r->src.h, (int)r->src.w, 1) < 0) {
 		mura_error_prefix("%s: records of %ux%u", r->src.name, r->src.h, r->src.w);
 		goto done;
 	}
@@ -862,7 +914,7 @@ done:
 static int
 alloc_batch(struct run *r)
 {
-	size_t b = (size_t)r->batch;
+	size_t b = (size_t)r->local;
 
 	r->one = 3 * (size_t)r->src.h * r->src.w;
 	r->x = malloc(b * r->one * sizeof *r->x);
@@ -890,7 +942,7 @@ run_free(struct run *r)
 		mura_optim_free(&r->opt);
 	mura_model_free(r->m);
 	mura_aug_free(&r->aug);
-	for (int i = 0; r->recs && i < r->batch; i++)
+	for (int i = 0; r->recs && i < r->local; i++)
 		mura_record_free(&r->recs[i]);
 	mura_record_free(&r->view);
 	mura_record_free(&r->scratch);
@@ -905,6 +957,7 @@ run_free(struct run *r)
 	free(r->vprob);
 	free(r->vlabel);
 	free(r->history);
+	free(r->shares);
 }
 
 /* ---- one epoch --------------------------------------------------------------- */
@@ -942,7 +995,11 @@ make_batch(struct run *r, int nb)
 	if (r->augment && r->aug.spec.mixup > 0) {
 		struct mura_rng rng;
 		char key[64];
-		snprintf(key, sizeof key, "mixup/%ld", r->st.step);
+		/* each process mixes its own share, as each of DDP's does */
+		if (r->ranks > 1)
+			snprintf(key, sizeof key, "mixup/%ld/%d", r->st.step, r->rank);
+		else
+			snprintf(key, sizeof key, "mixup/%ld", r->st.step);
 		mura_rng_derive(&rng, c->seed, (uint64_t)r->st.epoch, key);
 		if (mura_aug_mixup(&r->aug, r->recs, (size_t)nb, &rng) < 0)
 			return mura_error_prefix("%s: epoch %d, step %ld: mixup", r->src.name, r->st.epoch, r->st.step + 1);
@@ -956,31 +1013,52 @@ make_batch(struct run *r, int nb)
 	return 0;
 }
 
+/* One step on this process's nb images of the global batch's total. */
 static int
-step(struct run *r, int nb)
+step(struct run *r, int nb, int total)
 {
-	double l;
+	double sum = 0, v[6] = {0};
 
 	/* dropout masks a function of the step alone, so that a resumed run
-	 * draws the ones the uninterrupted run drew */
-	mura_model_seed_dropout(r->m, r->c->seed, (uint64_t)r->st.step);
+	 * draws the ones the uninterrupted run drew (and of the process) */
+	mura_model_seed_dropout(r->m, r->c->seed, (uint64_t)r->st.step * (uint64_t)r->ranks + (uint64_t)r->rank);
 	if (mura_model_forward(r->m, r->x, nb, 1, r->logits) < 0)
 		return -1;
 	for (int k = 0; k < nb; k++)
 		if (!isfinite(r->logits[k]))
-			return diverged(r, isnan(r->logits[k]) ? "a logit is nan" : "a logit is infinite");
-	if (mura_loss_compute(&r->loss, r->logits, r->y, r->type, (size_t)nb, &l, r->dz) < 0)
+			v[isnan(r->logits[k]) ? 4 : 5] = 1;
+	if (r->ranks < 2 && (v[4] || v[5]))
+		return diverged(r, v[4] ? "a logit is nan" : "a logit is infinite");
+	if (v[4] || v[5])  /* go on to the sums, where every process learns of it */
+		memset(r->dz, 0, (size_t)nb * sizeof *r->dz);
+	else if (mura_loss_part(&r->loss, r->logits, r->y, r->type, (size_t)nb, (size_t)total, &sum, r->dz) < 0)
 		return -1;
-	if (!isfinite(l))
-		return diverged(r, isnan(l) ? "the loss is nan" : "the loss is infinite");
+	if (r->ranks < 2 && !isfinite(sum))
+		return diverged(r, isnan(sum) ? "the loss is nan" : "the loss is infinite");
 	mura_optim_zero_grad(&r->opt);
-	if (mura_model_backward(r->m, r->dz) < 0)
+	if (mura_model_backward(r->m, r->dz) < 0 || mura_dist_grads_sum(r->d) < 0)
 		return -1;
-	mura_optim_step(&r->opt);
-	r->st.loss_sum += l * nb;
+	/* what the processes learnt, summed: stop, loss, right, images, nan, inf */
+	v[0] = stop_asked(r);
+	v[1] = sum;
 	for (int k = 0; k < nb; k++)
-		r->st.correct += (r->logits[k] > 0) == (r->y[k] >= 0.5f);
-	r->st.seen += (uint64_t)nb;
+		v[2] += (r->logits[k] > 0) == (r->y[k] >= 0.5f);
+	v[3] = nb;
+	mura_dist_sum(r->d, v, 6);
+	if (v[4] || v[5] || !isfinite(v[1])) {
+		/* every process stops here, process 0 says why */
+		r->agreed = 1;
+		diverged(r, v[4] ? "a logit is nan" : v[5] ? "a logit is infinite" : isnan(v[1]) ? "the loss is nan"
+		                                                                    : "the loss is infinite");
+		if (r->rank != 0)
+			mura_error_clear();
+		return -1;
+	}
+	mura_optim_step(&r->opt);
+	r->stop_seen = v[0] > 0;
+	r->st.loss_sum += v[1] * (1.0 / (double)total) * total;
+	r->st.correct += (uint64_t)v[2];
+	r->st.seen += (uint64_t)v[3];
 	return 0;
 }
 
@@ -1017,9 +1095,14 @@ train_epoch(struct run *r)
 
 	if (!r->src.pipe) {
 		struct mura_rng rng;
-		/* A last batch of one image is left out: batch statistics need two. */
-		if (r->batch > 1 && n > 1 && n % (uint64_t)r->batch == 1)
-			n--;
+		/* A last batch of one image is left out: batch statistics need two;
+		 * shared out, it must give each process two (one with --sync-bn,
+		 * if the whole has two). */
+		uint64_t need = r->ranks < 2 ? 2 : c->sync_bn ? (uint64_t)(r->ranks > 2 ? r->ranks : 2)
+		                                              : 2 * (uint64_t)r->ranks;
+		uint64_t last = n % (uint64_t)r->batch;
+		if (r->batch > 1 && n > 1 && last > 0 && last < need)
+			n -= last;
 		steps = (long)((n + (uint64_t)r->batch - 1) / (uint64_t)r->batch);
 		for (uint64_t i = 0; i < r->src.n; i++)
 			r->order[i] = i;
@@ -1043,11 +1126,14 @@ train_epoch(struct run *r)
 	}
 	while (steps < 0 || r->st.step < steps) {
 		double t0 = now();
-		int nb = 0;
+		int nb = 0, total;
 		if (!r->src.pipe) {
-			uint64_t pos = (uint64_t)r->st.step * (uint64_t)r->batch;
-			for (; nb < r->batch && pos + (uint64_t)nb < n; nb++) {
-				if (mura_file_get(&r->src.mf, r->order[pos + (uint64_t)nb], &r->view) < 0 ||
+			/* the global batch [pos, pos + total), this process's share of it */
+			uint64_t pos = (uint64_t)r->st.step * (uint64_t)r->batch, lo, hi;
+			total = (int)(n - pos < (uint64_t)r->batch ? n - pos : (uint64_t)r->batch);
+			share(r, pos, (uint64_t)total, &lo, &hi);
+			for (; lo + (uint64_t)nb < hi; nb++) {
+				if (mura_file_get(&r->src.mf, r->order[lo + (uint64_t)nb], &r->view) < 0 ||
 				    copy_record(&r->recs[nb], &r->view) < 0)
 					return -1;
 			}
@@ -1063,15 +1149,18 @@ train_epoch(struct run *r)
 					     r->src.name);
 				break;
 			}
+			total = nb;
 		}
-		if (make_batch(r, nb) < 0 || step(r, nb) < 0)
+		if (make_batch(r, nb) < 0 || step(r, nb, total) < 0)
 			return -1;
 		r->st.step++;
 		r->st.total_steps++;
 		r->st.train_seconds += now() - t0;
 		r->st.seconds += now() - t0;
 		report_step(r, steps, MURA_TRAIN_STEP);
-		if (stop_asked(r))
+		/* Alone, a stop asked for during the report is seen at once; in a
+		 * job, by every process at the next step's sums. */
+		if (r->stop_seen || (r->ranks < 2 && stop_asked(r)))
 			return 1;
 	}
 	return 0;
@@ -1082,12 +1171,14 @@ train_epoch(struct run *r)
 static int
 validate_all(struct run *r, double *vl, double *auc, double *kappa)
 {
-	double sum = 0;
-	uint64_t n = r->valid.n;
+	double sum = 0, bad[3] = {0};
+	uint64_t n = r->valid.n, lo, hi;
 
 	report_step(r, -1, MURA_TRAIN_VALIDATING);
-	for (uint64_t pos = 0; pos < n; pos += (uint64_t)r->batch) {
-		int nb = (int)(n - pos < (uint64_t)r->batch ? n - pos : (uint64_t)r->batch);
+	/* this process's share of the records, a batch at a time */
+	share(r, 0, n, &lo, &hi);
+	for (uint64_t pos = lo; pos < hi; pos += (uint64_t)r->local) {
+		int nb = (int)(hi - pos < (uint64_t)r->local ? hi - pos : (uint64_t)r->local);
 		double l;
 		for (int k = 0; k < nb; k++) {
 			if (mura_file_get(&r->valid, pos + (uint64_t)k, &r->view) < 0 ||
@@ -1101,7 +1192,12 @@ validate_all(struct run *r, double *vl, double *auc, double *kappa)
 			return -1;
 		for (int k = 0; k < nb; k++)
 			if (!isfinite(r->logits[k]))
-				return diverged(r, isnan(r->logits[k]) ? "a logit is nan" : "a logit is infinite");
+				bad[isnan(r->logits[k]) ? 1 : 2] = 1;
+		if (bad[1] || bad[2]) {
+			if (r->ranks < 2)
+				return diverged(r, bad[1] ? "a logit is nan" : "a logit is infinite");
+			continue;  /* to the sums, where every process learns of it */
+		}
 		if (mura_loss_compute(&r->loss, r->logits, r->y, r->type, (size_t)nb, &l, NULL) < 0)
 			return -1;
 		sum += l * nb;
@@ -1110,8 +1206,26 @@ validate_all(struct run *r, double *vl, double *auc, double *kappa)
 			r->vprob[pos + (uint64_t)k] = p;
 			r->vs.v[pos + (uint64_t)k].prob = p;
 		}
-		if (stop_asked(r))
+		if (r->ranks < 2 && stop_asked(r))
 			return 1;
+	}
+	if (r->ranks > 1) {
+		/* every process gets every probability, and so the same metrics */
+		bad[0] = sum;
+		mura_dist_sum(r->d, bad, 3);
+		if (bad[1] || bad[2]) {
+			r->agreed = 1;
+			diverged(r, bad[1] ? "a logit is nan" : "a logit is infinite");
+			if (r->rank != 0)
+				mura_error_clear();
+			return -1;
+		}
+		sum = bad[0];
+		for (int k = 0; k < r->ranks; k++)
+			r->shares[k] = (size_t)(n * ((uint64_t)k + 1) / (uint64_t)r->ranks - n * (uint64_t)k / (uint64_t)r->ranks);
+		mura_dist_gather(r->d, r->vprob, r->shares);
+		for (uint64_t i = 0; i < n; i++)
+			r->vs.v[i].prob = r->vprob[i];
 	}
 	*vl = sum / (double)n;
 	if (mura_auc(r->vprob, r->vlabel, (size_t)n, auc) < 0)
@@ -1138,6 +1252,14 @@ validate_all(struct run *r, double *vl, double *auc, double *kappa)
 static int
 validate(struct run *r, double *vl, double *auc, double *kappa)
 {
+	/* Each process's batch statistics updated its own running ones:
+	 * every process validates process 0's, the model it saves (as DDP's
+	 * broadcast_buffers gives every process). */
+	if (r->ranks > 1 && !r->c->sync_bn) {
+		struct mura_model_flat f;
+		mura_model_flat(r->m, &f);
+		mura_dist_bcast(r->d, f.buf, f.nbuf * sizeof *f.buf);
+	}
 	mura_model_keep_packed(r->m, 1);
 	int rc = validate_all(r, vl, auc, kappa);
 	mura_model_keep_packed(r->m, 0);
@@ -1174,7 +1296,7 @@ keep_top(struct run *r, double vl, int epoch, double va, double vk)
 		snprintf(tag, sizeof tag, "top%d", i + 2);
 		if (mura_train_path(to, sizeof to, r->c->out, tag) < 0)
 			return -1;
-		if (rename(from, to) < 0 && errno != ENOENT)
+		if (r->rank == 0 && rename(from, to) < 0 && errno != ENOENT)
 			return mura_error("%s: rename to %s: %s", from, to, strerror(errno));
 		s->top.e[i + 1] = s->top.e[i];
 	}
@@ -1249,6 +1371,13 @@ end_epoch(struct run *r, double vl, double va, double vk, int *stop_early)
 			}
 		}
 	}
+	if (r->ranks > 1) {
+		struct mura_model_flat f;
+		mura_model_flat(r->m, &f);
+		if (!mura_dist_same(r->d, f.param, f.nparam * sizeof *f.param))
+			return mura_error("epoch %d: the processes' weights differ: MPI's sums of the gradients were "
+			                  "not the same everywhere, nothing is saved", e);
+	}
 	if (save(r, c->out, 0, e, vl, va, vk) < 0 || mura_train_path(path, sizeof path, c->out, "best") < 0)
 		return -1;
 	if (best && save(r, path, 0, e, vl, va, vk) < 0)
@@ -1303,6 +1432,68 @@ end_epoch(struct run *r, double vl, double va, double vk, int *stop_early)
 	if (*stop_early)
 		info(r, "early stopping: %s did not improve for %d epoch%s (best %.6g at epoch %d, in %s)",
 		     mura_monitor_name(c->monitor), s->wait, s->wait > 1 ? "s" : "", s->best, s->best_epoch, path);
+	return 0;
+}
+
+/* ---- several processes ----------------------------------------------------------- */
+
+/* The hook of the model's backward: lib/dist.c's, on r's job. */
+static void
+grads_final(void *arg, size_t off)
+{
+	mura_dist_grads_final(((struct run *)arg)->d, off);
+}
+
+static void
+sum_stats(void *arg, double *v, size_t n)
+{
+	mura_dist_sum(((struct run *)arg)->d, v, n);
+}
+
+/* The gradients' buckets, over the trainable parameters (all, or the
+ * head's with the backbone frozen): PyTorch DDP's sizes, 1 MiB first
+ * (sent while backward goes on), then bucket_mb (25 MiB). */
+static int
+plan_grads(struct run *r)
+{
+	struct mura_model_flat f;
+	size_t np, *start, lo = 0, k = 0;
+	struct mura_param *p = mura_model_params(r->m, &np);
+	double mb = r->c->bucket_mb > 0 ? r->c->bucket_mb : 25;
+	int rc;
+
+	mura_model_flat(r->m, &f);
+	if (!(start = malloc((np ? np : 1) * sizeof *start)))
+		return mura_error("out of memory");
+	for (size_t i = 0; i < np; i++) {
+		if (p[i].frozen) {
+			lo = (size_t)(p[i].g - f.grad) + p[i].n;
+			continue;
+		}
+		start[k++] = (size_t)(p[i].g - f.grad);
+	}
+	rc = mura_dist_grads_plan(r->d, f.grad, lo, f.nparam, start, k, (size_t)1 << 20,
+	                          (size_t)(mb * (1 << 20)));
+	free(start);
+	return rc;
+}
+
+/* Every process starts from process 0's weights and buffers, and sums
+ * its gradients (and with sync_bn its batch statistics) with the others'. */
+static int
+join_job(struct run *r)
+{
+	struct mura_model_flat f;
+
+	if (!r->d)
+		return 0;
+	mura_model_flat(r->m, &f);
+	mura_dist_bcast(r->d, f.param, f.nparam * sizeof *f.param);
+	mura_dist_bcast(r->d, f.buf, f.nbuf * sizeof *f.buf);
+	mura_dist_bcast(r->d, f.count, f.ncount * sizeof *f.count);
+	mura_model_on_grads(r->m, grads_final, r);
+	if (r->ranks > 1 && r->c->sync_bn && mura_model_sync_bn(r->m, sum_stats, r) < 0)
+		return -1;
 	return 0;
 }
 
@@ -1513,13 +1704,30 @@ setup(struct run *r)
 		return mura_error("--keep-top %d: at most %d", c->keep_top, MURA_CKPT_TOP_MAX);
 	r->batch = c->batch;
 	r->epochs = c->epochs;
+	r->d = c->dist;
+	r->rank = mura_dist_rank(r->d);
+	r->ranks = mura_dist_size(r->d);
+	r->local = (r->batch + r->ranks - 1) / r->ranks;
 	if ((r->threads = mura_threads_count(c->model.threads)) < 0)
 		return -1;
 	r->ckpt_epoch = -1;
 	utf8_text(r->command, sizeof r->command, c->command ? c->command : "");
-	if (mura_train_path(r->ckpt, sizeof r->ckpt, c->out, "ckpt") < 0 || writable_dir(c->out, "--out") < 0 ||
-	    (c->log && writable_dir(c->log, "--log") < 0) || ckpt_in_the_way(r) < 0)
+	/* Only process 0 writes: the others need not see --out. */
+	if (mura_train_path(r->ckpt, sizeof r->ckpt, c->out, "ckpt") < 0 ||
+	    (r->rank == 0 && (writable_dir(c->out, "--out") < 0 || (c->log && writable_dir(c->log, "--log") < 0) ||
+	                      ckpt_in_the_way(r) < 0)))
 		return -1;
+	if (r->ranks > 1) {
+		if (!strcmp(c->train, "-"))
+			return mura_error("-: %d processes cannot share one standard input: give each the training "
+			                  "records as a file", r->ranks);
+		if (c->batch < r->ranks * (c->sync_bn ? 1 : 2))
+			return mura_error("--batch %d: %d processes need at least %d images each%s (the batch "
+			                  "is the global one, shared out)", c->batch, r->ranks, c->sync_bn ? 1 : 2,
+			                  c->sync_bn ? "" : ", for their batch statistics");
+		if (!(r->shares = calloc((size_t)r->ranks, sizeof *r->shares)))
+			return mura_error("out of memory");
+	}
 
 	/* The state of a fresh run, or the checkpoint's. */
 	r->st.epoch = 1;
@@ -1554,10 +1762,16 @@ setup(struct run *r)
 	if (c->resume && r->st.threads && r->st.threads != r->threads)
 		info(r, "%s was written with %d threads, this run has %d: the result will not equal "
 		        "the uninterrupted run's bit for bit", c->resume, r->st.threads, r->threads);
+	if (c->resume && (r->st.ranks ? r->st.ranks : 1) != r->ranks)
+		info(r, "%s was written by %d process%s, this run has %d: the batches are the same, the rounding "
+		        "%sis not", c->resume, r->st.ranks ? r->st.ranks : 1, r->st.ranks > 1 ? "es" : "", r->ranks,
+		        c->sync_bn || r->ranks == 1 ? "" : "(and each process's batch statistics) ");
 	r->st.threads = r->threads;
+	r->st.ranks = r->ranks;
+	r->st.sync_bn = c->sync_bn;
 	r->st.epochs = r->epochs;
 	rc = -1;
-	if (clean_temporaries(r) < 0)
+	if (r->rank == 0 && clean_temporaries(r) < 0)
 		goto done;
 	if (c->resume) {
 		if (history_add(r, mura_st_meta(&ck, "train_history")) < 0 || make_model(r, &ck) < 0 ||
@@ -1580,24 +1794,26 @@ int
 mura_train_run(const struct mura_train_config *c)
 {
 	struct run r;
-	int rc = -1;
+	int rc = -1, planned = -1;
 
 	memset(&r, 0, sizeof r);
 	r.c = c;
 	mura_record_init(&r.view);
 	mura_record_init(&r.scratch);
 	mura_scores_init(&r.vs);
-	if ((rc = setup(&r)) != 0) {
+	if ((rc = agree(&r, setup(&r))) != 0) {
 		rc = rc > 0 ? MURA_TRAIN_DONE : -1;
 		goto done;
 	}
 	rc = -1;
+	if (join_job(&r) < 0)
+		goto done;
 	while (r.st.epoch <= r.epochs) {
 		double vl = NAN, va = NAN, vk = NAN;
 		int frozen, s, stop_early;
 
-		if (stop_asked(&r)) {
-			rc = write_ckpt(&r, r.st.epoch - 1) < 0 ? -1 : MURA_TRAIN_STOPPED;
+		if (stop_any(&r)) {
+			rc = agree(&r, write_ckpt(&r, r.st.epoch - 1)) < 0 ? -1 : MURA_TRAIN_STOPPED;
 			goto done;
 		}
 		frozen = c->freeze_backbone && !(c->unfreeze_at > 0 && r.st.epoch >= c->unfreeze_at);
@@ -1607,13 +1823,18 @@ mura_train_run(const struct mura_train_config *c)
 			info(&r, "epoch %d: the backbone is unfrozen, learning rate %g", r.st.epoch, r.st.lr);
 		}
 		mura_model_freeze_backbone(r.m, frozen);
+		if (r.d && frozen != planned) {
+			if (plan_grads(&r) < 0)
+				goto done;
+			planned = frozen;
+		}
 		r.opt.cfg.lr = r.st.lr;
 
 		if (r.st.phase == 0) {
 			if ((s = train_epoch(&r)) < 0)
 				goto done;
 			if (s == 1) {
-				rc = write_ckpt(&r, r.st.epoch - 1) < 0 ? -1 : MURA_TRAIN_STOPPED;
+				rc = agree(&r, write_ckpt(&r, r.st.epoch - 1)) < 0 ? -1 : MURA_TRAIN_STOPPED;
 				goto done;
 			}
 			r.st.phase = 1;
@@ -1629,13 +1850,15 @@ mura_train_run(const struct mura_train_config *c)
 				goto done;
 			}
 		}
-		if (end_epoch(&r, vl, va, vk, &stop_early) < 0)
+		if (agree(&r, end_epoch(&r, vl, va, vk, &stop_early)) < 0)
 			goto done;
 		if (stop_early)
 			break;
 	}
 	rc = MURA_TRAIN_DONE;
 done:
+	if (rc == -1 && r.ranks > 1 && !r.agreed)
+		rc = MURA_TRAIN_ABORT;
 	run_free(&r);
 	return rc;
 }

@@ -125,6 +125,18 @@ struct mura_train_config {
 	int force;                 /* overwrite out's checkpoint, which is else refused
 	                              unless it is the one resumed */
 
+	/* Several processes (lib/dist.h): NULL, or a job of one, trains alone.
+	 * In a job of N, every process runs mura_train_run with the same
+	 * configuration; process 0's weights are everyone's at the start; each
+	 * takes its share of every batch (batch is the global batch) and the
+	 * gradients are summed before the step; validation is shared out too.
+	 * Files are written by process 0 alone; train and valid must be files
+	 * that every process can read. */
+	struct mura_dist *dist;
+	int sync_bn;               /* batch statistics over the global batch (SyncBatchNorm);
+	                              0: each process's share's (DistributedDataParallel's) */
+	double bucket_mb;          /* gradients summed in buckets of this many MiB; 0: 25 */
+
 	/* The caller's hooks. */
 	mura_train_report_fn *report;
 	void *report_arg;
@@ -150,11 +162,16 @@ int mura_train_config_from_ckpt(struct mura_train_config *c, struct mura_ckpt_se
 enum mura_train_status {
 	MURA_TRAIN_DONE = 0,     /* every epoch ran, or early stopping ended the run */
 	MURA_TRAIN_STOPPED = 1,  /* *stop was set: a checkpoint was written */
+	MURA_TRAIN_ABORT = -2,   /* in a job of several processes, this one failed where the
+	                            others cannot learn of it (mid-step): say mura_error's
+	                            message and stop the job (mura_dist_abort) */
 };
 
 /* Train.  Returns a mura_train_status, or -1 with mura_error set (a bad
  * input, a write error, a loss that is not finite; resuming, a checkpoint
- * whose settings, model or data differ from c's, all of them named).  A
+ * whose settings, model or data differ from c's, all of them named).  In a
+ * job of several processes -1 means that every process stopped, and the
+ * message is set on the first that failed only (the others' is empty).  A
  * resumed run that is done (every epoch of its count, or ended by early
  * stopping) and is not extended returns MURA_TRAIN_DONE at once, having
  * written nothing, and says so. */

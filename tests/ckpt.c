@@ -85,10 +85,11 @@ test_golden(void)
 	for (size_t i = 0; i < sizeof golden_state / sizeof golden_state[0]; i++) {
 		struct mura_ckpt_state s;
 		char want[MURA_CKPT_TEXT_MAX];
-		snprintf(name, sizeof name, "golden train_state %zu: parse, format: the same bytes, then epochs=0",
-		         i + 1);
-		snprintf(want, sizeof want, "%sepochs=0\n", golden_state[i]);
-		CHECK(name, mura_ckpt_state_parse(&s, golden_state[i]) == 0 && s.epochs == 0 &&
+		snprintf(name, sizeof name, "golden train_state %zu: parse, format: the same bytes, then the "
+		         "optional keys it lacks, as 0", i + 1);
+		snprintf(want, sizeof want, "%sepochs=0\nranks=0\nsync_bn=0\n", golden_state[i]);
+		CHECK(name, mura_ckpt_state_parse(&s, golden_state[i]) == 0 && s.epochs == 0 && s.ranks == 0 &&
+		                s.sync_bn == 0 &&
 		                mura_ckpt_state_format(&s, buf, sizeof buf) == 0 && !strcmp(buf, want));
 	}
 	for (size_t i = 0; i < sizeof golden_settings / sizeof golden_settings[0]; i++) {
@@ -269,7 +270,7 @@ test_optional(void)
 	      mura_ckpt_state_parse(&s, buf) == 0 && s.epoch == 9 && s.top.n == 2 &&
 	          mura_ckpt_state_format(&s, out, sizeof out) == 0 &&
 	          !strncmp(out, with(b2, sizeof b2, golden_state[1], "epoch", "9"), strlen(b2)) &&
-	          !strcmp(out + strlen(b2), "epochs=0\n"));
+	          !strcmp(out + strlen(b2), "epochs=0\nranks=0\nsync_bn=0\n"));
 }
 
 /* d[i] is key with these texts, or say what it is. */
