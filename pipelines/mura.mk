@@ -55,6 +55,20 @@ EARLY_STOP    ?= 0
 KEEP_TOP      ?= 5
 SEED          ?= 1
 TRAIN_FLAGS   ?=
+# Several processes, on this machine or on the machines of a hostfile (the
+# README's "Training on several machines"): NP processes under MPIRUN with
+# MPIFLAGS, each with THREADS threads (empty: every core mpirun lets it use).
+# With HOSTS, one process per machine in turn, free to use all its cores;
+# without, mpirun's own placement (2 processes: one core each).  BATCH stays
+# the global batch.  NP is not a setting of the run: a run stopped under one
+# NP resumes under another.  SYNC_BN=yes: batch statistics over the global
+# batch (mura-train --sync-bn).
+NP            ?= 1
+MPIRUN        ?= mpirun
+HOSTS         ?=
+MPIFLAGS      ?= $(if $(HOSTS),--hostfile $(HOSTS) --map-by node --bind-to none)
+THREADS       ?=
+SYNC_BN       ?= no
 # Evaluation: ENSEMBLE=top scores with the KEEP_TOP models of lowest validation
 # loss (the MURA paper's ensemble), best with the best one, last with the last.
 ENSEMBLE      ?= top
@@ -76,7 +90,7 @@ TRAIN_PARAMS := $(call params,$(OUT)/train.params,arch=$(ARCH) head=$(HEAD) drop
 	momentum=$(MOMENTUM) weight_decay=$(WEIGHT_DECAY) loss=$(LOSS) gamma=$(GAMMA) \
 	class_weights=$(CLASS_WEIGHTS) boost=$(BOOST) augment=$(AUGMENT) monitor=$(MONITOR) \
 	plateau=$(PLATEAU_FACTOR)/$(PLATEAU_PATIENCE) early_stop=$(EARLY_STOP) keep_top=$(KEEP_TOP) \
-	seed=$(SEED) $(TRAIN_FLAGS))
+	seed=$(SEED) sync_bn=$(SYNC_BN) $(TRAIN_FLAGS))
 SCORE_PARAMS := $(call params,$(OUT)/score.params,ensemble=$(ENSEMBLE) tta=$(TTA))
 REPORT_PARAMS := $(call params,$(OUT)/report.params,aggregate=$(AGGREGATE) tune=$(TUNE) bootstrap=$(BOOTSTRAP))
 
@@ -90,7 +104,9 @@ $(OUT)/trained: $(PREP)/train.mt $(PREP)/valid.mt $(TRAIN_PARAMS) $(WEIGHTS)
 	else \
 	    rm -f $(OUT)/model*.safetensors $(OUT)/log.tsv; \
 	fi; \
-	set -x; mura-train $$resume --arch $(ARCH) --head $(HEAD) --dropout $(DROPOUT) \
+	set -x; $(if $(filter-out 1,$(NP)),$(MPIRUN) -np $(NP) $(MPIFLAGS) )mura-train \
+	    $$resume $(if $(THREADS),--threads $(THREADS)) $(if $(filter yes,$(SYNC_BN)),--sync-bn) \
+	    --arch $(ARCH) --head $(HEAD) --dropout $(DROPOUT) \
 	    $(if $(WEIGHTS),--weights $(WEIGHTS)) --epochs $(EPOCHS) --batch $(BATCH) \
 	    --optimizer $(OPTIMIZER) --lr $(LR) $(if $(filter sgd,$(OPTIMIZER)),--momentum $(MOMENTUM)) \
 	    --weight-decay $(WEIGHT_DECAY) --loss $(LOSS) $(if $(filter focal,$(LOSS)),--gamma $(GAMMA)) \

@@ -40,6 +40,23 @@ $MK EPOCHS=1 >logn2 2>&1
 check_eq "... so the next real make with the old variables does nothing" "$(cat logn2)" \
 	"make: Nothing to be done for 'all'."
 
+# NP= trains under mpirun, on the machines of HOSTS=; a real run with 2
+# processes on this machine.
+printf 'localhost slots=2\n' >hosts
+$MK EPOCHS=1 NP=2 HOSTS=hosts THREADS=1 SYNC_BN=yes -n >lognp 2>&1
+check "NP=2 HOSTS=hosts: mura-train under mpirun -np 2 --hostfile hosts, one per machine" \
+	grep -q -- "mpirun -np 2 --hostfile hosts --map-by node --bind-to none mura-train" lognp
+check "... THREADS=1 SYNC_BN=yes: --threads 1 --sync-bn" grep -q -- "--threads 1 --sync-bn" lognp
+if command -v mpirun >/dev/null 2>&1; then
+	OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1 \
+		OMPI_MCA_orte_tmpdir_base="$T" $MK OUT="$T/run2" EPOCHS=1 NP=2 HOSTS=hosts THREADS=1 \
+		"$T/run2/trained" >lognp2 2>&1
+	check_eq "NP=2: the training stage runs on 2 processes" "$?" 0
+	check "... and writes the model" test -s run2/model.safetensors
+else
+	skip "NP=2: the training stage on 2 processes" "no mpirun (openmpi-bin; make deps installs it)"
+fi
+
 # Recipes, the pipelines' and those of a makefile that includes them, fail
 # when any tool of a pipe fails.
 printf 'include %s\npiped:\n\tfalse | cat > $@\n' "$MURA_TOP/pipelines/preprocess.mk" >pf.mk
