@@ -64,50 +64,6 @@ load_studies(struct mura_studies *st, const char *path, int aggregate)
 	mura_scores_free(&s);
 }
 
-/*
- * gnuplot reading its script from a pipe, started in the folder dir.  The
- * script then names files inside dir by the group's name alone (a constant
- * of ours), so no text given by the user ever reaches gnuplot's parser,
- * where a line break in a path would start a command of its own ("system").
- */
-static FILE *
-gnuplot_open(const char *dir, pid_t *pid)
-{
-	int fd[2];
-	FILE *gp;
-
-	if (pipe(fd) < 0)
-		die("gnuplot: pipe: %s", strerror(errno));
-	if ((*pid = fork()) < 0)
-		die("gnuplot: fork: %s", strerror(errno));
-	if (!*pid) {
-		close(fd[1]);
-		if (dup2(fd[0], STDIN_FILENO) < 0 || chdir(dir) < 0)
-			_exit(126);
-		if (fd[0] != STDIN_FILENO) /* it is, when our stdin was closed */
-			close(fd[0]);
-		execlp("gnuplot", "gnuplot", (char *)NULL);
-		_exit(127);
-	}
-	close(fd[0]);
-	if (!(gp = fdopen(fd[1], "w")))
-		die("gnuplot: %s", strerror(errno));
-	return gp;
-}
-
-/* Close the script and wait for gnuplot; its exit status, or -1. */
-static int
-gnuplot_close(FILE *gp, pid_t pid)
-{
-	int st;
-
-	fclose(gp);
-	while (waitpid(pid, &st, 0) < 0)
-		if (errno != EINTR)
-			return -1;
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 /* Draw one ROC curve from DIR/roc-GROUP.tsv into DIR/roc-GROUP.png
  * (atomically) with gnuplot. */
 static void

@@ -1,17 +1,20 @@
 /*
  * tool.h - what every mura tool shares: its name for messages, die() and
  * warn() in the "mura-X: context: reason" style, and the exit codes
- * (0 success, 1 failure, 2 usage error).  Only tools include this; the
- * library never exits (see lib/error.h).
+ * (0 success, 1 failure, 2 usage error), the option table, and gnuplot
+ * run from a pipe (the plots of mura-kappa and mura-tune).  Only tools
+ * include this; the library never exits (see lib/error.h).
  */
 #ifndef MURA_TOOL_H
 #define MURA_TOOL_H
 
+#include <errno.h>
 #include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "error.h"
@@ -203,6 +206,50 @@ close_stdout(void)
 		return 1;
 	}
 	return 0;
+}
+
+/*
+ * gnuplot reading its script from a pipe, started in the folder dir.  The
+ * script then names files inside dir by the group's name alone (a constant
+ * of ours), so no text given by the user ever reaches gnuplot's parser,
+ * where a line break in a path would start a command of its own ("system").
+ */
+static __attribute__((unused)) FILE *
+gnuplot_open(const char *dir, pid_t *pid)
+{
+	int fd[2];
+	FILE *gp;
+
+	if (pipe(fd) < 0)
+		die("gnuplot: pipe: %s", strerror(errno));
+	if ((*pid = fork()) < 0)
+		die("gnuplot: fork: %s", strerror(errno));
+	if (!*pid) {
+		close(fd[1]);
+		if (dup2(fd[0], STDIN_FILENO) < 0 || chdir(dir) < 0)
+			_exit(126);
+		if (fd[0] != STDIN_FILENO) /* it is, when our stdin was closed */
+			close(fd[0]);
+		execlp("gnuplot", "gnuplot", (char *)NULL);
+		_exit(127);
+	}
+	close(fd[0]);
+	if (!(gp = fdopen(fd[1], "w")))
+		die("gnuplot: %s", strerror(errno));
+	return gp;
+}
+
+/* Close the script and wait for gnuplot; its exit status, or -1. */
+static int __attribute__((unused))
+gnuplot_close(FILE *gp, pid_t pid)
+{
+	int st;
+
+	fclose(gp);
+	while (waitpid(pid, &st, 0) < 0)
+		if (errno != EINTR)
+			return -1;
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
 #endif
