@@ -3,6 +3,7 @@
 #
 #   make -f pipelines/mura.mk MURA=/data/MURA-v1.1 [OUT=out/run] [ARCH=densenet169] ...
 #   make -f pipelines/mura.mk MURA=... baseline     # the paper's recipes, each in out/NAME
+#   make -f pipelines/mura.mk MURA=... tune         # a mura-tune search, in out/tune
 #
 # Stages and the files they write (each under a temporary name, renamed when
 # complete; .DELETE_ON_ERROR removes what a failed stage leaves):
@@ -78,7 +79,7 @@ TUNE          ?= no
 BOOTSTRAP     ?= 1000
 
 .DELETE_ON_ERROR:
-.PHONY: all report clean baseline sgd-boost hybrid
+.PHONY: all report clean baseline sgd-boost hybrid tune
 
 all: $(OUT)/report/metrics.md
 
@@ -174,6 +175,40 @@ hybrid:
 	$(MAKE) -f $(THIS) OUT=$(RUNS)/hybrid PREP=$(PREP) ARCH=hybrid HEAD=fc LR=0.00019 BOOST=1.5 \
 	    MONITOR=val_auc EARLY_STOP=3 ENSEMBLE=best TRAIN_FLAGS='--freeze-backbone \
 	    --unfreeze-at $(UNFREEZE_AT) --lr-after-unfreeze $(LR_AFTER_UNFREEZE) $(TRAIN_FLAGS)'
+
+# A search of the training options with mura-tune(1): the parameters of SPACE
+# (the seed's hybrid search by default: learning rate and class-weight boost),
+# TUNE_TRIALS trials TUNE_JOBS at a time, TUNE_EPOCHS epochs each, on
+# TUNE_METRIC, pruned by TUNE_PRUNER; the trainer's other options are ARCH,
+# HEAD, WEIGHTS, AUGMENT, CLASS_WEIGHTS, MONITOR and TUNE_FLAGS (--freeze-backbone
+# for the hybrid), mura-train's defaults for the rest.  The study is STUDY: a
+# stopped search continues on the next make; its report is STUDY/report.txt,
+# with the plots beside it.  A change of the data or of these settings starts
+# a new study (the old one is removed).
+SPACE       ?= $(dir $(THIS))hybrid.space
+STUDY       ?= $(RUNS)/tune
+TUNE_TRIALS ?= 20
+TUNE_JOBS   ?= 1
+TUNE_EPOCHS ?= 9
+TUNE_METRIC ?= val_auc
+TUNE_PRUNER ?= asha
+TUNE_FLAGS  ?= $(if $(filter hybrid,$(ARCH)),--freeze-backbone)
+TUNE_PARAMS := $(call params,$(STUDY).params,space=$(SPACE) trials=$(TUNE_TRIALS) epochs=$(TUNE_EPOCHS) \
+	metric=$(TUNE_METRIC) pruner=$(TUNE_PRUNER) arch=$(ARCH) head=$(HEAD) weights=$(WEIGHTS) \
+	augment=$(AUGMENT) class_weights=$(CLASS_WEIGHTS) monitor=$(MONITOR) seed=$(SEED) $(TUNE_FLAGS))
+$(STUDY)/report.txt: $(PREP)/train.mt $(PREP)/valid.mt $(SPACE) $(TUNE_PARAMS) $(WEIGHTS)
+	@if [ -f $(STUDY)/study ] && ! (for f in $^; do [ $(STUDY)/study -nt $$f ] || exit 1; done); then \
+	    echo "mura.mk: $(STUDY): the data or the settings changed: a new study"; rm -rf $(STUDY); \
+	fi
+	mura-tune --study $(STUDY) --space $(SPACE) --trials $(TUNE_TRIALS) --jobs $(TUNE_JOBS) \
+	    --epochs $(TUNE_EPOCHS) --metric $(TUNE_METRIC) --pruner $(TUNE_PRUNER) --seed $(SEED) -- \
+	    mura-train --arch $(ARCH) --head $(HEAD) $(if $(WEIGHTS),--weights $(WEIGHTS)) \
+	    --augment '$(AUGMENT)' --class-weights $(CLASS_WEIGHTS) --monitor $(MONITOR) --seed $(SEED) \
+	    $(TUNE_FLAGS) --valid $(abspath $(PREP)/valid.mt) $(abspath $(PREP)/train.mt)
+	mura-tune --study $(STUDY) --report > $@.tmp
+	@mv $@.tmp $@
+tune: $(STUDY)/report.txt
+	@cat $<
 
 clean::
 	rm -rf $(OUT)

@@ -93,3 +93,12 @@ $MK EPOCHS=3 SIZE=40 SEED=1 LR=0.0010 >log7 2>&1
 check "the next make resumes from the checkpoint" grep -q "resuming from" log7
 check_eq "the resumed run ends with the uninterrupted run's weights" \
 	"$(tensors run/model.safetensors)" "$(tensors whole.safetensors)"
+
+# The tune target: a small mura-tune search of the hybrid space's options
+# (resnet18 here), its report; a second make does nothing.
+$MK SIZE=40 RUNS=$T TUNE_TRIALS=3 TUNE_EPOCHS=2 TUNE_PRUNER=none tune >log8 2>&1
+check_eq "make tune runs a search" "$?" 0
+check_eq "... of 3 complete trials" "$(awk -F '\t' 'NR > 1 && $2 == "complete"' tune/trials.tsv | wc -l)" 3
+check "... and prints its report" grep -q "^best: trial [0-9] (complete), val_auc" log8
+$MK SIZE=40 RUNS=$T TUNE_TRIALS=3 TUNE_EPOCHS=2 TUNE_PRUNER=none tune >log9 2>&1
+check_eq "a second make tune trains nothing" "$(grep -c 'trial .: started' log9)" 0
