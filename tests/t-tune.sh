@@ -45,10 +45,16 @@ tune() {  # SAMPLER SEED
 	awk -F '\t' 'NR > 1 && $2 == "complete" && (b == "" || $3 + 0 < b) { b = $3 + 0 } END { print b }' \
 		"$1-$2/trials.tsv"
 }
-# The two samplers side by side (two processes, a trial at a time each).
+# The two samplers side by side (two processes, a trial at a time each),
+# Optuna beside them.
+optuna=0
+if need_python optuna; then
+	"$PY" "$REF" tpe 20 30 > best-optuna &
+	optuna=$!
+fi
 for s in $(seq 1 20); do tune tpe "$s"; done > best-tpe &
 for s in $(seq 1 20); do tune random "$s"; done > best-random
-wait
+wait $!
 check_eq "40 studies of 30 trials ran" "$(grep -c . best-tpe) $(grep -c . best-random)" "20 20"
 med() { sort -g "$1" | awk '{ v[NR] = $1 } END { printf "%.4f", (v[10] + v[11]) / 2 }'; }
 if need_python; then
@@ -62,8 +68,8 @@ EOF
 else
 	skip "TPE against random search" "no /usr/bin/python3"
 fi
-if need_python optuna; then
-	"$PY" "$REF" tpe 20 30 > best-optuna
+if [ "$optuna" != 0 ]; then
+	wait "$optuna"
 	read -r u p_less p_two <<EOF
 $("$PY" "$REF" mwu best-tpe best-optuna)
 EOF
