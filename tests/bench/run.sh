@@ -7,3 +7,4 @@ set -eu
 DIR=$(dirname "$0")
 sh "$DIR/engine.sh"
 sh "$DIR/pipeline.sh"
+sh "$DIR/scaling.sh"
