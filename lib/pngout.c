@@ -10,6 +10,7 @@
 
 #include "error.h"
 #include "pngout.h"
+#include "util.h"
 
 int
 mura_png_pixel_bytes(int format)
@@ -80,28 +81,17 @@ write_stream(FILE *f, const unsigned char *pixels, int width, int height, int fo
 int
 mura_png_write(const char *path, const void *pixels, int width, int height, int format)
 {
-	char tmp[4200];
-	FILE *f;
-	int rc;
+	struct mura_out o;
 
 	if (!mura_png_pixel_bytes(format))
 		return mura_error("%s: unknown PNG format %d", path, format);
 	if (width < 1 || height < 1 || width > 1 << 20 || height > 1 << 20)
 		return mura_error("%s: bad image size %d x %d", path, width, height);
-	if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof tmp)
-		return mura_error("%s: path too long", path);
-	if (!(f = fopen(tmp, "wb")))
-		return mura_error("%s: %s", tmp, strerror(errno));
-	rc = write_stream(f, pixels, width, height, format);
-	if (rc == 0 && (fflush(f) != 0 || ferror(f)))
-		rc = mura_error("write error: %s", strerror(errno));
-	if (fclose(f) != 0 && rc == 0)
-		rc = mura_error("write error: %s", strerror(errno));
-	if (rc == 0 && rename(tmp, path) < 0)
-		rc = mura_error("rename: %s", strerror(errno));
-	if (rc < 0) {
-		unlink(tmp);
+	if (mura_out_open(&o, path) < 0)
+		return -1;
+	if (write_stream(o.f, pixels, width, height, format) < 0) {
+		mura_out_abort(&o);
 		return mura_error_prefix("%s", path);
 	}
-	return 0;
+	return mura_out_commit(&o);
 }

@@ -82,6 +82,8 @@ mura_format_shortest(char *buf, size_t len, double v, int is_float)
 int
 mura_out_open(struct mura_out *o, const char *path)
 {
+	struct stat st;
+
 	memset(o, 0, sizeof *o);
 	if (!path || !strcmp(path, "-")) {
 		o->f = stdout;
@@ -92,6 +94,14 @@ mura_out_open(struct mura_out *o, const char *path)
 	if (strlen(path) >= sizeof o->path)
 		return mura_error("%s: path too long", path);
 	snprintf(o->path, sizeof o->path, "%s", path);
+	if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+		if (S_ISDIR(st.st_mode))
+			return mura_error("%s: is a folder", path);
+		if (!(o->f = fopen(path, "wb")))
+			return mura_error("%s: %s", path, strerror(errno));
+		o->is_stdout = 1;
+		return 0;
+	}
 	snprintf(o->tmp, sizeof o->tmp, "%s.tmp.%ld", path, (long)getpid());
 	if (!(o->f = fopen(o->tmp, "wb")))
 		return mura_error("%s: %s", o->tmp, strerror(errno));
@@ -105,8 +115,10 @@ mura_out_commit(struct mura_out *o)
 
 	if (o->is_stdout) {
 		bad = fflush(o->f) != 0 || ferror(o->f);
+		if (o->f != stdout)
+			bad |= fclose(o->f) != 0;
 		o->f = NULL;
-		return bad ? mura_error("stdout: write error: %s", strerror(errno)) : 0;
+		return bad ? mura_error("%s: write error: %s", o->path, strerror(errno)) : 0;
 	}
 	bad = fflush(o->f) != 0 || ferror(o->f) || fsync(fileno(o->f)) != 0;
 	bad |= fclose(o->f) != 0;
@@ -132,7 +144,8 @@ mura_out_abort(struct mura_out *o)
 	if (!o->is_stdout) {
 		fclose(o->f);
 		unlink(o->tmp);
-	}
+	} else if (o->f != stdout)
+		fclose(o->f);
 	o->f = NULL;
 }
 

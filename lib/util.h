@@ -24,13 +24,16 @@ void mura_format_shortest(char *buf, size_t len, double v, int is_float);
  * An output file that appears under its name only when complete: data goes
  * to "NAME.tmp.PID" in the same folder, and mura_out_commit() flushes, fsyncs
  * and renames it into place.  mura_out_abort() removes the temporary file.
- * "-" (or NULL) means stdout, which commit only flushes (and checks).
+ * "-" (or NULL) means stdout, which commit only flushes (and checks).  So
+ * is a path that names something other than a regular file (/dev/null, a
+ * FIFO, a terminal): it is written in place, since a rename would replace
+ * it (as root, even /dev/null).
  */
 struct mura_out {
 	FILE *f;
 	char path[4200];
 	char tmp[4300];
-	int is_stdout;
+	int is_stdout;  /* or another file that is not a regular one: written in place */
 };
 int mura_out_open(struct mura_out *o, const char *path);
 int mura_out_commit(struct mura_out *o);

@@ -108,6 +108,14 @@ check_eq "written thresholds read back give the same report" \
 	"$(mura-kappa -b 0 -f tsv -t tuned.tsv fixed.tsv | cksum)" "$(cksum <tuned.out)"
 check_eq "tuned kappa on the tuning file is at least the kappa at 0.5, per type" \
 	"$(mura-kappa -b 0 -f tsv fixed.tsv | paste - tuned.out | awk -F '\t' 'NR > 1 && $1 != "all" && ($36 + 0 < $6 + 0) { print $1, $6, $36 }')" ""
+# An output that is not a regular file (a FIFO here; /dev/null alike) is
+# written in place: a rename over it would replace it (as root, /dev/null).
+mkfifo fifo.tsv
+timeout 20 cat fifo.tsv >fifo.got &  # (a FIFO replaced: no writer ever comes)
+mura-kappa -b 0 -f tsv -u fixed.tsv -w fifo.tsv fixed.tsv >/dev/null 2>&1
+wait
+check "--write-thresholds to a FIFO: it stays a FIFO" test -p fifo.tsv
+check_eq "... and it carried the thresholds" "$(cksum <fifo.got)" "$(cksum <tuned.tsv)"
 moved=$(awk -F '\t' 'NR > 1 && $2 != 0.5' tuned.tsv | wc -l)
 [ "$moved" -gt 0 ] && echo "PASS: tuning moved $moved thresholds" || echo "FAIL: tuning moved no threshold"
 check_fails "--write-thresholds to stdout is refused" 2 "needs a file" mura-kappa -w - fixed.tsv
