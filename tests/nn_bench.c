@@ -1,7 +1,7 @@
 /*
  * nn_bench.c - the engine's side of `make bench` (tests/bench/engine.sh).
  *
- *   nn_bench ARCH BATCH SIZE ITERS [infer|train]    one line per kind of work:
+ *   nn_bench ARCH BATCH SIZE ITERS [infer|train|both [fp32]]   one line per kind:
  *       "infer ARCH BATCH SIZE IMAGES_PER_S SECONDS_PER_BATCH PEAK_RSS_MB CPU_S"
  *       "train ARCH BATCH SIZE IMAGES_PER_S SECONDS_PER_STEP PEAK_RSS_MB CPU_S"
  * CPU_S is the processor time (all threads) of a round, the mean: a figure
@@ -11,7 +11,8 @@
  * (momentum 0.9), as tests/bench/engine.py does it in PyTorch.  One warm-up
  * round, then ITERS timed rounds; the figure is the median round.  The
  * resident-set peak is the process's (VmHWM) after that kind of work.
- * A fifth argument runs only that kind (for a profiler).  With
+ * A fifth argument runs only that kind (for a profiler), or both; a sixth
+ * names the precision.  With
  * MURA_PROFILE set in the environment, the time per kind of operation over
  * the timed rounds goes to stderr.
  *
@@ -236,10 +237,11 @@ main(int argc, char **argv)
 		          tt > 0);
 		return test_status();
 	}
-	int what = argc == 6 ? (strcmp(argv[5], "infer") == 0 ? DO_INFER : strcmp(argv[5], "train") == 0 ? DO_TRAIN : 0)
+	int what = argc >= 6 ? (strcmp(argv[5], "infer") == 0 ? DO_INFER : strcmp(argv[5], "train") == 0 ? DO_TRAIN
+	                        : strcmp(argv[5], "both") == 0 ? DO_INFER | DO_TRAIN : 0)
 	                     : DO_INFER | DO_TRAIN;
-	if ((argc != 5 && argc != 6) || !what) {
-		fprintf(stderr, "usage: nn_bench [ARCH BATCH SIZE ITERS [infer|train]]\n");
+	if ((argc < 5 || argc > 7) || !what || (argc == 7 && strcmp(argv[6], "fp32") != 0)) {
+		fprintf(stderr, "usage: nn_bench [ARCH BATCH SIZE ITERS [infer|train|both [fp32]]]\n");
 		return 2;
 	}
 	int arch = mura_arch_parse(argv[1]);

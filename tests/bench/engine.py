@@ -1,7 +1,7 @@
 """engine.py - PyTorch's side of tests/bench/engine.sh: the same work as
 tests/nn_bench, timed the same way.
 
-    engine.py ARCH BATCH SIZE ITERS THREADS
+    engine.py ARCH BATCH SIZE ITERS THREADS [fp32|bf16]
 
 ARCH is a torchvision model's name, or hybrid (the ResNet50 + ViT of
 lib/nn/model.h with its default shape, as tests/py/hybrid_ref.py builds it).
@@ -9,7 +9,11 @@ Prints "infer ..." and "train ..." lines as nn_bench does: images per
 second, seconds per batch (median of ITERS after one warm-up), peak RSS in
 MB.  Inference: model.eval() under torch.no_grad().  Training step:
 zero_grad, forward, BCEWithLogitsLoss, backward, SGD step (momentum 0.9).
+bf16: forward (and the loss) under torch.cpu.amp.autocast(dtype=torch.bfloat16),
+PyTorch's CPU mixed precision (convolutions and matrix products in bf16, fp32
+weights and optimizer), backward outside it, as its documentation shows.
 """
+import contextlib
 import os
 import resource
 import sys
@@ -36,6 +40,14 @@ def timed(fn, iters):
 
 def main():
     arch, n, size, iters, threads = sys.argv[1], *map(int, sys.argv[2:6])
+    prec = sys.argv[6] if len(sys.argv) > 6 else 'fp32'
+    if prec not in ('fp32', 'bf16'):
+        sys.exit('engine.py: precision %s: not fp32 or bf16' % prec)
+
+    def amp():
+        if prec == 'bf16':
+            return torch.cpu.amp.autocast(dtype=torch.bfloat16)
+        return contextlib.nullcontext()
     torch.set_num_threads(threads)
     torch.manual_seed(1)
     if arch == 'hybrid':  # tests/py/hybrid_ref.py's torch.nn hybrid, model.h's defaults
@@ -50,7 +62,7 @@ def main():
     model.eval()
 
     def infer():
-        with torch.no_grad():
+        with torch.no_grad(), amp():
             model(x)
     s = timed(infer, iters)
     print('infer %s %d %d %.2f %.3f %d' % (arch, n, size, n / s, s, peak_rss_mb()), flush=True)
@@ -61,7 +73,9 @@ def main():
 
     def step():
         opt.zero_grad()
-        loss_fn(model(x).flatten(), y).backward()
+        with amp():
+            loss = loss_fn(model(x).flatten(), y)
+        loss.backward()
         opt.step()
     s = timed(step, iters)
     print('train %s %d %d %.2f %.3f %d' % (arch, n, size, n / s, s, peak_rss_mb()), flush=True)
