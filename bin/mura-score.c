@@ -25,6 +25,7 @@ usage(FILE *f)
 	        "  -t, --tta T           test-time views: none, flip, rot or flip,rot (none)\n"
 	        "  -b, --batch N         images per forward pass (16)\n"
 	        "  -j, --threads N       threads (MURA_THREADS, else every core)\n"
+	        "      --precision P     fp32, bf16 (AVX512-BF16 CPUs) or auto (fp32)\n"
 	        "      --any-size        score records of another size than a model was\n"
 	        "                        trained at (refused otherwise)\n"
 	        "  -h, --help            show this help\n"
@@ -42,7 +43,7 @@ say(void *arg, const char *msg)
 static void
 parse_options(int argc, char **argv, struct mura_scorer_config *c, const char **models)
 {
-	enum { OPT_ANY_SIZE = 256 };
+	enum { OPT_ANY_SIZE = 256, OPT_PRECISION };
 	static const struct option longopts[] = {
 		{"model", required_argument, NULL, 'm'},
 		{"arch", required_argument, NULL, 'a'},
@@ -50,6 +51,7 @@ parse_options(int argc, char **argv, struct mura_scorer_config *c, const char **
 		{"batch", required_argument, NULL, 'b'},
 		{"threads", required_argument, NULL, 'j'},
 		{"any-size", no_argument, NULL, OPT_ANY_SIZE},
+		{"precision", required_argument, NULL, OPT_PRECISION},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
 		{0},
@@ -82,6 +84,10 @@ parse_options(int argc, char **argv, struct mura_scorer_config *c, const char **
 		case OPT_ANY_SIZE:
 			c->any_size = 1;
 			break;
+		case OPT_PRECISION:
+			if ((c->precision = mura_precision_parse(optarg)) < 0)
+				die_usage("--precision: %s", mura_error_get());
+			break;
 		case 'j':
 			if (mura_parse_long(optarg, 1, 1024, &v) < 0)
 				die_usage("--threads: %s", mura_error_get());
@@ -92,6 +98,7 @@ parse_options(int argc, char **argv, struct mura_scorer_config *c, const char **
 	}
 	if (!c->nmodels)
 		die_usage("--model FILE is required");
+	precision_resolve(&c->precision);
 }
 
 int

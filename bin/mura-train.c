@@ -28,7 +28,7 @@ enum {
 	OPT_HEAD = 256, OPT_DROPOUT, OPT_FREEZE, OPT_UNFREEZE_AT, OPT_LR_AFTER, OPT_MEAN, OPT_STD,
 	OPT_AUGMENT, OPT_OPTIMIZER, OPT_MOMENTUM, OPT_NESTEROV, OPT_BETAS, OPT_WD, OPT_LOSS, OPT_GAMMA,
 	OPT_ALPHA, OPT_CW, OPT_BOOST, OPT_MONITOR, OPT_PF, OPT_PP, OPT_ES, OPT_TOP, OPT_LOG,
-	OPT_STAGE, OPT_VIT_DIM, OPT_VIT_DEPTH, OPT_VIT_HEADS, OPT_VIT_MLP, OPT_FORCE, OPT_PROGRESS, OPT_SYNC_BN, OPT_BUCKET,
+	OPT_STAGE, OPT_VIT_DIM, OPT_VIT_DEPTH, OPT_VIT_HEADS, OPT_VIT_MLP, OPT_FORCE, OPT_PROGRESS, OPT_SYNC_BN, OPT_BUCKET, OPT_PRECISION,
 };
 
 /* Every option, once: getopt's lists and the usage text come from here. */
@@ -72,6 +72,8 @@ static const struct tool_option option_table[] = {
 	{'s', "seed", "S", "initialisation, order, augmentation (1)"},
 	{'j', "threads", "N", "threads (MURA_THREADS, else every core this\n"
 	                      "process may use)"},
+	{OPT_PRECISION, "precision", "P", "fp32, bf16 (mixed, AVX512-BF16 CPUs) or auto\n"
+	                                  "(bf16 where the CPU has it; fp32)"},
 	{0, NULL, NULL, "Several processes (under mpirun; see mura-train(1)):"},
 	{OPT_SYNC_BN, "sync-bn", NULL, "batch statistics over the global batch\n"
 	                               "(SyncBatchNorm; default: each process's share)"},
@@ -413,6 +415,10 @@ parse_options(int argc, char **argv, struct options *o)
 		case 'j':
 			c->model.threads = parse_int("--threads", optarg, 1, 1024);
 			break;
+		case OPT_PRECISION:
+			if ((c->model.precision = mura_precision_parse(optarg)) < 0)
+				die_usage("--precision: %s", mura_error_get());
+			break;
 		case OPT_SYNC_BN:
 			c->sync_bn = 1;
 			break;
@@ -584,6 +590,7 @@ main(int argc, char **argv)
 	if (o.c.resume)
 		resume_options(&o, argc, argv);
 	check(&o, argc, argv);
+	precision_resolve(&o.c.model.precision);
 	command_line(cmd, sizeof cmd, argc, argv);
 	o.c.command = cmd;
 

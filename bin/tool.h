@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "error.h"
+#include "nn/model.h"
 
 #define EXIT_USAGE 2
 
@@ -67,6 +68,20 @@ die_usage(const char *fmt, ...)
 	va_end(ap);
 	fprintf(stderr, "Try '%s --help' for more information.\n", argv0);
 	exit(EXIT_USAGE);
+}
+
+/* --precision's value made fp32 or bf16 (nn/model.h's mura_precision_resolve):
+ * auto on a CPU without AVX512-BF16 says so and runs fp32; bf16 there is an
+ * error (exit 1). */
+static void __attribute__((unused))
+precision_resolve(int *precision)
+{
+	int fell_back;
+
+	if ((*precision = mura_precision_resolve(*precision, &fell_back)) < 0)
+		die("--precision: %s", mura_error_get());
+	if (fell_back)
+		warn("--precision auto: this CPU has no AVX512-BF16: running in fp32");
 }
 
 static void __attribute__((unused))

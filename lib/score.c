@@ -169,6 +169,7 @@ load_model(const struct mura_scorer_config *c, const char *path, int *sized, cha
 	}
 	*sized = ours > 0 && mura_st_meta(&f, "input_size") != NULL;
 	cfg.threads = c->threads;
+	cfg.precision = c->precision;
 	cfg.dropout = 0;  /* inference: no dropout, and no need to agree with the file */
 	if (!(m = mura_model_create(&cfg)) || mura_model_load(m, &f, info, ilen) < 0) {
 		mura_error_prefix("%s", path);

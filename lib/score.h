@@ -55,6 +55,7 @@ struct mura_scorer_config {
 	int tta;                    /* enum mura_tta flags */
 	int batch;                  /* records per forward */
 	int threads;                /* 0: $MURA_THREADS, else all cores */
+	int precision;              /* enum mura_precision (nn/model.h) */
 	int any_size;               /* score records of another size than a model was
 	                               trained at (info says so); else refuse them */
 };

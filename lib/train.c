@@ -873,6 +873,7 @@ make_model(struct run *r, const struct mura_st_file *ckpt)
 	if (hybrid_options(c, &mc) < 0)
 		goto done;
 	mc.threads = r->threads;  /* what the checkpoint records */
+	mc.precision = c->model.precision;
 	mc.seed = c->seed;
 	mc.input_h = (int)r->src.h, mc.input_w = (int)r->src.w;
 	/* What the model learns from, for mura-score: f32 records come

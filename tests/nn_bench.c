@@ -1,7 +1,7 @@
 /*
  * nn_bench.c - the engine's side of `make bench` (tests/bench/engine.sh).
  *
- *   nn_bench ARCH BATCH SIZE ITERS [infer|train|both [fp32]]   one line per kind:
+ *   nn_bench ARCH BATCH SIZE ITERS [infer|train|both [fp32|bf16]]   one line per kind:
  *       "infer ARCH BATCH SIZE IMAGES_PER_S SECONDS_PER_BATCH PEAK_RSS_MB CPU_S"
  *       "train ARCH BATCH SIZE IMAGES_PER_S SECONDS_PER_STEP PEAK_RSS_MB CPU_S"
  * CPU_S is the processor time (all threads) of a round, the mean: a figure
@@ -12,7 +12,8 @@
  * round, then ITERS timed rounds; the figure is the median round.  The
  * resident-set peak is the process's (VmHWM) after that kind of work.
  * A fifth argument runs only that kind (for a profiler), or both; a sixth
- * names the precision.  With
+ * names the precision (model.h's enum mura_precision; bf16 fails where the
+ * CPU lacks AVX512-BF16).  With
  * MURA_PROFILE set in the environment, the time per kind of operation over
  * the timed rounds goes to stderr.
  *
@@ -101,10 +102,10 @@ train_once(struct run *r)
 	return 0;
 }
 
-/* The GEMM peak the profile's GFLOP/s are measured against: mura_sgemm on
- * 2048^3 with the engine's threads, the best of three. */
+/* The GEMM peak the profile's GFLOP/s are measured against: mura_sgemm
+ * (bf16: mura_sbgemm) on 2048^3 with the engine's threads, the best of three. */
 static double
-sgemm_peak(void)
+gemm_peak(int bf16)
 {
 	const int n = 2048;
 	struct mura_threads *p = mura_threads_create(0);
@@ -114,7 +115,7 @@ sgemm_peak(void)
 
 	for (int i = 0; p && a && b && c && i < 3; i++) {
 		double t0 = now();
-		mura_sgemm(p, 0, 0, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
+		mura_gemm(bf16, p, 0, 0, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
 		double g = 2.0 * n * n * (double)n / (now() - t0) * 1e-9;
 		best = g > best ? g : best;
 	}
@@ -124,14 +125,14 @@ sgemm_peak(void)
 }
 
 static void
-print_profile(const char *what, const struct mura_nn_prof *p, double total, int iters)
+print_profile(const char *what, const struct mura_nn_prof *p, double total, int iters, int bf16)
 {
 	static double peak;
 
 	if (!peak)
-		peak = sgemm_peak();
-	fprintf(stderr, "profile %s: %.3f s per round; sgemm peak %.0f GFLOP/s (2048^3)\n", what,
-	        total / iters, peak);
+		peak = gemm_peak(bf16);
+	fprintf(stderr, "profile %s: %.3f s per round; %s peak %.0f GFLOP/s (2048^3)\n", what,
+	        total / iters, bf16 ? "sbgemm" : "sgemm", peak);
 	for (int k = 0; k < MURA_PROF_KINDS; k++) {
 		if (!p->calls[k])
 			continue;
@@ -147,7 +148,7 @@ print_profile(const char *what, const struct mura_nn_prof *p, double total, int 
 /* Time ITERS rounds of fn after one warm-up; seconds per round, median;
  * *cpu the mean processor time of a round. */
 static double
-timed(struct run *r, int (*fn)(struct run *), int iters, const char *what, double *cpu)
+timed(struct run *r, int (*fn)(struct run *), int iters, const char *what, double *cpu, int bf16)
 {
 	double t[64], total = 0, c0;
 	struct mura_nn_prof prof = {{0}, {0}, {0}};
@@ -170,14 +171,15 @@ timed(struct run *r, int (*fn)(struct run *), int iters, const char *what, doubl
 	*cpu = (cpu_now() - c0) / iters;
 	mura_model_profile(r->m, NULL);
 	if (profile)
-		print_profile(what, &prof, total, iters);
+		print_profile(what, &prof, total, iters, bf16);
 	return median(t, iters);
 }
 
 enum { DO_INFER = 1, DO_TRAIN = 2 };
 
 static int
-bench(int arch, int n, int size, int iters, int what, int quiet, double *infer_s, double *train_s)
+bench(int arch, int n, int size, int iters, int what, int precision, int quiet, double *infer_s,
+      double *train_s)
 {
 	struct mura_model_config c;
 	struct mura_optim_config oc;
@@ -188,6 +190,7 @@ bench(int arch, int n, int size, int iters, int what, int quiet, double *infer_s
 
 	mura_model_config_default(&c);
 	c.arch = arch;
+	c.precision = precision;
 	r.n = n;
 	if (!(r.m = mura_model_create(&c)))
 		return -1;
@@ -208,14 +211,14 @@ bench(int arch, int n, int size, int iters, int what, int quiet, double *infer_s
 		return -1;
 
 	if ((what & DO_INFER) && (mura_model_plan(r.m, n, size, size, 0) < 0 ||
-	                          (*infer_s = timed(&r, infer_once, iters, "inference", &cpu)) < 0))
+	                          (*infer_s = timed(&r, infer_once, iters, "inference", &cpu, precision == MURA_PRECISION_BF16)) < 0))
 		return -1;
 	if ((what & DO_INFER) && !quiet)
 		printf("infer %s %d %d %.2f %.3f %ld %.3f\n", mura_arch_name(arch), n, size, n / *infer_s,
 		       *infer_s, peak_rss_mb(), cpu);
 	fflush(stdout);
 	if ((what & DO_TRAIN) && (mura_model_plan(r.m, n, size, size, 1) < 0 ||
-	                          (*train_s = timed(&r, train_once, iters, "training step", &cpu)) < 0))
+	                          (*train_s = timed(&r, train_once, iters, "training step", &cpu, precision == MURA_PRECISION_BF16)) < 0))
 		return -1;
 	if ((what & DO_TRAIN) && !quiet)
 		printf("train %s %d %d %.2f %.3f %ld %.3f\n", mura_arch_name(arch), n, size, n / *train_s,
@@ -233,19 +236,20 @@ main(int argc, char **argv)
 
 	if (argc == 1) {
 		CHECK("bench harness: resnet18 inference and a training step at 64x64",
-		      bench(MURA_ARCH_RESNET18, 2, 64, 1, DO_INFER | DO_TRAIN, 1, &ti, &tt) == 0 && ti > 0 &&
+		      bench(MURA_ARCH_RESNET18, 2, 64, 1, DO_INFER | DO_TRAIN, 0, 1, &ti, &tt) == 0 && ti > 0 &&
 		          tt > 0);
 		return test_status();
 	}
 	int what = argc >= 6 ? (strcmp(argv[5], "infer") == 0 ? DO_INFER : strcmp(argv[5], "train") == 0 ? DO_TRAIN
 	                        : strcmp(argv[5], "both") == 0 ? DO_INFER | DO_TRAIN : 0)
 	                     : DO_INFER | DO_TRAIN;
-	if ((argc < 5 || argc > 7) || !what || (argc == 7 && strcmp(argv[6], "fp32") != 0)) {
-		fprintf(stderr, "usage: nn_bench [ARCH BATCH SIZE ITERS [infer|train|both [fp32]]]\n");
+	int precision = argc == 7 ? mura_precision_parse(argv[6]) : MURA_PRECISION_FP32;
+	if ((argc < 5 || argc > 7) || !what || precision < 0 || precision == MURA_PRECISION_AUTO) {
+		fprintf(stderr, "usage: nn_bench [ARCH BATCH SIZE ITERS [infer|train|both [fp32|bf16]]]\n");
 		return 2;
 	}
 	int arch = mura_arch_parse(argv[1]);
-	if (arch < 0 || bench(arch, atoi(argv[2]), atoi(argv[3]), atoi(argv[4]), what, 0, &ti, &tt) < 0) {
+	if (arch < 0 || bench(arch, atoi(argv[2]), atoi(argv[3]), atoi(argv[4]), what, precision, 0, &ti, &tt) < 0) {
 		fprintf(stderr, "nn_bench: %s\n", mura_error_get());
 		return 1;
 	}

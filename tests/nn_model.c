@@ -7,7 +7,7 @@
  * differences through a whole network.
  *
  * With arguments it is the C side of tests/t-parity.sh instead:
- *   nn_model parity ARCH HEAD MODEL.safetensors INPUT.safetensors OUT.safetensors
+ *   nn_model parity ARCH HEAD MODEL.safetensors INPUT.safetensors OUT.safetensors [fp32|bf16]
  * loads a torchvision state dict, runs the input batch x through an
  * evaluation forward, a training forward and a backward from dlogits, takes
  * two SGD and (from the same start) two Adam steps, and writes everything
@@ -533,7 +533,8 @@ parity(char **argv)
 	int64_t sh[4];
 
 	mura_model_config_default(&c);
-	if ((c.arch = mura_arch_parse(argv[2])) < 0 || (c.head = mura_head_parse(argv[3])) < 0)
+	if ((c.arch = mura_arch_parse(argv[2])) < 0 || (c.head = mura_head_parse(argv[3])) < 0 ||
+	    (argv[7] && (c.precision = mura_precision_parse(argv[7])) < 0))
 		return fail("arguments");
 	struct mura_model *m = mura_model_create(&c);
 	if (!m || mura_model_load_path(m, argv[4], info, sizeof info) < 0)
@@ -610,10 +611,10 @@ parity(char **argv)
 int
 main(int argc, char **argv)
 {
-	if (argc == 7 && strcmp(argv[1], "parity") == 0)
+	if ((argc == 7 || argc == 8) && strcmp(argv[1], "parity") == 0)
 		return parity(argv);
 	if (argc != 1) {
-		fprintf(stderr, "usage: nn_model [parity ARCH HEAD MODEL INPUT OUT]\n");
+		fprintf(stderr, "usage: nn_model [parity ARCH HEAD MODEL INPUT OUT [fp32|bf16]]\n");
 		return 2;
 	}
 	if (!mkdtemp(tmpdir))

@@ -11,6 +11,10 @@
  * A 1x1 convolution with stride 1 and no padding has col == x, so it is a
  * plain GEMM on x with no copy.
  *
+ * In mixed precision (ctx->bf16) every product here runs as mura_sbgemm
+ * (bf16 operands rounded as they are packed, fp32 sums: PyTorch autocast's
+ * convolution), and conv3.c's fp32 direct kernels are not used.
+ *
  * 3x3 "same" convolutions go to conv3.c's direct kernels where those pay
  * (is_conv3 below); everything here is what the others, and the rest of
  * those, use.
@@ -34,8 +38,6 @@
  * threads ever write the same value, and there is one dispatch per chunk.
  */
 #include <string.h>
-
-#include <cblas.h>
 
 #include "ops.h"
 
@@ -95,6 +97,13 @@ static int
 conv3_fwd(const struct mura_conv *cv, const struct mura_fm *x)
 {
 	return is_conv3(cv) && mura_conv3_pays(cv->cout, x->h, x->w);
+}
+
+/* Is there an fp32 direct kernel for ctx's precision (none in bf16)? */
+static int
+fp32(const struct mura_nn_ctx *ctx)
+{
+	return !ctx->bf16;
 }
 
 size_t
@@ -282,8 +291,8 @@ gemm_forward(struct mura_nn_ctx *ctx, const struct mura_conv *cv, const struct m
 	const size_t m = g.m, kdim = (size_t)cv->cin * g.kk;
 
 	if (is_direct(cv)) {
-		mura_sgemm(ctx->threads, 0, 0, cv->cout, (int)m, cv->cin, 1.0f, cv->w, cv->cin, x->d, (int)m,
-		           beta, y->d, (int)m);
+		mura_gemm(ctx->bf16, ctx->threads, 0, 0, cv->cout, (int)m, cv->cin, 1.0f, cv->w, cv->cin,
+		          x->d, (int)m, beta, y->d, (int)m);
 		return;
 	}
 	const size_t cc = chunk_cols(FWD_BUDGET, kdim, m);
@@ -293,8 +302,8 @@ gemm_forward(struct mura_nn_ctx *ctx, const struct mura_conv *cv, const struct m
 		double t1 = mura_prof_start(ctx);
 		mura_threads_for(ctx->threads, kdim, 1, im2col_part, &j);
 		mura_prof_stop(ctx, MURA_PROF_IM2COL, t1, 0);
-		mura_sgemm(ctx->threads, 0, 0, cv->cout, (int)(c1 - c0), (int)kdim, 1.0f, cv->w, (int)kdim,
-		           ctx->scratch, (int)(c1 - c0), beta, y->d + c0, (int)m);
+		mura_gemm(ctx->bf16, ctx->threads, 0, 0, cv->cout, (int)(c1 - c0), (int)kdim, 1.0f, cv->w,
+		          (int)kdim, ctx->scratch, (int)(c1 - c0), beta, y->d + c0, (int)m);
 	}
 }
 
@@ -305,9 +314,9 @@ mura_conv_forward(struct mura_nn_ctx *ctx, const struct mura_conv *cv,
 	const size_t m = mura_fm_plane(y), kdim = (size_t)cv->cin * cv->k * cv->k;
 	const double t0 = mura_prof_start(ctx);
 
-	if (conv3_fwd(cv, x))
+	if (fp32(ctx) && conv3_fwd(cv, x))
 		mura_conv3_forward(ctx, cv, x, y);
-	else if (!is_direct(cv) && mura_convc_pays(cv, 0))
+	else if (fp32(ctx) && !is_direct(cv) && mura_convc_pays(cv, 0))
 		mura_convc_forward(ctx, cv, 0, x, y->d, 0);
 	else
 		gemm_forward(ctx, cv, x, y, 0.0f);
@@ -325,6 +334,7 @@ conv_bwd_part(void *v, int t, int nt)
 	const struct mura_conv *cv = j->g.cv;
 	const size_t m = j->g.m, kk = (size_t)j->g.kk, kdim = (size_t)cv->cin * kk;
 	const float *dy = j->dy->d;
+	const int bf16 = j->ctx->bf16;
 	size_t lo, hi;
 
 	if (cv->gb) {
@@ -343,12 +353,11 @@ conv_bwd_part(void *v, int t, int nt)
 	size_t rows = hi - lo;
 	if (is_direct(cv)) {
 		if (j->gw)
-			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, cv->cout, (int)rows, (int)m,
-			            1.0f, dy, (int)m, j->x->d + lo * m, (int)m, 1.0f, j->gw + lo, (int)kdim);
+			mura_gemm(bf16, NULL, 0, 1, cv->cout, (int)rows, (int)m, 1.0f, dy, (int)m,
+			          j->x->d + lo * m, (int)m, 1.0f, j->gw + lo, (int)kdim);
 		if (j->dx)
-			cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)rows, (int)m, cv->cout,
-			            1.0f, cv->w + lo, (int)kdim, dy, (int)m, j->acc ? 1.0f : 0.0f,
-			            j->dx->d + lo * m, (int)m);
+			mura_gemm(bf16, NULL, 1, 0, (int)rows, (int)m, cv->cout, 1.0f, cv->w + lo, (int)kdim,
+			          dy, (int)m, j->acc ? 1.0f : 0.0f, j->dx->d + lo * m, (int)m);
 		return;
 	}
 	if (j->dx && !j->acc)
@@ -360,12 +369,12 @@ conv_bwd_part(void *v, int t, int nt)
 		size_t c1 = c0 + cc < m ? c0 + cc : m, n = c1 - c0;
 		if (j->gw) {
 			col_walk(&j->g, j->x->d, col, lo, hi, c0, c1, 0);
-			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, cv->cout, (int)rows, (int)n,
-			            1.0f, dy + c0, (int)m, col, (int)n, 1.0f, j->gw + lo, (int)kdim);
+			mura_gemm(bf16, NULL, 0, 1, cv->cout, (int)rows, (int)n, 1.0f, dy + c0, (int)m, col,
+			          (int)n, 1.0f, j->gw + lo, (int)kdim);
 		}
 		if (j->dx) {
-			cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)rows, (int)n, cv->cout,
-			            1.0f, cv->w + lo, (int)kdim, dy + c0, (int)m, 0.0f, dcol, (int)n);
+			mura_gemm(bf16, NULL, 1, 0, (int)rows, (int)n, cv->cout, 1.0f, cv->w + lo, (int)kdim,
+			          dy + c0, (int)m, 0.0f, dcol, (int)n);
 			col_walk(&j->g, j->dx->d, dcol, lo, hi, c0, c1, 1);
 		}
 	}
@@ -410,7 +419,7 @@ mura_conv_backward(struct mura_nn_ctx *ctx, const struct mura_conv *cv,
                    struct mura_fm *dx, int acc)
 {
 	const int same = dx && is_same(cv);
-	const int gw3 = cv->gw && is_conv3(cv) && cv->cout <= 64;
+	const int gw3 = fp32(ctx) && cv->gw && is_conv3(cv) && cv->cout <= 64;
 	const size_t m = (size_t)x->n * x->h * x->w;
 	/* A 1x1 convolution's products as whole GEMMs that mura_sgemm splits
 	 * along their larger side: the weight gradient always, dx where the
@@ -419,7 +428,7 @@ mura_conv_backward(struct mura_nn_ctx *ctx, const struct mura_conv *cv,
 	 * batch 8, 2 threads, dx 9.8 -> 5.8 ms, weights 7.6 -> 5.9 ms; but at
 	 * 1024 -> 128 at 20 x 20 dx they are faster, 1.9 against 2.1 ms. */
 	const int gw1 = cv->gw && is_direct(cv), dx1 = dx && is_direct(cv) && m >= (size_t)8 * cv->cin;
-	const int gwc = cv->gw && !gw3 && mura_convc_grad_w_pays(cv);
+	const int gwc = fp32(ctx) && cv->gw && !gw3 && mura_convc_grad_w_pays(cv);
 	struct conv_job j = {ctx, geom_of(cv, x), x, dy, same || dx1 ? NULL : dx,
 	                     gw3 || gw1 || gwc ? NULL : cv->gw, acc};
 	const double t0 = mura_prof_start(ctx);
@@ -428,18 +437,18 @@ mura_conv_backward(struct mura_nn_ctx *ctx, const struct mura_conv *cv,
 	if (j.gw || cv->gb || j.dx)
 		mura_threads_run(ctx->threads, conv_bwd_part, &j);
 	if (gw1)
-		mura_sgemm(ctx->threads, 0, 1, cv->cout, cv->cin, (int)m, 1.0f, dy->d, (int)m, x->d, (int)m,
-		           1.0f, cv->gw, cv->cin);
+		mura_gemm(ctx->bf16, ctx->threads, 0, 1, cv->cout, cv->cin, (int)m, 1.0f, dy->d, (int)m,
+		          x->d, (int)m, 1.0f, cv->gw, cv->cin);
 	if (dx1)
-		mura_sgemm(ctx->threads, 1, 0, cv->cin, (int)m, cv->cout, 1.0f, cv->w, cv->cin, dy->d, (int)m,
-		           acc ? 1.0f : 0.0f, dx->d, (int)m);
+		mura_gemm(ctx->bf16, ctx->threads, 1, 0, cv->cin, (int)m, cv->cout, 1.0f, cv->w, cv->cin,
+		          dy->d, (int)m, acc ? 1.0f : 0.0f, dx->d, (int)m);
 	if (gw3)
 		mura_conv3_grad_w(ctx, cv, x, dy);
 	if (gwc)
 		mura_convc_grad_w(ctx, cv, x, dy);
-	if (same && is_conv3(cv) && mura_conv3_pays(cv->cin, x->h, x->w))
+	if (same && fp32(ctx) && is_conv3(cv) && mura_conv3_pays(cv->cin, x->h, x->w))
 		mura_conv3_dx(ctx, cv, dy, dx, acc);
-	else if (same && mura_convc_pays(cv, 1))
+	else if (same && fp32(ctx) && mura_convc_pays(cv, 1))
 		mura_convc_forward(ctx, cv, 1, dy, dx->d, acc);
 	else if (same)
 		same_backward_dx(ctx, cv, dy, dx, acc);

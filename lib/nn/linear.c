@@ -2,6 +2,7 @@
  * linear.c - the fully connected layer (torch.nn.Linear): y = x W^T + b for
  * n rows x [n][in], W [out][in] as torchvision stores it.
  * Backward: gW += dy^T x, gb += the column sums of dy, dx = dy W.
+ * Its products in ctx's precision (mura_gemm); the bias and sums in fp32.
  */
 #include "ops.h"
 
@@ -11,7 +12,7 @@ mura_linear_forward(struct mura_nn_ctx *ctx, const struct mura_linear *l, int n,
 {
 	const double t0 = mura_prof_start(ctx);
 
-	mura_sgemm(ctx->threads, 0, 1, n, l->out, l->in, 1.0f, x, l->in, l->w, l->in, 0.0f, y, l->out);
+	mura_gemm(ctx->bf16, ctx->threads, 0, 1, n, l->out, l->in, 1.0f, x, l->in, l->w, l->in, 0.0f, y, l->out);
 	if (l->b)
 		for (int i = 0; i < n; i++)
 			for (int o = 0; o < l->out; o++)
@@ -25,7 +26,7 @@ mura_linear_backward(struct mura_nn_ctx *ctx, const struct mura_linear *l, int n
 {
 	const double t0 = mura_prof_start(ctx);
 
-	mura_sgemm(ctx->threads, 1, 0, l->out, l->in, n, 1.0f, dy, l->out, x, l->in, 1.0f, l->gw, l->in);
+	mura_gemm(ctx->bf16, ctx->threads, 1, 0, l->out, l->in, n, 1.0f, dy, l->out, x, l->in, 1.0f, l->gw, l->in);
 	if (l->gb)
 		for (int o = 0; o < l->out; o++) {
 			double s = 0;
@@ -34,7 +35,7 @@ mura_linear_backward(struct mura_nn_ctx *ctx, const struct mura_linear *l, int n
 			l->gb[o] += (float)s;
 		}
 	if (dx)
-		mura_sgemm(ctx->threads, 0, 0, n, l->in, l->out, 1.0f, dy, l->out, l->w, l->in,
-		           acc ? 1.0f : 0.0f, dx, l->in);
+		mura_gemm(ctx->bf16, ctx->threads, 0, 0, n, l->in, l->out, 1.0f, dy, l->out, l->w, l->in,
+		          acc ? 1.0f : 0.0f, dx, l->in);
 	mura_prof_stop(ctx, MURA_PROF_LINEAR, t0, (dx ? 4.0 : 2.0) * n * l->in * l->out);
 }

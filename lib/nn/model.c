@@ -91,6 +91,41 @@ mura_arch_name(int arch)
 	return archs[arch > 0 && arch < MURA_ARCH_COUNT ? arch : 0].name;
 }
 
+static const char *const precision_names[MURA_PRECISION_COUNT] = {
+	[MURA_PRECISION_FP32] = "fp32",
+	[MURA_PRECISION_BF16] = "bf16",
+	[MURA_PRECISION_AUTO] = "auto",
+};
+
+int
+mura_precision_parse(const char *s)
+{
+	for (int i = 0; i < MURA_PRECISION_COUNT; i++)
+		if (strcmp(s, precision_names[i]) == 0)
+			return i;
+	return mura_error("unknown precision '%s' (fp32, bf16, auto)", s);
+}
+
+const char *
+mura_precision_name(int precision)
+{
+	return precision >= 0 && precision < MURA_PRECISION_COUNT ? precision_names[precision] : "?";
+}
+
+int
+mura_precision_resolve(int precision, int *fell_back)
+{
+	*fell_back = 0;
+	if (precision == MURA_PRECISION_BF16 && !mura_bf16_supported())
+		return mura_error("precision bf16: this CPU has no AVX512-BF16 (fp32 runs everywhere)");
+	if (precision != MURA_PRECISION_AUTO)
+		return precision;
+	if (mura_bf16_supported())
+		return MURA_PRECISION_BF16;
+	*fell_back = 1;
+	return MURA_PRECISION_FP32;
+}
+
 const char *
 mura_head_name(int head)
 {
@@ -172,7 +207,14 @@ mura_model_create(const struct mura_model_config *cfg)
 		mura_error("dropout %g is not in [0, 1)", cfg->dropout);
 		return NULL;
 	}
+	int fell_back;
 	struct mura_model_config c = *cfg;
+	if (c.precision < 0 || c.precision >= MURA_PRECISION_COUNT) {
+		mura_error("unknown precision %d", c.precision);
+		return NULL;
+	}
+	if ((c.precision = mura_precision_resolve(c.precision, &fell_back)) < 0)
+		return NULL;
 	if (head_config(&c) < 0)
 		return NULL;
 	if (!(m = calloc(1, sizeof *m))) {
@@ -187,6 +229,7 @@ mura_model_create(const struct mura_model_config *cfg)
 	if (!(m->threads = mura_threads_create(cfg->threads)))
 		goto fail;
 	m->ctx.threads = m->threads;
+	m->ctx.bf16 = c.precision == MURA_PRECISION_BF16;
 
 	b.m = m;
 	if (build(m, &b) < 0)

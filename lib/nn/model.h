@@ -117,11 +117,34 @@ enum mura_head {
 	MURA_HEAD_COUNT
 };
 
+/* How a model's convolutions and matrix products run.  BF16: bf16 operands
+ * summed in fp32, as PyTorch's CPU autocast (torch.cpu.amp.autocast(dtype=
+ * torch.bfloat16)); weights, optimizer state, batch-norm statistics, losses
+ * and every other operation stay fp32, and model files are fp32 either way.
+ * It needs AVX512-BF16 (mura_bf16_supported, ops.h).  AUTO is BF16 where the
+ * CPU has it, else FP32 (mura_precision_resolve). */
+enum mura_precision {
+	MURA_PRECISION_FP32,
+	MURA_PRECISION_BF16,
+	MURA_PRECISION_AUTO,
+	MURA_PRECISION_COUNT
+};
+
+/* "fp32", "bf16", "auto": the enum value, or -1 with mura_error set. */
+int mura_precision_parse(const char *s);
+const char *mura_precision_name(int precision);
+/* AUTO made FP32 or BF16 as this CPU allows; *fell_back set when AUTO
+ * became FP32 for want of AVX512-BF16 (the tool says so).  BF16 on a CPU
+ * without AVX512-BF16: -1 with mura_error set. */
+int mura_precision_resolve(int precision, int *fell_back);
+
 struct mura_model_config {
 	int arch;            /* enum mura_arch */
 	int head;            /* enum mura_head */
 	float dropout;       /* probability, before the head's last layer; 0: none */
 	int threads;         /* 0: $MURA_THREADS, else all cores */
+	int precision;       /* enum mura_precision (not saved; AUTO resolved at creation;
+	                        BF16 without AVX512-BF16 is an error) */
 	uint64_t seed;       /* fresh initialisation and dropout masks */
 	/* Recorded in saved files for whoever uses the model; not applied here. */
 	int input_h, input_w;        /* the size it is meant to see */

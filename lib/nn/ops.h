@@ -99,7 +99,28 @@ struct mura_nn_ctx {
 	/* Non-NULL: training batch norms take their statistics over several
 	 * processes (model.h's mura_model_sync_bn; bn.c). */
 	struct mura_bn_sync *sync;
+	/* Mixed precision (bf16.c): convolutions and matrix products take bf16
+	 * operands and sum in fp32 (mura_gemm); everything else stays fp32.
+	 * Set only where mura_bf16_supported(). */
+	int bf16;
 };
+
+/* bf16.c: whether this CPU has AVX512-BF16 (checked at run time); f
+ * rounded to bf16 (to nearest, ties to even), as an fp32 value. */
+int mura_bf16_supported(void);
+float mura_bf16_round(float f);
+/* mura_sgemm's product with A and B rounded to bf16 and the sums in fp32
+ * (PyTorch autocast's precision); only where mura_bf16_supported(). */
+void mura_sbgemm(struct mura_threads *p, int trans_a, int trans_b, int m, int n, int k,
+                 float alpha, const float *a, int lda, const float *b, int ldb,
+                 float beta, float *c, int ldc);
+/* The product in the precision bf16 says: mura_sbgemm, else mura_sgemm. */
+static inline void
+mura_gemm(int bf16, struct mura_threads *p, int trans_a, int trans_b, int m, int n, int k,
+          float alpha, const float *a, int lda, const float *b, int ldb, float beta, float *c, int ldc)
+{
+	(bf16 ? mura_sbgemm : mura_sgemm)(p, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
 
 /* fn sums v[0..n) over the processes; buf holds MURA_BN_SYNC_FLOATS(c)
  * doubles for batch norms of up to c channels. */

@@ -290,12 +290,13 @@ struct gemm {
 struct bmm_job {
 	struct gemm g[2];
 	int ng, batch;
+	int bf16;   /* ctx->bf16 */
 };
 
 static void
-gemm_one(struct mura_threads *p, const struct gemm *g, int i)
+gemm_one(int bf16, struct mura_threads *p, const struct gemm *g, int i)
 {
-	mura_sgemm(p, g->ta, g->tb, g->m, g->n, g->k, g->alpha, g->a.d + (size_t)i * g->a.stride, g->a.ld,
+	mura_gemm(bf16, p, g->ta, g->tb, g->m, g->n, g->k, g->alpha, g->a.d + (size_t)i * g->a.stride, g->a.ld,
 	           g->b.d + (size_t)i * g->b.stride, g->b.ld, g->beta, g->c.d + (size_t)i * g->c.stride,
 	           g->c.ld);
 }
@@ -309,7 +310,7 @@ bmm_part(void *v, int t, int nt)
 	mura_threads_share((size_t)j->batch, t, nt, 1, &lo, &hi);
 	for (size_t i = lo; i < hi; i++)
 		for (int k = 0; k < j->ng; k++)
-			gemm_one(NULL, &j->g[k], (int)i);
+			gemm_one(j->bf16, NULL, &j->g[k], (int)i);
 }
 
 static void
@@ -325,7 +326,7 @@ bmm_run(struct mura_nn_ctx *ctx, struct bmm_job *j)
 	else
 		for (int i = 0; i < j->batch; i++)
 			for (int k = 0; k < j->ng; k++)
-				gemm_one(ctx->threads, &j->g[k], i);
+				gemm_one(j->bf16, ctx->threads, &j->g[k], i);
 	mura_prof_stop(ctx, MURA_PROF_ATTENTION, t0, flop);
 }
 
@@ -333,7 +334,7 @@ void
 mura_bmm_forward(struct mura_nn_ctx *ctx, int batch, int ta, int tb, int m, int n, int k,
                  float alpha, struct mura_mat a, struct mura_mat b, float beta, struct mura_mat c)
 {
-	struct bmm_job j = {{{ta, tb, m, n, k, alpha, beta, a, b, c}}, 1, batch};
+	struct bmm_job j = {{{ta, tb, m, n, k, alpha, beta, a, b, c}}, 1, batch, ctx->bf16};
 
 	bmm_run(ctx, &j);
 }
@@ -343,7 +344,7 @@ mura_bmm_backward(struct mura_nn_ctx *ctx, int batch, int ta, int tb, int m, int
                   float alpha, struct mura_mat a, struct mura_mat b, struct mura_mat dc,
                   struct mura_mat da, struct mura_mat db, int acc)
 {
-	struct bmm_job j = {.batch = batch};
+	struct bmm_job j = {.batch = batch, .bf16 = ctx->bf16};
 	const float beta = acc ? 1.0f : 0.0f;
 
 	if (da.d)
@@ -374,6 +375,7 @@ struct att_job {
 	const float *qkv, *dout;
 	float *p, *o, *dqkv, *scratch;
 	int acc;
+	int bf16;   /* ctx->bf16: the products' precision (softmax stays fp32) */
 };
 
 static void
@@ -390,10 +392,10 @@ att_fwd_part(void *v, int t, int nt)
 		const size_t i = pair / H, h = pair % H;
 		const float *q = j->qkv + i * T * 3 * D + h * dh, *k = q + D, *vv = q + 2 * D;
 		float *p = j->p ? j->p + pair * tt : j->scratch + (size_t)t * tt;
-		mura_sgemm(NULL, 0, 1, T, T, dh, scale, q, 3 * D, k, 3 * D, 0.0f, p, T);
+		mura_gemm(j->bf16, NULL, 0, 1, T, T, dh, scale, q, 3 * D, k, 3 * D, 0.0f, p, T);
 		for (int r = 0; r < T; r++)
 			softmax_row(T, p + (size_t)r * T, p + (size_t)r * T);
-		mura_sgemm(NULL, 0, 0, T, dh, T, 1.0f, p, T, vv, 3 * D, 0.0f, j->o + i * T * D + h * dh, D);
+		mura_gemm(j->bf16, NULL, 0, 0, T, dh, T, 1.0f, p, T, vv, 3 * D, 0.0f, j->o + i * T * D + h * dh, D);
 	}
 }
 
@@ -407,7 +409,7 @@ void
 mura_attention_forward(struct mura_nn_ctx *ctx, const struct mura_attention *a, int n,
                        const float *qkv, float *p, float *o)
 {
-	struct att_job j = {a, n, qkv, NULL, p, o, NULL, ctx->scratch, 0};
+	struct att_job j = {a, n, qkv, NULL, p, o, NULL, ctx->scratch, 0, ctx->bf16};
 	const double t0 = mura_prof_start(ctx);
 	const double T = a->tokens;
 
@@ -432,12 +434,12 @@ att_bwd_part(void *v, int t, int nt)
 		const float *q = j->qkv + off, *k = q + D, *vv = q + 2 * D;
 		float *dq = j->dqkv + off, *dk = dq + D, *dv = dq + 2 * D;
 		const float *p = j->p + pair * tt, *dout = j->dout + i * T * D + h * dh;
-		mura_sgemm(NULL, 0, 1, T, T, dh, 1.0f, dout, D, vv, 3 * D, 0.0f, dp, T);
-		mura_sgemm(NULL, 1, 0, T, dh, T, 1.0f, p, T, dout, D, beta, dv, 3 * D);
+		mura_gemm(j->bf16, NULL, 0, 1, T, T, dh, 1.0f, dout, D, vv, 3 * D, 0.0f, dp, T);
+		mura_gemm(j->bf16, NULL, 1, 0, T, dh, T, 1.0f, p, T, dout, D, beta, dv, 3 * D);
 		for (int r = 0; r < T; r++)
 			softmax_row_backward(T, p + (size_t)r * T, dp + (size_t)r * T, dp + (size_t)r * T, 0);
-		mura_sgemm(NULL, 0, 0, T, dh, T, scale, dp, T, k, 3 * D, beta, dq, 3 * D);
-		mura_sgemm(NULL, 1, 0, T, dh, T, scale, dp, T, q, 3 * D, beta, dk, 3 * D);
+		mura_gemm(j->bf16, NULL, 0, 0, T, dh, T, scale, dp, T, k, 3 * D, beta, dq, 3 * D);
+		mura_gemm(j->bf16, NULL, 1, 0, T, dh, T, scale, dp, T, q, 3 * D, beta, dk, 3 * D);
 	}
 }
 
@@ -445,7 +447,7 @@ void
 mura_attention_backward(struct mura_nn_ctx *ctx, const struct mura_attention *a, int n,
                         const float *qkv, const float *p, const float *dout, float *dqkv, int acc)
 {
-	struct att_job j = {a, n, qkv, dout, (float *)p, NULL, dqkv, ctx->scratch, acc};
+	struct att_job j = {a, n, qkv, dout, (float *)p, NULL, dqkv, ctx->scratch, acc, ctx->bf16};
 	const double t0 = mura_prof_start(ctx);
 	const double T = a->tokens;
 

@@ -380,6 +380,119 @@ def run_case(driver, work, case):
           % (tag, ours_s, torch_s))
 
 
+def nrel(a, b):
+    """|a - b| / |b|, whole tensors (Frobenius)."""
+    a, b = a.double().reshape(-1), b.double().reshape(-1)
+    scale = b.norm().item()
+    return (a - b).norm().item() / (scale if scale > 0 else 1.0)
+
+
+# bf16 mixed precision: ours against PyTorch's CPU autocast (bfloat16), each
+# figure against its tolerance (see run_case_bf16).
+BF16_LOGITS = 2e-2
+BF16_STATS = 2e-2
+BF16_GRADS = 6e-2
+BF16_SPREAD = 8
+BF16_WHOLE = 1.5
+
+
+def run_case_bf16(driver, work, case):
+    """A case in bf16 mixed precision (CASE:bf16).  Both sides round the
+    operands of convolutions and matrix products to bf16 and sum in fp32,
+    but PyTorch's autocast also stores each product's output in bf16 and
+    runs the batch norm after it on that, where ours keeps fp32 outputs: so
+    the two differ by bf16 rounding through the whole network, as autocast
+    differs from fp32.  Compared, each against ours-minus-autocast's own
+    tolerance and beside autocast-minus-fp32 (the figure it must be of the
+    order of): logits in evaluation and in training mode (max error over
+    the largest logit, against autocast and against fp32: BF16_LOGITS or
+    twice autocast's own error against fp32 if larger), the running statistics after the
+    training forward (the same per tensor, BF16_STATS).  Gradients are
+    measured against PyTorch's fp32 ones, beside autocast's own error
+    against those (|g - g32| / |g32| over a whole tensor; a ReLU mask near
+    its kink differs between any two bf16 computations, so no per-element
+    max): every tensor within BF16_SPREAD times autocast's error, or
+    BF16_GRADS if larger (a batch norm's bias gradient is a sum of 8 to 32
+    values at the last blocks' sizes here, all rounding noise: measured up
+    to 6x autocast's on densenet121, while the median tensor's error is
+    0.8x autocast's), and all gradients as one vector within BF16_WHOLE
+    times autocast's (densenet121 2x64x64: 0.078 against 0.098).  A wrong
+    backward errs by about 1.  And that ours did run in bf16: its logits
+    differ from PyTorch's fp32 ones by more than fp32's parity tolerance
+    (1e-4)."""
+    arch, head, n, h, w, _ = case.split(':')
+    n, h, w = int(n), int(h), int(w)
+    tag = '%s %s %dx%dx%d bf16' % (arch, head, n, h, w)
+    torch.manual_seed(20240601)
+    net = Net(arch, head)
+    with torch.no_grad():
+        settle_bn(net, n, h, w)
+    sd = net.tv.state_dict()
+    ref = Net(arch, head)
+    ref.tv.load_state_dict(sd)
+    x = torch.randn(n, 3, h, w, generator=torch.Generator().manual_seed(0))
+    dl = torch.randn(n)
+    model_path = os.path.join(work, 'model.safetensors')
+    input_path = os.path.join(work, 'input.safetensors')
+    out_path = os.path.join(work, 'out.safetensors')
+    st_tool.save(model_path, {k: v.contiguous() for k, v in sd.items()})
+    st_tool.save(input_path, {'x': x, 'dlogits': dl})
+    ours_s = run_driver(driver, [arch, head, model_path, input_path, out_path, 'bf16'], tag)
+    if ours_s is None:
+        return
+    out, _, _ = st_tool.load(out_path)
+
+    t0 = time.time()
+    net.eval()
+    with torch.no_grad(), torch.cpu.amp.autocast(dtype=torch.bfloat16):
+        le = net(x).float()
+    net.train()
+    with torch.cpu.amp.autocast(dtype=torch.bfloat16):
+        lt = net(x).float()
+    (lt * dl).sum().backward()
+    torch_s = time.time() - t0
+    le32, lt32, _ = torch_pass(ref, x, dl)
+
+    for mode, ours, auto, fp in (('evaluation', out['logits_eval'], le, le32),
+                                 ('training', out['logits_train'], lt.detach(), lt32.detach())):
+        e, spread, off = rel(ours, auto), rel(auto, fp), rel(ours, fp)
+        lim = max(BF16_LOGITS, 2 * spread)
+        verdict('parity %s: logits, %s mode, against autocast and fp32' % (tag, mode), e <= lim and off <= lim,
+                'max rel err against autocast %.2g, against fp32 %.2g (tolerance %.2g); autocast against fp32 %.2g'
+                % (e, off, lim, spread))
+        verdict('parity %s: logits, %s mode, are bf16\'s, not fp32\'s' % (tag, mode), off > 1e-4,
+                'ours against fp32 %.2g' % off)
+    sdb, sd32 = net.tv.state_dict(), ref.tv.state_dict()
+    stats = [k for k in sdb if k.endswith('running_mean') or k.endswith('running_var')]
+    e = max(rel(out['state.' + k], sdb[k]) for k in stats)
+    spread = max(rel(sdb[k], sd32[k]) for k in stats)
+    verdict('parity %s: %d running statistics' % (tag, len(stats)), e <= BF16_STATS,
+            'worst rel err %.2g (tolerance %.2g); autocast against fp32 %.2g' % (e, BF16_STATS, spread))
+    p16, p32 = dict(net.tv.named_parameters()), dict(ref.tv.named_parameters())
+    ours = {k: out['grad.' + k].reshape(p.shape) for k, p in p16.items()}
+    errs, bad = [], []
+    for k, p in p16.items():
+        e, spread = nrel(ours[k], p32[k].grad), nrel(p.grad, p32[k].grad)
+        lim = max(BF16_GRADS, BF16_SPREAD * spread)
+        errs.append((e / max(spread, 1e-12), e, spread, k))
+        if e > lim:
+            bad.append('%s %.2g (tolerance %.2g; autocast %.2g)' % (k, e, lim, spread))
+    errs.sort()
+    verdict('parity %s: gradients of %d parameters, each against fp32 within %g x autocast\'s error'
+            % (tag, len(errs), BF16_SPREAD), not bad,
+            'largest ratio %.2g (%s: %.2g, autocast %.2g), median %.2g'
+            % (errs[-1][0], errs[-1][3], errs[-1][1], errs[-1][2], errs[len(errs) // 2][0])
+            if not bad else ', '.join(bad[:5]))
+    cat = lambda g: torch.cat([g[k].double().reshape(-1) for k in p16])
+    g32 = cat({k: p.grad for k, p in p32.items()})
+    e = nrel(cat(ours), g32)
+    spread = nrel(cat({k: p.grad for k, p in p16.items()}), g32)
+    verdict('parity %s: all gradients together against fp32, within %g x autocast\'s error'
+            % (tag, BF16_WHOLE), e <= BF16_WHOLE * spread,
+            'ours %.3g, autocast %.3g; ours against autocast %.3g' % (e, spread, nrel(cat(ours), cat({k: p.grad for k, p in p16.items()}))))
+    print('    %s: ours %.1f s, torch %.1f s' % (tag, ours_s, torch_s))
+
+
 def main():
     if len(sys.argv) < 4:
         sys.exit(__doc__)
@@ -387,7 +500,10 @@ def main():
     # each other and a small model takes 50 times longer.
     torch.set_num_threads(1)
     for case in sys.argv[3:]:
-        run_case(sys.argv[1], sys.argv[2], case)
+        if case.endswith(':bf16'):
+            run_case_bf16(sys.argv[1], sys.argv[2], case)
+        else:
+            run_case(sys.argv[1], sys.argv[2], case)
 
 
 if __name__ == '__main__':

@@ -1,0 +1,143 @@
+/*
+ * nn_bf16.c - tests of lib/nn/bf16.c: rounding to bf16, and mura_sbgemm
+ * against a reference on the same rounded operands (the products of two
+ * bf16 values are exact in fp32, so the reference sums them in double and
+ * the only difference left is the order of fp32 sums: within 1e-5 of the
+ * sum of the products' magnitudes), over shapes that cut every block and
+ * tile edge, both transposes, alpha and beta, one thread and two.  And the
+ * model's precision: fp32, bf16, auto and the error where the CPU lacks
+ * AVX512-BF16.  The bf16 cases are SKIPPED (loudly) on such a CPU.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+#include "nn/model.h"
+#include "nn/ops.h"
+#include "rng.h"
+#include "test.h"
+
+static void
+test_round(void)
+{
+	const float one = 1.0f, tie_down = 1.0f + 0x1p-8f, tie_up = 1.0f + 3 * 0x1p-8f;
+
+	CHECK("bf16 round: 1 stays 1", mura_bf16_round(one) == 1.0f);
+	CHECK("bf16 round: 1 + 2^-8 (a tie) goes to the even 1", mura_bf16_round(tie_down) == 1.0f);
+	CHECK("bf16 round: 1 + 3 2^-8 (a tie) goes to the even 1 + 2^-6",
+	      mura_bf16_round(tie_up) == 1.0f + 0x1p-6f);
+	CHECK("bf16 round: 1 + 2^-8 + 2^-20 rounds up to 1 + 2^-7",
+	      mura_bf16_round(1.0f + 0x1p-8f + 0x1p-20f) == 1.0f + 0x1p-7f);
+	CHECK("bf16 round: -3.0e38 stays finite, 3.4e38 becomes infinity",
+	      isfinite(mura_bf16_round(-3.0e38f)) && isinf(mura_bf16_round(3.4e38f)));
+	CHECK("bf16 round: NaN stays NaN", isnan(mura_bf16_round(NAN)));
+}
+
+/* One case: C (m x n) = alpha op(A) op(B) + beta C, against the reference. */
+static int
+gemm_case(struct mura_threads *p, int ta, int tb, int m, int n, int k, float alpha, float beta,
+          struct mura_rng *g)
+{
+	const int lda = (ta ? m : k) + 3, ldb = (tb ? k : n) + 5, ldc = n + 7;
+	float *a = malloc((size_t)(ta ? k : m) * lda * sizeof *a);
+	float *b = malloc((size_t)(tb ? n : k) * ldb * sizeof *b);
+	float *c = malloc((size_t)m * ldc * sizeof *c), *c0 = malloc((size_t)m * ldc * sizeof *c0);
+	int ok = a && b && c && c0;
+
+	for (size_t i = 0; ok && i < (size_t)(ta ? k : m) * lda; i++)
+		a[i] = (float)mura_rng_normal(g);
+	for (size_t i = 0; ok && i < (size_t)(tb ? n : k) * ldb; i++)
+		b[i] = (float)mura_rng_normal(g);
+	for (size_t i = 0; ok && i < (size_t)m * ldc; i++)
+		c0[i] = c[i] = (float)mura_rng_normal(g);
+	if (ok)
+		mura_sbgemm(p, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+	for (int i = 0; ok && i < m; i++)
+		for (int j = 0; j < ldc; j++) {
+			if (j >= n) {  /* outside C: untouched */
+				ok = c[(size_t)i * ldc + j] == c0[(size_t)i * ldc + j];
+				continue;
+			}
+			double s = 0, mag = 0;
+			for (int q = 0; q < k; q++) {
+				double x = mura_bf16_round(ta ? a[(size_t)q * lda + i] : a[(size_t)i * lda + q]);
+				double y = mura_bf16_round(tb ? b[(size_t)j * ldb + q] : b[(size_t)q * ldb + j]);
+				s += x * y, mag += fabs(x * y);
+			}
+			double want = alpha * s + (beta != 0 ? beta * c0[(size_t)i * ldc + j] : 0);
+			double tol = 1e-5 * (fabs(alpha) * mag + fabs(beta * c0[(size_t)i * ldc + j])) + 1e-30;
+			if (fabs(c[(size_t)i * ldc + j] - want) > tol) {
+				printf("  sbgemm %dx%dx%d ta %d tb %d: C[%d][%d] %.9g, want %.9g\n", m, n, k, ta, tb, i,
+				       j, c[(size_t)i * ldc + j], want);
+				ok = 0;
+			}
+		}
+	free(a), free(b), free(c), free(c0);
+	return ok;
+}
+
+static void
+test_sbgemm(void)
+{
+	static const int shapes[][3] = {
+		{1, 1, 1}, {12, 32, 2}, {13, 33, 3}, {7, 5, 257}, {145, 70, 300},
+		{40, 530, 64}, {300, 40, 513}, {64, 100, 1},
+	};
+	struct mura_threads *one = mura_threads_create(1), *two = mura_threads_create(2);
+	struct mura_rng g;
+	int ok = one && two;
+
+	mura_rng_seed(&g, 7);
+	for (size_t s = 0; ok && s < sizeof shapes / sizeof shapes[0]; s++)
+		for (int t = 0; ok && t < 4; t++)
+			ok = gemm_case(one, t & 1, t >> 1, shapes[s][0], shapes[s][1], shapes[s][2], 1.0f, 0.0f, &g);
+	CHECK("sbgemm: every transpose, shapes across tile and block edges, one thread", ok);
+	ok = ok && gemm_case(two, 0, 0, 300, 600, 130, 0.5f, 1.0f, &g) &&
+	     gemm_case(two, 1, 1, 700, 90, 70, -2.0f, 0.25f, &g) && gemm_case(two, 0, 1, 96, 96, 500, 1.0f, 0, &g);
+	CHECK("sbgemm: alpha, beta (0, 1, 0.25), split by rows and by columns on two threads", ok);
+	mura_threads_free(one);
+	mura_threads_free(two);
+}
+
+static void
+test_precision(void)
+{
+	struct mura_model_config c;
+	struct mura_model *m;
+	int fb;
+
+	CHECK("precision: names parse, unknown refused",
+	      mura_precision_parse("fp32") == MURA_PRECISION_FP32 &&
+	          mura_precision_parse("bf16") == MURA_PRECISION_BF16 &&
+	          mura_precision_parse("auto") == MURA_PRECISION_AUTO && mura_precision_parse("fp16") < 0 &&
+	          strstr(mura_error_get(), "unknown precision 'fp16'"));
+	int r = mura_precision_resolve(MURA_PRECISION_AUTO, &fb);
+	CHECK("precision: auto is bf16 exactly where the CPU has AVX512-BF16",
+	      mura_bf16_supported() ? r == MURA_PRECISION_BF16 && !fb : r == MURA_PRECISION_FP32 && fb);
+	mura_model_config_default(&c);
+	c.arch = MURA_ARCH_RESNET18;
+	c.threads = 1;
+	c.precision = MURA_PRECISION_BF16;
+	m = mura_model_create(&c);
+	if (mura_bf16_supported())
+		CHECK("precision: a bf16 model is created on this CPU", m != NULL);
+	else
+		CHECK("precision: bf16 without AVX512-BF16 is an error that says so",
+		      !m && strstr(mura_error_get(), "no AVX512-BF16"));
+	mura_model_free(m);
+}
+
+int
+main(void)
+{
+	test_round();
+	test_precision();
+	if (!mura_bf16_supported()) {
+		printf("SKIPPED: sbgemm: this CPU has no AVX512-BF16\n");
+		return test_status();
+	}
+	test_sbgemm();
+	return test_status();
+}
