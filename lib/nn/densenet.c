@@ -26,6 +26,7 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "error.h"
 #include "net.h"
@@ -75,6 +76,12 @@ struct densenet {
 	struct mura_bn norm5;
 	float *g_a1, *g_a3, *g_t1, *g_t2, *g_r0;  /* gradients, shared */
 };
+
+/* The layers mura_model_capture names (densenet_layer): each block's
+ * output (its input and every layer's, concatenated), each transition's,
+ * and features.norm5's after the ReLU that torchvision's forward applies in
+ * place (what the head pools). */
+enum { LAYER_BLOCK = 0, LAYER_TRANSITION = 4, LAYER_NORM5 = 7 };
 
 enum {
 	SLOT_C0, SLOT_R0, SLOT_BLOCK_A, SLOT_BLOCK_B, SLOT_A1, SLOT_A2, SLOT_A3,
@@ -258,7 +265,7 @@ layer_forward(struct mura_nn_ctx *ctx, struct dense_layer *L, const struct mura_
  * recomputed first: later layers overwrote the shared buffers. */
 static void
 layer_backward(struct mura_nn_ctx *ctx, const struct densenet *dn, struct dense_layer *L,
-               const struct mura_fm *blk, struct mura_fm *dblk)
+               const struct mura_fm *blk, struct mura_fm *dblk, int bt)
 {
 	struct mura_fm x = mura_fm_slice(blk, 0, L->cin);
 	struct mura_fm dx = mura_fm_slice(dblk, 0, L->cin), dout = mura_fm_slice(dblk, L->cin, GROWTH);
@@ -268,12 +275,19 @@ layer_backward(struct mura_nn_ctx *ctx, const struct densenet *dn, struct dense_
 	struct mura_fm g1 = fm(dn->g_a1, L->cin, blk->n, blk->h, blk->w);
 	struct mura_fm g3 = fm(dn->g_a3, BN_SIZE * GROWTH, blk->n, blk->h, blk->w);
 
-	mura_bn_forward_saved(ctx, &L->norm2, &a2, &a3, 1);
+	/* after an explaining forward (evaluation mode), the running statistics' map */
+	if (bt)
+		mura_bn_forward_saved(ctx, &L->norm2, &a2, &a3, 1);
+	else
+		mura_bn_forward(ctx, &L->norm2, &a2, &a3, 0, 1);
 	mura_conv_backward(ctx, &L->conv2, &a3, &dout, &g3, 0);
-	mura_bn_backward(ctx, &L->norm2, &a2, &a3, &g3, &g3, 1, 1, 0);  /* g3 now d(a2) */
-	mura_bn_forward_saved(ctx, &L->norm1, &x, &a1, 1);
+	mura_bn_backward(ctx, &L->norm2, &a2, &a3, &g3, &g3, bt, 1, 0);  /* g3 now d(a2) */
+	if (bt)
+		mura_bn_forward_saved(ctx, &L->norm1, &x, &a1, 1);
+	else
+		mura_bn_forward(ctx, &L->norm1, &x, &a1, 0, 1);
 	mura_conv_backward(ctx, &L->conv1, &a1, &g3, &g1, 0);
-	mura_bn_backward(ctx, &L->norm1, &x, &a1, &g1, &dx, 1, 1, 1);
+	mura_bn_backward(ctx, &L->norm1, &x, &a1, &g1, &dx, bt, 1, 1);
 }
 
 static void
@@ -293,7 +307,7 @@ densenet_forward(struct mura_model *m, int n, int train)
 		struct mura_fm in = mura_fm_slice(&x, 0, blk->cin);
 		if (k == 0) {
 			struct mura_maxpool mp = dn->pool0;
-			if (!t)
+			if (!t && !m->explain)
 				mp.arg = NULL;  /* no backward to come */
 			mura_maxpool_forward(ctx, &mp, &r0, &in);
 		} else {
@@ -316,10 +330,12 @@ densenet_forward(struct mura_model *m, int n, int train)
 			 * 1173 MB; inference 0.381 -> 0.357 s (tests/nn_bench). */
 			mura_avgpool_forward(ctx, 2, 2, &t1, &t2);
 			mura_conv_forward(ctx, &tr->conv, &t2, &in);
+			net_capture_act(m, LAYER_TRANSITION + k - 1, &in);
 		}
 		blk->stats.known = 0;
 		for (int l = 0; l < blk->nlayers; l++)
 			layer_forward(ctx, &blk->layer[l], &x, &blk->stats, t);
+		net_capture_act(m, LAYER_BLOCK + k, &x);
 	}
 	const struct dense_block *last = &dn->block[3];
 	struct mura_fm x = fm(last->x, last->cout, n, last->h, last->w);
@@ -328,6 +344,7 @@ densenet_forward(struct mura_model *m, int n, int train)
 		mura_bn_forward_cached(ctx, &dn->norm5, &x, &m->feat, 1, &dn->block[3].stats);
 	else
 		mura_bn_forward(ctx, &dn->norm5, &x, &m->feat, 0, 1);
+	net_capture_act(m, LAYER_NORM5, &m->feat);
 }
 
 static void
@@ -339,20 +356,27 @@ densenet_backward(struct mura_model *m, int n)
 	const struct dense_block *last = &dn->block[3];
 	struct mura_fm x = fm(last->x, last->cout, n, last->h, last->w);
 	struct mura_fm dx = fm(last->dx, last->cout, n, last->h, last->w);
+	const int bt = net_bn_train(m);
 	m->feat.n = m->dfeat.n = n;
-	mura_bn_backward(ctx, &dn->norm5, &x, &m->feat, &m->dfeat, &dx, 1, 1, 0);
+	if (net_capture_grad(m, LAYER_NORM5, &m->dfeat))
+		return;
+	mura_bn_backward(ctx, &dn->norm5, &x, &m->feat, &m->dfeat, &dx, bt, 1, 0);
 	net_grads_final(m, dn->norm5.gw);
 	for (int k = 3; k >= 0; k--) {
 		struct dense_block *blk = &dn->block[k];
 		struct mura_fm bx = fm(blk->x, blk->cout, n, blk->h, blk->w);
 		struct mura_fm bdx = fm(blk->dx, blk->cout, n, blk->h, blk->w);
 		struct mura_fm din = mura_fm_slice(&bdx, 0, blk->cin);
+		if (net_capture_grad(m, LAYER_BLOCK + k, &bdx))
+			return;
 		for (int l = blk->nlayers - 1; l >= 0; l--) {
-			layer_backward(ctx, dn, &blk->layer[l], &bx, &bdx);
+			layer_backward(ctx, dn, &blk->layer[l], &bx, &bdx, bt);
 			net_grads_final(m, blk->layer[l].norm1.gw);
 		}
 		if (k == 0)
 			break;
+		if (net_capture_grad(m, LAYER_TRANSITION + k - 1, &din))
+			return;
 		const struct dense_block *prev = &dn->block[k - 1];
 		struct transition *tr = &dn->trans[k - 1];
 		struct mura_fm px = fm(prev->x, prev->cout, n, prev->h, prev->w);
@@ -363,7 +387,7 @@ densenet_backward(struct mura_model *m, int n)
 		struct mura_fm g2 = fm(dn->g_t2, prev->cout, n, blk->h, blk->w);
 		mura_conv_backward(ctx, &tr->conv, &t2, &din, &g2, 0);
 		mura_avgpool_backward(ctx, 2, 2, &g2, &g1, 0);
-		mura_bn_backward(ctx, &tr->norm, &px, &t1, &g1, &pdx, 1, 1, 0);
+		mura_bn_backward(ctx, &tr->norm, &px, &t1, &g1, &pdx, bt, 1, 0);
 		net_grads_final(m, tr->norm.gw);
 	}
 	const struct dense_block *first = &dn->block[0];
@@ -373,7 +397,7 @@ densenet_backward(struct mura_model *m, int n)
 	struct mura_fm r0 = fm(dn->r0, INIT_FEATURES, n, dn->h0, dn->w0);
 	struct mura_fm g0 = fm(dn->g_r0, INIT_FEATURES, n, dn->h0, dn->w0);
 	mura_maxpool_backward(ctx, &dn->pool0, &dp, &g0, 0);
-	mura_bn_backward(ctx, &dn->norm0, &c0, &r0, &g0, &g0, 1, 1, 0);
+	mura_bn_backward(ctx, &dn->norm0, &c0, &r0, &g0, &g0, bt, 1, 0);
 	mura_conv_backward(ctx, &dn->conv0, &m->in, &g0, NULL, 0);
 }
 
@@ -401,7 +425,32 @@ densenet_fits(const struct mura_st_file *f, int arch)
 	return 0;
 }
 
+static int
+densenet_layer(struct mura_model *m, const char *name, struct mura_fm *shape)
+{
+	const struct densenet *dn = m->backbone;
+	int k, end = 0;
+
+	if (strcmp(name, "features.norm5") == 0) {
+		*shape = m->feat;
+		shape->d = NULL;
+		return LAYER_NORM5;
+	}
+	if (sscanf(name, "features.denseblock%d%n", &k, &end) == 1 && !name[end] && k >= 1 && k <= 4) {
+		const struct dense_block *b = &dn->block[k - 1];
+		*shape = fm(NULL, b->cout, 0, b->h, b->w);
+		return LAYER_BLOCK + k - 1;
+	}
+	if (sscanf(name, "features.transition%d%n", &k, &end) == 1 && !name[end] && k >= 1 && k <= 3) {
+		const struct dense_block *b = &dn->block[k];
+		*shape = fm(NULL, b->cin, 0, b->h, b->w);
+		return LAYER_TRANSITION + k - 1;
+	}
+	return mura_error("no layer '%s' in %s: features.denseblock1 to 4, features.transition1 to 3, "
+	                  "features.norm5", name, mura_arch_name(m->cfg.arch));
+}
+
 const struct net_part net_densenet = {
 	"densenet", densenet_build, densenet_plan, densenet_forward, densenet_backward, densenet_free,
-	densenet_fits,
+	densenet_fits, densenet_layer,
 };

@@ -151,10 +151,10 @@ head_backward(struct mura_model *m, int n)
 	mura_conv_backward(ctx, &hd->conv2, hd->dropped ? &h3 : &h2, &gmap, &gh, 0);
 	if (hd->dropped)
 		mura_dropout_backward(ctx, mura_fm_size(&gh), hd->hmask, gh.d, gh.d, 0);
-	mura_bn_backward(ctx, &hd->norm1, &h1, &h2, &gh, &gh, 1, 1, 0);
+	mura_bn_backward(ctx, &hd->norm1, &h1, &h2, &gh, &gh, net_bn_train(m), 1, 0);
 	mura_conv_backward(ctx, &hd->conv1, f, &gh, df, 0);
 }
 
 const struct net_part net_head = {
-	"head", head_build, head_plan, head_forward, head_backward, head_free, NULL,
+	"head", head_build, head_plan, head_forward, head_backward, head_free, NULL, NULL,
 };

@@ -395,4 +395,5 @@ hybrid_config_read(const struct mura_st_file *f, struct mura_model_config *c)
 
 const struct net_part net_hybrid = {
 	"hybrid transformer", hybrid_build, hybrid_plan, hybrid_forward, hybrid_backward, hybrid_free, NULL,
+	NULL,
 };

@@ -222,6 +222,7 @@ mura_model_create(const struct mura_model_config *cfg)
 		return NULL;
 	}
 	m->cfg = c;
+	m->cap.id = -1;
 	m->arch = &archs[c.arch];
 	m->bb = m->arch->backbone;
 	m->hd = heads[c.head].part;
@@ -292,6 +293,8 @@ mura_model_free(struct mura_model *m)
 	if (m->ctx.sync)
 		free(m->ctx.sync->buf);
 	free(m->ctx.sync);
+	free(m->cap.act);
+	free(m->cap.grad);
 	free(m);
 }
 
@@ -752,6 +755,7 @@ mura_model_plan(struct mura_model *m, int batch, int h, int w, int training)
 	m->arena = NULL;
 	m->arena_bytes = 0;
 	m->last_train = 0;
+	mura_model_capture(m, NULL, NULL, NULL, NULL);
 	if (batch < 1 || batch > 65536)
 		return mura_error("batch size %d is out of range [1, 65536]", batch);
 	if (h < 32 || w < 32 || h > 16384 || w > 16384)
@@ -811,12 +815,94 @@ mura_model_forward(struct mura_model *m, const float *x, int n, int train, float
 		return mura_error("batch norm in training needs more than one value per channel: "
 		                  "%d image(s) give a %dx%d feature map", n, m->feat.h, m->feat.w);
 	m->in.n = n;
+	m->explain = 0;
+	m->cap.have_act = m->cap.have_grad = 0;
 	mura_fm_from_nchw(&m->ctx, x, &m->in);
 	m->bb->forward(m, n, train);
 	m->hd->forward(m, n, train);
 	memcpy(logits, m->logits, (size_t)n * sizeof *logits);
 	m->last_n = n;
 	m->last_train = !!train;
+	return 0;
+}
+
+int
+mura_model_forward_explain(struct mura_model *m, const float *x, int n, float *logits)
+{
+	if (!m->arena)
+		return mura_error("the model has no plan (mura_model_plan)");
+	if (n < 1 || n > m->plan_n)
+		return mura_error("%d images, the plan is for 1 to %d", n, m->plan_n);
+	if (!m->plan_training)
+		return mura_error("an explaining forward needs a training plan");
+	m->in.n = n;
+	m->explain = 1;
+	m->cap.have_act = m->cap.have_grad = 0;
+	mura_fm_from_nchw(&m->ctx, x, &m->in);
+	m->bb->forward(m, n, 0);
+	m->hd->forward(m, n, 0);
+	memcpy(logits, m->logits, (size_t)n * sizeof *logits);
+	m->last_n = n;
+	m->last_train = 1;  /* a backward may follow */
+	return 0;
+}
+
+int
+mura_model_capture(struct mura_model *m, const char *name, int *c, int *h, int *w)
+{
+	struct net_capture *cap = &m->cap;
+	struct mura_fm shape;
+	int id;
+
+	free(cap->act);
+	free(cap->grad);
+	*cap = (struct net_capture){.id = -1};
+	if (!name)
+		return 0;
+	if (!m->arena)
+		return mura_error("the model has no plan (mura_model_plan)");
+	if ((id = m->bb->layer(m, name, &shape)) < 0)
+		return -1;
+	size_t nf = (size_t)shape.c * m->plan_n * shape.h * shape.w;
+	cap->act = malloc(nf * sizeof *cap->act);
+	cap->grad = malloc(nf * sizeof *cap->grad);
+	if (!cap->act || !cap->grad) {
+		free(cap->act);
+		free(cap->grad);
+		*cap = (struct net_capture){.id = -1};
+		return mura_error("out of memory");
+	}
+	cap->id = id;
+	cap->c = shape.c, cap->h = shape.h, cap->w = shape.w;
+	*c = shape.c, *h = shape.h, *w = shape.w;
+	return 0;
+}
+
+const char *
+mura_model_last_layer(const struct mura_model *m)
+{
+	static const char *const stage[] = {"layer1", "layer2", "layer3", "layer4"};
+
+	if (m->bb == &net_densenet)
+		return "features.norm5";
+	return stage[(has_vit(m->cfg.arch) ? m->cfg.hybrid_stage : 4) - 1];
+}
+
+int
+mura_model_captured(const struct mura_model *m, int i, float *act, float *grad)
+{
+	const struct net_capture *cap = &m->cap;
+	const size_t plane = (size_t)cap->h * cap->w, n = (size_t)m->last_n;
+
+	if (cap->id < 0 || !cap->have_act || (grad && !cap->have_grad) || i < 0 || (size_t)i >= n)
+		return mura_error("no layer captured in the last pass");
+	/* [c][n][h][w] -> image i's [c][h][w] */
+	for (int c = 0; c < cap->c; c++) {
+		size_t o = ((size_t)c * n + (size_t)i) * plane;
+		memcpy(act + (size_t)c * plane, cap->act + o, plane * sizeof *act);
+		if (grad)
+			memcpy(grad + (size_t)c * plane, cap->grad + o, plane * sizeof *grad);
+	}
 	return 0;
 }
 

@@ -265,6 +265,36 @@ int mura_model_backward(struct mura_model *m, const float *dlogits);
 void mura_model_zero_grad(struct mura_model *m);
 
 /*
+ * Explaining a prediction (Grad-CAM and the like).  An evaluation forward
+ * (running statistics, no dropout: the logits of mura_model_forward with
+ * train 0) that keeps what backward needs, on a training plan; the
+ * mura_model_backward after it gives the gradients of that evaluated
+ * network, its batch norms the fixed affine maps they are in evaluation.
+ * With a layer captured, that backward stops at the layer (the parameters'
+ * gradients are then partial).  Returns 0 or -1.
+ */
+int mura_model_forward_explain(struct mura_model *m, const float *x, int n, float *logits);
+/*
+ * Capture the output of the backbone layer named name in the forwards that
+ * follow, and its gradient in explaining backwards, until another capture
+ * (name NULL: none).  Names are the state dict's: "layer1" to "layer4"
+ * (the last block of a stage; the hybrid's up to its last stage) or a block
+ * "layer3.2" of a ResNet; "features.denseblock1" to 4, "features.transition1"
+ * to 3 and "features.norm5" (after torchvision's ReLU: what the head pools)
+ * of a DenseNet.  After a plan (a new plan drops the capture).  The layer's
+ * channels, height and width go to c, h, w.  Returns 0, or -1 with
+ * mura_error naming the layers there are.
+ */
+int mura_model_capture(struct mura_model *m, const char *name, int *c, int *h, int *w);
+/* The backbone's last layer, what the head reads: "features.norm5",
+ * "layer4" (or the hybrid's "layer3"). */
+const char *mura_model_last_layer(const struct mura_model *m);
+/* The captured layer's output of the last forward and (grad non-NULL) its
+ * gradient from the last explaining backward, image i of the batch, as
+ * [c][h][w] floats each.  Returns 0, or -1 when none was captured. */
+int mura_model_captured(const struct mura_model *m, int i, float *act, float *grad);
+
+/*
  * The parameters (not the buffers) as blocks for lib/nn/optim.h, in state
  * order; the array belongs to the model and lives as long as it does.
  * Frozen blocks are marked frozen.

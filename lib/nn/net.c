@@ -212,3 +212,28 @@ net_conv_scratch(struct net_plan *p, const struct mura_conv *cv, const struct mu
 	if (s > p->scratch)
 		p->scratch = s;
 }
+
+/* ---- capturing a layer ------------------------------------------------------ */
+
+void
+net_capture_act(struct mura_model *m, int id, const struct mura_fm *a)
+{
+	struct net_capture *c = &m->cap;
+
+	if (id != c->id || !c->act)
+		return;
+	memcpy(c->act, a->d, mura_fm_size(a) * sizeof *a->d);
+	c->have_act = 1;
+}
+
+int
+net_capture_grad(struct mura_model *m, int id, const struct mura_fm *g)
+{
+	struct net_capture *c = &m->cap;
+
+	if (id != c->id || !c->grad || !m->explain)
+		return 0;
+	memcpy(c->grad, g->d, mura_fm_size(g) * sizeof *g->d);
+	c->have_grad = 1;
+	return 1;
+}

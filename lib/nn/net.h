@@ -102,6 +102,11 @@ struct net_part {
 	/* A backbone's: has f the tensors of arch's by their names (a plain
 	 * torchvision file, for mura_model_arch_guess)?  NULL for a head. */
 	int (*fits)(const struct mura_st_file *f, int arch);
+	/* A backbone's, after a plan: the id (>= 0) of the layer named name
+	 * (state-dict names: "layer4", "layer3.1"; "features.denseblock2",
+	 * "features.norm5") and its output's c, h, w in *shape; -1 with
+	 * mura_error listing the names it knows.  NULL for a head. */
+	int (*layer)(struct mura_model *m, const char *name, struct mura_fm *shape);
 };
 
 extern const struct net_part net_densenet, net_resnet, net_head, net_hybrid;
@@ -113,6 +118,23 @@ struct net_arch {
 	const char *classifier;          /* torchvision's classifier: "classifier" or "fc" */
 	int classifier_bias_init;        /* DenseNet zeroes its bias, ResNet keeps nn.Linear's */
 };
+
+/* ---- capturing a layer (Grad-CAM) ------------------------------------------ */
+/* The output of one backbone layer, and its gradient, copied out as the
+ * forward and backward pass it (mura_model_capture).  id -1: none. */
+struct net_capture {
+	int id;
+	int c, h, w;
+	float *act, *grad;       /* [c][n][h][w] of the plan's batch, or NULL */
+	int have_act, have_grad;
+};
+
+/* The parts call these where layer id's output a, or its gradient g, is
+ * complete; they copy it when it is the captured layer.  net_capture_grad
+ * returns 1 when backward may stop there: an explaining backward (see
+ * mura_model_forward_explain) wants nothing below it. */
+void net_capture_act(struct mura_model *m, int id, const struct mura_fm *a);
+int net_capture_grad(struct mura_model *m, int id, const struct mura_fm *g);
 
 /* ---- the model -------------------------------------------------------------- */
 struct mura_model {
@@ -146,6 +168,9 @@ struct mura_model {
 	struct mura_fm feat, dfeat;  /* the backbone's output and its gradient */
 	float *logits, *dlogits;     /* [n] */
 	int last_n, last_train;      /* of the last forward */
+	int explain;                 /* the last forward was mura_model_forward_explain's:
+	                                evaluation mode, kept for a backward */
+	struct net_capture cap;
 };
 
 /* Backward has made the gradients from g (a parameter's, in m->grad) to
@@ -155,6 +180,13 @@ static inline void net_grads_final(const struct mura_model *m, const float *g)
 {
 	if (m->grads_fn)
 		m->grads_fn(m->grads_arg, (size_t)(g - m->grad));
+}
+
+/* The mode the batch norms of the last forward ran in, for their backward:
+ * batch statistics (1), or running ones (0) after an explaining forward. */
+static inline int net_bn_train(const struct mura_model *m)
+{
+	return !m->explain;
 }
 
 /* Training mode of the backbone's layers in a forward with `train`. */

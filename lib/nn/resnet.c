@@ -22,6 +22,7 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "error.h"
 #include "net.h"
@@ -275,7 +276,7 @@ block_forward(struct mura_nn_ctx *ctx, struct resnet *rn, struct res_block *blk,
 /* dy (overwritten) is the gradient of the block's output; dx gets its input's. */
 static void
 block_backward(struct mura_nn_ctx *ctx, struct resnet *rn, struct res_block *blk,
-               const struct mura_fm *x, struct mura_fm *dy, struct mura_fm *dx)
+               const struct mura_fm *x, struct mura_fm *dy, struct mura_fm *dx, int bt)
 {
 	const int n = x->n;
 	const size_t osz = mura_fm_size(dy);
@@ -284,7 +285,7 @@ block_backward(struct mura_nn_ctx *ctx, struct resnet *rn, struct res_block *blk
 		struct mura_fm cd = fm(blk->cd, blk->cout, n, blk->h, blk->w);
 		struct mura_fm gd = fm(rn->g_d, blk->cout, n, blk->h, blk->w);
 		mura_relu_backward(ctx, osz, blk->y, dy->d, dy->d, 0);
-		mura_bn_backward(ctx, &blk->dbn, &cd, NULL, dy, &gd, 1, 0, 0);
+		mura_bn_backward(ctx, &blk->dbn, &cd, NULL, dy, &gd, bt, 0, 0);
 		mura_conv_backward(ctx, &blk->dconv, x, &gd, dx, 0);
 	} else {  /* the identity shortcut's dx is the masked dy itself */
 		mura_relu_backward_tee(ctx, osz, blk->y, dy->d, dx->d);
@@ -296,10 +297,10 @@ block_backward(struct mura_nn_ctx *ctx, struct resnet *rn, struct res_block *blk
 		struct mura_fm c = fm(blk->c[q], blk->conv[q].cout, n, h, w);
 		struct mura_fm gc = fm(rn->g_pair[q % 2], c.c, n, h, w);
 		if (q == blk->npair - 1) {
-			mura_bn_backward(ctx, &blk->bn[q], &c, NULL, &g, &gc, 1, 0, 0);
+			mura_bn_backward(ctx, &blk->bn[q], &c, NULL, &g, &gc, bt, 0, 0);
 		} else {
 			struct mura_fm t = fm(blk->t[q], c.c, n, h, w);
-			mura_bn_backward(ctx, &blk->bn[q], &c, &t, &g, &gc, 1, 1, 0);
+			mura_bn_backward(ctx, &blk->bn[q], &c, &t, &g, &gc, bt, 1, 0);
 		}
 		if (q == 0) {
 			mura_conv_backward(ctx, &blk->conv[0], x, &gc, dx, 1);
@@ -326,13 +327,14 @@ resnet_forward(struct mura_model *m, int n, int train)
 	mura_conv_forward(ctx, &rn->conv1, &m->in, &c0);
 	mura_bn_forward(ctx, &rn->bn1, &c0, &r0, t, 1);
 	struct mura_maxpool mp = rn->maxpool;
-	if (!t)
+	if (!t && !m->explain)
 		mp.arg = NULL;  /* no backward to come */
 	mura_maxpool_forward(ctx, &mp, &r0, &x);
 	for (int i = 0; i < rn->nblocks; i++) {
 		struct res_block *blk = &rn->blk[i];
 		block_forward(ctx, rn, blk, &x, t);
 		x = fm(blk->y, blk->cout, n, blk->h, blk->w);
+		net_capture_act(m, i, &x);
 	}
 	m->feat.n = n;
 }
@@ -343,15 +345,18 @@ resnet_backward(struct mura_model *m, int n)
 	struct resnet *rn = m->backbone;
 	struct mura_nn_ctx *ctx = &m->ctx;
 	struct mura_fm dy = m->dfeat;
+	const int bt = net_bn_train(m);
 
 	dy.n = n;
 	for (int i = rn->nblocks - 1; i >= 0; i--) {
+		if (net_capture_grad(m, i, &dy))
+			return;
 		struct res_block *blk = &rn->blk[i];
 		const struct res_block *prev = i ? &rn->blk[i - 1] : NULL;
 		struct mura_fm x = prev ? fm(prev->y, prev->cout, n, prev->h, prev->w)
 		                        : fm(rn->p0, 64, n, rn->h1, rn->w1);
 		struct mura_fm dx = fm(rn->g_io[i % 2], x.c, n, x.h, x.w);
-		block_backward(ctx, rn, blk, &x, &dy, &dx);
+		block_backward(ctx, rn, blk, &x, &dy, &dx, bt);
 		net_grads_final(m, blk->conv[0].gw);
 		dy = dx;
 	}
@@ -359,7 +364,7 @@ resnet_backward(struct mura_model *m, int n)
 	struct mura_fm r0 = fm(rn->r0, 64, n, rn->h0, rn->w0);
 	struct mura_fm g0 = fm(rn->g_io[1], 64, n, rn->h0, rn->w0);  /* dy is g_io[0] */
 	mura_maxpool_backward(ctx, &rn->maxpool, &dy, &g0, 0);
-	mura_bn_backward(ctx, &rn->bn1, &c0, &r0, &g0, &g0, 1, 1, 0);
+	mura_bn_backward(ctx, &rn->bn1, &c0, &r0, &g0, &g0, bt, 1, 0);
 	mura_conv_backward(ctx, &rn->conv1, &m->in, &g0, NULL, 0);
 }
 
@@ -385,6 +390,30 @@ resnet_fits(const struct mura_st_file *f, int arch)
 	return 1;
 }
 
+/* "layerS" (the last block of stage S) or "layerS.K" (block K of it): the
+ * block's output, relu(main path + identity). */
+static int
+resnet_layer(struct mura_model *m, const char *name, struct mura_fm *shape)
+{
+	const struct resnet *rn = m->backbone;
+	int t = spec_of(m->cfg.arch), s, k = -1, end = 0;
+
+	if (sscanf(name, "layer%d%n.%d%n", &s, &end, &k, &end) >= 1 && !name[end] && s >= 1 &&
+	    s <= rn->stages && k < table[t].blocks[s - 1] && (k >= 0 || !strchr(name, '.'))) {
+		int i = 0;
+		for (int q = 0; q < s - 1; q++)
+			i += table[t].blocks[q];
+		i += k >= 0 ? k : table[t].blocks[s - 1] - 1;
+		const struct res_block *blk = &rn->blk[i];
+		*shape = fm(NULL, blk->cout, 0, blk->h, blk->w);
+		return i;
+	}
+	return mura_error("no layer '%s' in %s: layer1 to layer%d, or a block of one (layer%d.0 to layer%d.%d)",
+	                  name, mura_arch_name(m->cfg.arch), rn->stages, rn->stages, rn->stages,
+	                  table[t].blocks[rn->stages - 1] - 1);
+}
+
 const struct net_part net_resnet = {
 	"resnet", resnet_build, resnet_plan, resnet_forward, resnet_backward, resnet_free, resnet_fits,
+	resnet_layer,
 };
