@@ -214,7 +214,7 @@ SHAREDIR = $(PREFIX)/share/mura
 # Public headers: the library's API.  The engine's inside (the layers,
 # threads and kernels behind lib/nn/model.h) and the generator's private
 # header stay in the source tree.
-LIB_PRIV_HDR := lib/nn/net.h lib/nn/ops.h lib/nn/thread.h lib/nn/vit.h lib/nn/conv3_kernel.h \
+LIB_PRIV_HDR := lib/cam_cmap.h lib/nn/net.h lib/nn/ops.h lib/nn/thread.h lib/nn/vit.h lib/nn/conv3_kernel.h \
                 $(wildcard lib/synth/*.h)
 LIB_HDR := $(filter-out $(LIB_PRIV_HDR),$(sort $(wildcard lib/*.h lib/*/*.h)))
 MANPAGES := $(sort $(wildcard man/man*/*.[0-9]))

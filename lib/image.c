@@ -515,3 +515,31 @@ done:
 	g_object_unref(in);
 	return rc;
 }
+
+int
+mura_image_size(struct mura_image *im, const char *file, int *w, int *h)
+{
+	VipsImage *in;
+
+	if (read_file(im, file) < 0)
+		return -1;
+	vips_warning[0] = 0;
+	if (open_image(im, file, &in) < 0)
+		return -1;
+	*w = in->Xsize, *h = in->Ysize;
+	g_object_unref(in);
+	return 0;
+}
+
+int
+mura_image_to_source(int fit, int w, int h, int n, int x, int y, double *sx, double *sy)
+{
+	struct placement p;
+
+	place(fit, w, h, n, &p);
+	if (x < p.ox || x >= p.ox + p.ow || y < p.oy || y >= p.oy + p.oh)
+		return -1;
+	*sx = p.x0 + (x - p.ox + 0.5) * (p.x1 - p.x0) / p.ow;
+	*sy = p.y0 + (y - p.oy + 0.5) * (p.y1 - p.y0) / p.oh;
+	return 0;
+}

@@ -90,4 +90,13 @@ void mura_image_free(struct mura_image *im);
  * too many pixels, truncated or corrupt). */
 int mura_image_load(struct mura_image *im, const char *file, struct mura_record *r);
 
+/* The width and height of the image in file, from its header. Returns 0,
+ * or -1 with mura_error set. */
+int mura_image_size(struct mura_image *im, const char *file, int *w, int *h);
+
+/* Where the centre of pixel (x, y) of the n x n record that opt's fit made
+ * from a w x h image lies in that image, in its pixels (the inverse of
+ * mura_image_load's placement).  0, or -1 when it falls on pad's border. */
+int mura_image_to_source(int fit, int w, int h, int n, int x, int y, double *sx, double *sy);
+
 #endif

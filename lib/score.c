@@ -186,6 +186,17 @@ done:
 	return m;
 }
 
+struct mura_model *
+mura_model_open(const char *path, int arch, int threads, int *sized, char *info, size_t infolen)
+{
+	struct mura_scorer_config c = {0};
+	int dummy;
+
+	c.arch = arch;
+	c.threads = threads;
+	return load_model(&c, path, sized ? sized : &dummy, info, infolen);
+}
+
 struct mura_scorer *
 mura_scorer_create(const struct mura_scorer_config *c, void (*info)(void *arg, const char *msg), void *arg)
 {

@@ -34,6 +34,15 @@ int mura_input_check(const struct mura_record *r);
 /* The normalisation a model records (its mean and std), ready to apply. */
 int mura_input_norm(struct mura_norm *n, const struct mura_model_config *c);
 
+/* A model file ready for inference, as mura-score loads it: the
+ * configuration its metadata records (or arch, with the fc head and
+ * ImageNet's statistics, for a plain torchvision file; 0 refuses one), no
+ * dropout, every weight finite.  *sized (may be NULL): its file records the
+ * input size it was trained at.  What the load dropped or made fresh goes
+ * to info.  NULL with mura_error set. */
+struct mura_model *mura_model_open(const char *path, int arch, int threads, int *sized, char *info,
+                                   size_t infolen);
+
 /* Test-time augmentation: a set of flags. */
 enum mura_tta {
 	MURA_TTA_NONE = 0,
