@@ -20,6 +20,7 @@ struct options {
 	const char *tune;          /* validation scores to tune on */
 	const char *write_thresholds;
 	const char *roc;           /* folder for the ROC curves */
+	const char *calibration;   /* folder for the calibration table and diagram */
 	struct mura_eval_opts eval;
 };
 
@@ -40,6 +41,8 @@ usage(FILE *f)
 	        "  -s, --seed S                 seed of the resampling (1)\n"
 	        "  -f, --format F               table, markdown, tsv or json (table)\n"
 	        "  -r, --roc DIR                ROC curves as DIR/roc-TYPE.png and .tsv\n"
+	        "      --calibration DIR        Brier score and ECE per type (DIR/calibration.tsv),\n"
+	        "                               reliability diagram (DIR/reliability.png)\n"
 	        "  -h, --help                   show this help\n"
 	        "  -V, --version                show the version\n",
 	        argv0);
@@ -158,11 +161,77 @@ write_rocs(const char *dir, const struct mura_studies *st, const struct mura_rep
 	free(label);
 }
 
+/* DIR/calibration.tsv: per type with studies, then all: studies, Brier
+ * score, ECE, and a warning where the type has fewer than 10 studies or
+ * one class only; DIR/reliability.tsv, the bins of all; and
+ * DIR/reliability.png, their diagram (gnuplot). */
+static void
+write_calibration(const char *dir, const struct mura_studies *st)
+{
+	struct mura_calibration c;
+	struct mura_out o;
+	char path[4300], png[4300], tmp[64];
+	FILE *gp;
+	pid_t pid;
+	int rc;
+
+	if (mura_mkdirs(dir, 0777) < 0)
+		die_lib();
+	snprintf(path, sizeof path, "%s/calibration.tsv", dir);
+	if (mura_out_open(&o, path) < 0)
+		die_lib();
+	fprintf(o.f, "type\tstudies\tbrier\tece\twarning\n");
+	for (int t = 1; t <= MURA_TYPE_COUNT; t++) {
+		int type = t == MURA_TYPE_COUNT ? 0 : t;
+		size_t pos = 0;
+		mura_calibration(st, type, &c);
+		if (!c.n)
+			continue;
+		for (size_t i = 0; i < st->n; i++)
+			pos += (!type || st->v[i].type == type) && st->v[i].label;
+		fprintf(o.f, "%s\t%zu\t%.4f\t%.4f\t%s\n", type ? mura_type_name(type) : "all", c.n, c.brier, c.ece,
+		        pos == 0 || pos == c.n ? "one class only" : c.n < 10 ? "fewer than 10 studies" : "");
+	}
+	if (mura_out_commit(&o) < 0)
+		die_lib();
+	mura_calibration(st, 0, &c);
+	snprintf(path, sizeof path, "%s/reliability.tsv", dir);
+	if (mura_out_open(&o, path) < 0)
+		die_lib();
+	fprintf(o.f, "bin_lo\tbin_hi\tstudies\tmean_prob\tfrac_abnormal\n");
+	for (int b = 0; b < MURA_CAL_BINS; b++)
+		if (c.count[b])
+			fprintf(o.f, "%.2f\t%.2f\t%zu\t%.6f\t%.6f\n", (double)b / MURA_CAL_BINS,
+			        (double)(b + 1) / MURA_CAL_BINS, c.count[b], c.mean_prob[b], c.frac_pos[b]);
+	if (mura_out_commit(&o) < 0)
+		die_lib();
+	snprintf(tmp, sizeof tmp, "reliability.png.tmp.%ld", (long)getpid());
+	snprintf(path, sizeof path, "%s/%s", dir, tmp);
+	snprintf(png, sizeof png, "%s/reliability.png", dir);
+	gp = gnuplot_open(dir, &pid);
+	fprintf(gp, "set terminal png size 640,640\nset output '%s'\n", tmp);
+	fprintf(gp, "set title \"reliability: %zu studies, Brier %.4f, ECE %.4f\"\n", c.n, c.brier, c.ece);
+	fprintf(gp, "set xlabel 'mean predicted probability (bins of 0.1)'\n"
+	            "set ylabel 'fraction abnormal'\nset xrange [0:1]\nset yrange [0:1]\n"
+	            "set size square\nset grid\nset key top left\n"
+	            "plot 'reliability.tsv' skip 1 using 4:5 with linespoints lw 2 pt 7 title 'model', "
+	            "x with lines dt 2 lc rgb 'gray' title 'perfect calibration'\n");
+	rc = gnuplot_close(gp, pid);
+	if (rc != 0) {
+		unlink(path);
+		die("%s: gnuplot failed%s", png, rc == 127 ? " (not found: install gnuplot-nox)" : "");
+	}
+	if (rename(path, png) < 0) {
+		unlink(path);
+		die("%s: %s", png, strerror(errno));
+	}
+}
+
 /* The options into o, and the scores file's path (or "-"). */
 static const char *
 parse_options(int argc, char **argv, struct options *o)
 {
-	enum { OPT_THRESHOLD = 256 };
+	enum { OPT_THRESHOLD = 256, OPT_CALIBRATION };
 	static const struct option longopts[] = {
 		{"aggregate", required_argument, NULL, 'a'},
 		{"threshold", required_argument, NULL, OPT_THRESHOLD},
@@ -173,6 +242,7 @@ parse_options(int argc, char **argv, struct options *o)
 		{"seed", required_argument, NULL, 's'},
 		{"format", required_argument, NULL, 'f'},
 		{"roc", required_argument, NULL, 'r'},
+		{"calibration", required_argument, NULL, OPT_CALIBRATION},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
 		{0},
@@ -219,6 +289,9 @@ parse_options(int argc, char **argv, struct options *o)
 			break;
 		case 'r':
 			o->roc = optarg;
+			break;
+		case OPT_CALIBRATION:
+			o->calibration = optarg;
 			break;
 		TOOL_COMMON_OPTIONS;
 		}
@@ -272,6 +345,8 @@ main(int argc, char **argv)
 		die_lib();
 	if (o.roc)
 		write_rocs(o.roc, &st, &rep);
+	if (o.calibration)
+		write_calibration(o.calibration, &st);
 
 	info = (struct mura_report_info){strcmp(path, "-") ? path : "stdin", o.aggregate, source};
 	if (mura_report_write(stdout, &rep, &info, o.format) < 0)

@@ -1046,3 +1046,31 @@ mura_report_write(FILE *f, const struct mura_report *r, const struct mura_report
 		return mura_error("write error: %s", strerror(errno));
 	return 0;
 }
+
+void
+mura_calibration(const struct mura_studies *st, int type, struct mura_calibration *c)
+{
+	double sp[MURA_CAL_BINS] = {0}, sy[MURA_CAL_BINS] = {0}, sq = 0;
+
+	memset(c, 0, sizeof *c);
+	for (size_t i = 0; i < st->n; i++) {
+		const struct mura_study *s = &st->v[i];
+		if (type && s->type != type)
+			continue;
+		int b = (int)(s->prob * MURA_CAL_BINS);
+		b = b < 0 ? 0 : b >= MURA_CAL_BINS ? MURA_CAL_BINS - 1 : b;
+		c->count[b]++;
+		sp[b] += s->prob;
+		sy[b] += s->label;
+		sq += (s->prob - s->label) * (s->prob - s->label);
+		c->n++;
+	}
+	c->brier = c->n ? sq / (double)c->n : NAN;
+	c->ece = c->n ? 0 : NAN;
+	for (int b = 0; b < MURA_CAL_BINS; b++) {
+		c->mean_prob[b] = c->count[b] ? sp[b] / (double)c->count[b] : NAN;
+		c->frac_pos[b] = c->count[b] ? sy[b] / (double)c->count[b] : NAN;
+		if (c->count[b])
+			c->ece += (double)c->count[b] / (double)c->n * fabs(c->mean_prob[b] - c->frac_pos[b]);
+	}
+}

@@ -111,6 +111,20 @@ struct mura_studies {
 int mura_studies_aggregate(struct mura_studies *st, const struct mura_scores *s, int agg);
 void mura_studies_free(struct mura_studies *st);
 
+/* Calibration of the study probabilities of one type (0: every type): the
+ * Brier score mean((p - y)^2), and the expected calibration error over
+ * MURA_CAL_BINS equal bins of p ([k/B, (k+1)/B), the last closed):
+ * ECE = sum over bins of n_b / N |mean p_b - fraction abnormal_b|
+ * (Naeini et al. 2015; Guo et al. 2017).  n 0: both NaN. */
+#define MURA_CAL_BINS 10
+struct mura_calibration {
+	size_t n;
+	double brier, ece;
+	size_t count[MURA_CAL_BINS];
+	double mean_prob[MURA_CAL_BINS], frac_pos[MURA_CAL_BINS];  /* NaN in an empty bin */
+};
+void mura_calibration(const struct mura_studies *st, int type, struct mura_calibration *c);
+
 /* Binary confusion counts; a case is called abnormal when prob > threshold. */
 struct mura_confusion {
 	uint64_t tp, fp, tn, fn;

@@ -201,3 +201,29 @@ check_eq "markdown table has the header rule of a Markdown table" \
 check_eq "markdown table holds the same cells as the plain table" \
 	"$(grep '^| ' md.txt | sed 's/|/ /g' | tr -s ' ' | sed 's/^ //; s/ $//')" \
 	"$(sed -n '/^type/,$p' tb.txt | tr -s ' ')"
+
+# ---- calibration: Brier score (scikit-learn's brier_score_loss) and ECE
+# (10 equal bins, computed here in numpy) of the study probabilities ----
+mura-kappa --bootstrap 0 --calibration cal fixed.tsv >/dev/null 2>"$T/cal.err"
+check "calibration writes its table, bins and diagram" test -s cal/calibration.tsv -a -s cal/reliability.tsv \
+	-a -s cal/reliability.png
+if need_python sklearn numpy; then
+	check "Brier score and ECE, per type and overall, equal scikit-learn's and numpy's (1e-4)" "$PY" -c "
+import csv, numpy as np
+from sklearn.metrics import brier_score_loss
+st = {}
+for r in csv.DictReader(open('fixed.tsv'), delimiter='\t'):
+    st.setdefault((r['type'], r['patient'], r['study']), [int(r['label']), []])[1].append(float(r['prob']))
+got = {r['type']: r for r in csv.DictReader(open('cal/calibration.tsv'), delimiter='\t')}
+for t in ['elbow', 'finger', 'forearm', 'hand', 'humerus', 'shoulder', 'wrist', 'all']:
+    v = [(y, np.mean(p)) for (ty, _, _), (y, p) in st.items() if t in ('all', ty)]
+    if not v:
+        assert t not in got, t; continue
+    y = np.array([a for a, _ in v]); p = np.array([b for _, b in v])
+    b = np.minimum((p * 10).astype(int), 9)
+    ece = sum(np.mean(b == k) * abs(p[b == k].mean() - y[b == k].mean()) for k in range(10) if (b == k).any())
+    assert abs(float(got[t]['brier']) - brier_score_loss(y, p)) < 1e-4, (t, got[t], brier_score_loss(y, p))
+    assert abs(float(got[t]['ece']) - ece) < 1e-4, (t, got[t], ece)
+    assert int(got[t]['studies']) == len(v)
+"
+fi
