@@ -18,6 +18,8 @@ struct options {
 	double threshold;          /* for every type not set otherwise */
 	const char *thresholds;    /* file to read */
 	const char *tune;          /* validation scores to tune on */
+	const char *op_text;       /* --operating-point, as given */
+	struct mura_operating_point op;
 	const char *write_thresholds;
 	const char *roc;           /* folder for the ROC curves */
 	const char *calibration;   /* folder for the calibration table and diagram */
@@ -36,6 +38,8 @@ usage(FILE *f)
 	        "      --threshold T            abnormal when probability > T, every type (0.5)\n"
 	        "  -t, --thresholds FILE        per-type thresholds, lines 'type<TAB>threshold'\n"
 	        "  -u, --tune-thresholds VALID  per type, the threshold maximising kappa on VALID\n"
+	        "      --operating-point P      with -u: per type, the threshold reaching P on VALID\n"
+	        "                               instead: sens=T (sensitivity >= T) or spec=T\n"
 	        "  -w, --write-thresholds FILE  write the thresholds used to FILE\n"
 	        "  -b, --bootstrap N            resamples for 95%% intervals, 0 for none (1000)\n"
 	        "  -s, --seed S                 seed of the resampling (1)\n"
@@ -227,16 +231,44 @@ write_calibration(const char *dir, const struct mura_studies *st)
 	}
 }
 
+/* The thresholds of the operating point, chosen on the validation studies;
+ * a note on stderr for each type present there that cannot reach it. */
+static void
+choose_operating(const struct mura_studies *valid, struct options *o, const double base[MURA_TYPE_COUNT])
+{
+	const char *what = o->op.kind == MURA_OP_SENSITIVITY ? "sensitivity" : "specificity";
+	const char *vname = strcmp(o->tune, "-") ? o->tune : "stdin";
+	double got[MURA_TYPE_COUNT];
+	int status[MURA_TYPE_COUNT], present[MURA_TYPE_COUNT] = {0};
+
+	if (mura_thresholds_operating(valid, &o->op, base, o->eval.threshold, got, status) < 0)
+		die_lib();
+	for (size_t i = 0; i < valid->n; i++)
+		present[valid->v[i].type] = 1;
+	for (int t = 0; t < MURA_TYPE_COUNT; t++) {
+		if (!present[t] || status[t] == MURA_OP_MET)
+			continue;
+		if (status[t] == MURA_OP_KEPT)
+			fprintf(stderr, "%s: %s: no %s studies in %s: threshold %g kept\n", argv0,
+			        mura_type_name(t), o->op.kind == MURA_OP_SENSITIVITY ? "abnormal" : "normal",
+			        vname, base[t]);
+		else
+			fprintf(stderr, "%s: %s: %s %g not reached on %s: %.4f at threshold %g, the nearest\n",
+			        argv0, mura_type_name(t), what, o->op.target, vname, got[t], o->eval.threshold[t]);
+	}
+}
+
 /* The options into o, and the scores file's path (or "-"). */
 static const char *
 parse_options(int argc, char **argv, struct options *o)
 {
-	enum { OPT_THRESHOLD = 256, OPT_CALIBRATION };
+	enum { OPT_THRESHOLD = 256, OPT_CALIBRATION, OPT_OPERATING_POINT };
 	static const struct option longopts[] = {
 		{"aggregate", required_argument, NULL, 'a'},
 		{"threshold", required_argument, NULL, OPT_THRESHOLD},
 		{"thresholds", required_argument, NULL, 't'},
 		{"tune-thresholds", required_argument, NULL, 'u'},
+		{"operating-point", required_argument, NULL, OPT_OPERATING_POINT},
 		{"write-thresholds", required_argument, NULL, 'w'},
 		{"bootstrap", required_argument, NULL, 'b'},
 		{"seed", required_argument, NULL, 's'},
@@ -273,6 +305,11 @@ parse_options(int argc, char **argv, struct options *o)
 		case 'w':
 			o->write_thresholds = optarg;
 			break;
+		case OPT_OPERATING_POINT:
+			if (mura_operating_point_parse(optarg, &o->op) < 0)
+				die_usage("--operating-point: %s", mura_error_get());
+			o->op_text = optarg;
+			break;
 		case 'b':
 			if (mura_parse_long(optarg, 0, 1000000, &v) < 0)
 				die_usage("--bootstrap: %s", mura_error_get());
@@ -299,6 +336,8 @@ parse_options(int argc, char **argv, struct options *o)
 	path = tool_input(argc, argv, "one scores file at most");
 	if (o->tune && !strcmp(o->tune, "-") && !strcmp(path, "-"))
 		die_usage("--tune-thresholds and the scores cannot both be stdin");
+	if (o->op_text && !o->tune)
+		die_usage("--operating-point needs --tune-thresholds VALID, the scores to choose on");
 	if (o->write_thresholds && !strcmp(o->write_thresholds, "-"))
 		die_usage("--write-thresholds needs a file, not stdout");
 	return path;
@@ -331,11 +370,18 @@ main(int argc, char **argv)
 
 		load_studies(&valid, o.tune, o.aggregate);
 		memcpy(base, o.eval.threshold, sizeof base);
-		if (mura_thresholds_tune(&valid, base, o.eval.threshold, NULL) < 0)
-			die_lib();
+		if (o.op_text) {
+			choose_operating(&valid, &o, base);
+			snprintf(source, sizeof source, "per type, chosen on %s for %s >= %g",
+			         strcmp(o.tune, "-") ? o.tune : "stdin",
+			         o.op.kind == MURA_OP_SENSITIVITY ? "sensitivity" : "specificity", o.op.target);
+		} else {
+			if (mura_thresholds_tune(&valid, base, o.eval.threshold, NULL) < 0)
+				die_lib();
+			snprintf(source, sizeof source, "per type, tuned for kappa on %s",
+			         strcmp(o.tune, "-") ? o.tune : "stdin");
+		}
 		mura_studies_free(&valid);
-		snprintf(source, sizeof source, "per type, tuned for kappa on %s",
-		         strcmp(o.tune, "-") ? o.tune : "stdin");
 	}
 
 	load_studies(&st, path, o.aggregate);

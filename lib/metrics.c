@@ -706,6 +706,105 @@ mura_thresholds_tune(const struct mura_studies *st, const double base[MURA_TYPE_
 }
 
 int
+mura_operating_point_parse(const char *s, struct mura_operating_point *op)
+{
+	static const struct { const char *name; int kind; } names[] = {
+		{"sens", MURA_OP_SENSITIVITY}, {"sensitivity", MURA_OP_SENSITIVITY},
+		{"spec", MURA_OP_SPECIFICITY}, {"specificity", MURA_OP_SPECIFICITY},
+	};
+	const char *eq = strchr(s, '=');
+
+	for (size_t i = 0; eq && i < sizeof names / sizeof *names; i++)
+		if (strlen(names[i].name) == (size_t)(eq - s) && !strncmp(s, names[i].name, (size_t)(eq - s))) {
+			op->kind = names[i].kind;
+			if (mura_parse_double(eq + 1, 0, 1, &op->target) < 0)
+				return mura_error_prefix("'%s'", s);
+			return 0;
+		}
+	return mura_error("'%s' is not sens=T or spec=T", s);
+}
+
+int
+mura_thresholds_operating(const struct mura_studies *st, const struct mura_operating_point *op,
+                          const double base[MURA_TYPE_COUNT], double out[MURA_TYPE_COUNT],
+                          double achieved[MURA_TYPE_COUNT], int status[MURA_TYPE_COUNT])
+{
+	struct item *it = malloc((st->n ? st->n : 1) * sizeof *it);
+	int sens = op->kind == MURA_OP_SENSITIVITY;
+
+	if (!it)
+		return mura_error("out of memory");
+	for (int t = 0; t < MURA_TYPE_COUNT; t++) {
+		uint64_t npos = 0, nneg = 0, tp = 0, fp = 0;
+		double hi = 1, best_t = NAN, best_v = NAN;
+		int st_t = MURA_OP_SHORT;
+		size_t n = 0, i;
+
+		for (size_t k = 0; k < st->n; k++)
+			if (st->v[k].type == t) {
+				it[n++] = (struct item){st->v[k].prob, st->v[k].label, t, 0, k};
+				it[n - 1].label ? npos++ : nneg++;
+			}
+		if (sens ? !npos : !nneg) {
+			out[t] = base[t];
+			if (achieved)
+				achieved[t] = NAN;
+			if (status)
+				status[t] = MURA_OP_KEPT;
+			continue;
+		}
+		qsort(it, n, sizeof *it, cmp_item);
+		/* Walk the candidates from the highest down: at the candidate
+		 * between hi and the next lower value lo, the studies of
+		 * probability hi and above are called abnormal.  Sensitivity only
+		 * grows on the way down, specificity only falls. */
+		for (i = n;;) {
+			struct mura_confusion c;
+			double lo, mid, v;
+
+			while (i > 0 && it[i - 1].prob >= hi) {
+				it[i - 1].label ? tp++ : fp++;
+				i--;
+			}
+			if (hi == 0)
+				break;
+			lo = i > 0 ? it[i - 1].prob : 0;
+			mid = lo + (hi - lo) / 2;
+			if (!(mid >= lo && mid < hi))
+				mid = lo;
+			c = (struct mura_confusion){tp, fp, nneg - fp, npos - tp};
+			v = sens ? mura_sensitivity(&c) : mura_specificity(&c);
+			if (sens) {
+				best_t = mid; /* the lowest so far: the nearest when none reaches */
+				best_v = v;
+				if (v >= op->target) {
+					st_t = MURA_OP_MET;
+					break;
+				}
+			} else if (v >= op->target) {
+				best_t = mid;
+				best_v = v;
+				st_t = MURA_OP_MET;
+			} else {
+				if (isnan(best_t)) { /* the highest: the nearest when none reaches */
+					best_t = mid;
+					best_v = v;
+				}
+				break;
+			}
+			hi = lo;
+		}
+		out[t] = best_t;
+		if (achieved)
+			achieved[t] = best_v;
+		if (status)
+			status[t] = st_t;
+	}
+	free(it);
+	return 0;
+}
+
+int
 mura_thresholds_read(const char *path, double thr[MURA_TYPE_COUNT])
 {
 	FILE *f = fopen(path, "r");

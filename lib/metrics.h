@@ -3,7 +3,8 @@
  * the scores table that mura-score writes and mura-kappa reads, images
  * aggregated to studies, Cohen's kappa, ROC AUC, sensitivity, specificity,
  * accuracy and F1 per study type and overall, percentile bootstrap
- * intervals, and per-type thresholds (read, written, tuned for kappa).
+ * intervals, and per-type thresholds (read, written, tuned for kappa or
+ * chosen for a target sensitivity or specificity).
  *
  * The scores table (mura-kappa(1) describes it for users; the two agree):
  * UTF-8 text, fields separated by one TAB, lines ended by LF (a CR before
@@ -216,6 +217,35 @@ int mura_evaluate(struct mura_report *r, const struct mura_studies *st,
  */
 int mura_thresholds_tune(const struct mura_studies *st, const double base[MURA_TYPE_COUNT],
                          double out[MURA_TYPE_COUNT], double kappa[MURA_TYPE_COUNT]);
+
+/*
+ * An operating point: per study type, the threshold that reaches a target
+ * sensitivity or specificity on the studies (validation), to apply to
+ * others.  Candidates are the midpoints lo + (hi - lo) / 2 between
+ * consecutive distinct values of {0, 1, the type's study probabilities}.
+ * MURA_OP_SENSITIVITY: the highest candidate whose sensitivity is at least
+ * the target (the most specific one that reaches it); MURA_OP_SPECIFICITY:
+ * the lowest whose specificity is at least the target.  A type without
+ * studies, or without abnormal (resp. normal) studies, keeps base[type] and
+ * gets status MURA_OP_KEPT; where no candidate reaches the target (abnormal
+ * studies at probability 0, normal ones at 1) the nearest one is taken (the
+ * lowest, resp. highest) with status MURA_OP_SHORT.  achieved (may be NULL)
+ * receives the chosen threshold's sensitivity (resp. specificity) on the
+ * studies, NAN when kept; status (may be NULL) MURA_OP_MET, _SHORT or _KEPT.
+ * Returns 0, or -1 (no memory).
+ */
+enum mura_op_kind { MURA_OP_SENSITIVITY, MURA_OP_SPECIFICITY };
+enum mura_op_status { MURA_OP_MET, MURA_OP_SHORT, MURA_OP_KEPT };
+struct mura_operating_point {
+	int kind;      /* enum mura_op_kind */
+	double target; /* in [0, 1] */
+};
+/* "sens=T" or "spec=T" (also "sensitivity=", "specificity="), T in [0, 1];
+ * -1 with mura_error set otherwise. */
+int mura_operating_point_parse(const char *s, struct mura_operating_point *op);
+int mura_thresholds_operating(const struct mura_studies *st, const struct mura_operating_point *op,
+                              const double base[MURA_TYPE_COUNT], double out[MURA_TYPE_COUNT],
+                              double achieved[MURA_TYPE_COUNT], int status[MURA_TYPE_COUNT]);
 
 /*
  * The thresholds file: lines "type<TAB>threshold", an optional first line

@@ -1,6 +1,7 @@
 #!/bin/sh
 # mura-kappa: parity with scikit-learn on random score files (ties included),
-# malformed rows, degenerate input, threshold tuning, ROC curves, usage errors.
+# malformed rows, degenerate input, threshold tuning, operating points, ROC curves,
+# calibration, usage errors.
 . "$(dirname "$0")/lib.sh"
 
 cd "$T" || exit 1
@@ -120,6 +121,49 @@ moved=$(awk -F '\t' 'NR > 1 && $2 != 0.5' tuned.tsv | wc -l)
 [ "$moved" -gt 0 ] && echo "PASS: tuning moved $moved thresholds" || echo "FAIL: tuning moved no threshold"
 check_fails "--write-thresholds to stdout is refused" 2 "needs a file" mura-kappa -w - fixed.tsv
 
+# ---- operating points: thresholds chosen on one file for a target
+# sensitivity or specificity, applied to another ----
+{
+	printf '%s\n' "$HEAD"
+	printf 'a\thand\t1\t1\t1\t1\t0.9\nb\thand\t2\t1\t1\t1\t0.7\nc\thand\t3\t1\t1\t1\t0.3\n'
+	printf 'd\thand\t4\t1\t1\t0\t0.6\ne\thand\t5\t1\t1\t0\t0.2\n'
+	printf 'f\twrist\t6\t1\t1\t0\t0.4\ng\twrist\t7\t1\t1\t0\t0.1\n'
+} >op.tsv
+# By hand: hand's candidates, from the top, are 0.95, 0.8, 0.65, 0.45, 0.25, 0.1;
+# sensitivity there 0, 1/3, 2/3, 2/3, 1, 1; specificity 1, 1, 1, 1/2, 1/2, 0.
+# wrist (normal studies at 0.4 and 0.1): 0.7, 0.25, 0.05; specificity 1, 1/2, 0.
+opthr() { # POINT: hand's and wrist's thresholds, and stderr
+	mura-kappa -b 0 -u op.tsv --operating-point "$1" -w op.thr op.tsv >/dev/null 2>op.err &&
+	awk -F '\t' '$1 == "hand" || $1 == "wrist" { printf "%s=%.3f ", $1, $2 }' op.thr
+}
+check_eq "sens=0.6: the highest threshold with sensitivity >= 0.6 (by hand)" "$(opthr sens=0.6)" \
+	"hand=0.650 wrist=0.500 "
+check_eq "sens=1: every abnormal study called" "$(opthr sens=1)" "hand=0.250 wrist=0.500 "
+check_eq "... and a type without abnormal studies keeps its threshold, with a note" \
+	"$(sed 's/^mura-kappa: //' op.err)" "wrist: no abnormal studies in op.tsv: threshold 0.5 kept"
+check_eq "spec=0.5: the lowest threshold with specificity >= 0.5 (by hand)" "$(opthr spec=0.5)" \
+	"hand=0.250 wrist=0.250 "
+check_eq "spec=0.9: above the normal study at 0.6" "$(opthr specificity=0.9)" "hand=0.650 wrist=0.700 "
+check_eq "the report says where its thresholds come from" \
+	"$(mura-kappa -b 0 -u op.tsv --operating-point sens=0.6 op.tsv 2>/dev/null | sed -n 2p)" \
+	"abnormal when probability > threshold (per type, chosen on op.tsv for sensitivity >= 0.6)"
+sed 's/\t0\.9$/\t0/' op.tsv >op0.tsv
+check_eq "a target no threshold reaches: the nearest, with a note" \
+	"$(mura-kappa -b 0 -u op0.tsv --operating-point sens=1 -f tsv op0.tsv 2>&1 >/dev/null | sed 's/^mura-kappa: //')" \
+	"hand: sensitivity 1 not reached on op0.tsv: 0.6667 at threshold 0.1, the nearest
+wrist: no abnormal studies in op0.tsv: threshold 0.5 kept"
+check_fails "--operating-point without a validation file exits 2" 2 "needs --tune-thresholds" \
+	mura-kappa --operating-point sens=0.9 fixed.tsv
+check_fails "--operating-point of another metric exits 2" 2 "'ppv=0.9' is not sens=T or spec=T" \
+	mura-kappa -u fixed.tsv --operating-point ppv=0.9 fixed.tsv
+check_fails "--operating-point target above 1 exits 2" 2 "'sens=1.2'.*out of range" \
+	mura-kappa -u fixed.tsv --operating-point sens=1.2 fixed.tsv
+for p in sens=0.9 spec=0.95; do
+	check_eq "$p chosen on a file reaches it there, in every type that has the class" \
+		"$(mura-kappa -b 0 -f tsv -u fixed.tsv --operating-point $p fixed.tsv 2>/dev/null | awk -F '\t' -v p=$p '
+			NR > 1 && $1 != "all" { v = p ~ /^sens/ ? $12 : $15; if (v != "n/a" && v + 0 < substr(p, 6) + 0) print $1, v }')" ""
+done
+
 # ---- ROC curves ----
 if mura-kappa -b 0 -f json -r roc oneclass.tsv >roc.json 2>roc.err; then
 	check_eq "--roc: PNGs for the groups with an AUC only" "$(cd roc && ls | tr '\n' ' ')" \
@@ -184,6 +228,13 @@ for agg in mean max; do
 	mura-kappa -b 0 -a $agg -u valid.tsv -f json test.tsv >t-$agg.json
 	echo "test.tsv t-$agg.json $agg tuned-$agg.tsv" >manifest2
 	check "tuned thresholds ($agg) applied to another file: parity with sklearn" "$PY" "$REF" check manifest2
+done
+for p in sens=0.9 spec=0.95 sens=0.5 spec=1 sens=1; do
+	mura-kappa -b 0 -a max -u valid.tsv --operating-point $p -w op-$p.tsv -f json test.tsv >op-$p.json 2>/dev/null
+	check "operating point $p chosen on the validation file: brute force with sklearn" \
+		"$PY" "$REF" op valid.tsv op-$p.tsv max $p
+	echo "test.tsv op-$p.json max op-$p.tsv" >manifest3
+	check "operating point $p applied to another file: parity with sklearn" "$PY" "$REF" check manifest3
 done
 mura-kappa -b 100 -s 5 -f json fixed.tsv >boot1.json
 check "bootstrap intervals equal a redraw with sklearn and numpy.percentile (fixed table)" \

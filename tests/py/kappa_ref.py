@@ -4,6 +4,8 @@
   kappa_ref.py thresholds OUT SEED        a random per-type thresholds file
   kappa_ref.py check MANIFEST             compare mura-kappa's JSON reports with sklearn
   kappa_ref.py tune VALID THRESHOLDS AGG  the tuned thresholds maximise kappa on VALID
+  kappa_ref.py op VALID THRESHOLDS AGG POINT   the thresholds of an operating point
+                                               (sens=T or spec=T) chosen on VALID
   kappa_ref.py roc DIR REPORT.json SCORES AGG   the ROC files agree with sklearn's roc_curve
   kappa_ref.py boot SCORES REPORT.json    the bootstrap intervals, redrawn here
 
@@ -198,6 +200,47 @@ def tune(valid, thrfile, agg):
     return 1 if bad else 0
 
 
+def op(valid, thrfile, agg, point):
+    """Per type, by brute force over every candidate with sklearn's recall:
+    sens=T, the highest candidate whose sensitivity on VALID is at least T
+    (else the lowest); spec=T, the lowest whose specificity is at least T (else
+    the highest); candidates the midpoints between consecutive distinct values
+    of {0, 1, the type's study probabilities}.  A type without abnormal
+    (normal) studies keeps 0.5."""
+    from sklearn.metrics import recall_score
+    kind, target = point.split('=')
+    target = float(target)
+    pos = 1 if kind == 'sens' else 0
+    thr = read_thresholds(thrfile)
+    st = studies(valid, agg)
+    bad = []
+    met = 0
+    for t in TYPES:
+        group = [s for s in st if s[0] == t]
+        if not any(g[1] == pos for g in group):
+            if group and thr[t] != 0.5:
+                bad.append('%s: no class %d, threshold %r, want 0.5 kept' % (t, pos, thr[t]))
+            continue
+        u = sorted({0.0, 1.0} | {g[2] for g in group})
+        cands = [a + (b - a) / 2 for a, b in zip(u, u[1:])]
+        y = [g[1] for g in group]
+
+        def rate(c):
+            return recall_score(y, [int(g[2] > c) for g in group], pos_label=pos)
+        ok = [c for c in cands if rate(c) >= target]
+        if kind == 'sens':
+            want = max(ok) if ok else min(cands)
+        else:
+            want = min(ok) if ok else max(cands)
+        met += bool(ok)
+        if thr[t] != want:
+            bad.append('%s: threshold %r, want %r (%s %r there)' % (t, thr[t], want, kind, rate(want)))
+    for b in bad:
+        print(b, file=sys.stderr)
+    print('%s: %d types reach it' % (point, met))
+    return 1 if bad else 0
+
+
 def roc(folder, report, scores, agg):
     """Every group with an AUC has a ROC TSV whose points are sklearn's
     roc_curve (drop_intermediate=False) and whose trapezoids add up to the AUC."""
@@ -323,6 +366,8 @@ def main(argv):
         return check(argv[2])
     if cmd == 'tune':
         return tune(argv[2], argv[3], argv[4])
+    if cmd == 'op':
+        return op(argv[2], argv[3], argv[4], argv[5])
     if cmd == 'boot':
         return boot(argv[2], argv[3])
     if cmd == 'roc':
