@@ -194,7 +194,7 @@ write_calibration(const char *dir, const struct mura_studies *st)
 		for (size_t i = 0; i < st->n; i++)
 			pos += (!type || st->v[i].type == type) && st->v[i].label;
 		fprintf(o.f, "%s\t%zu\t%.4f\t%.4f\t%s\n", type ? mura_type_name(type) : "all", c.n, c.brier, c.ece,
-		        pos == 0 || pos == c.n ? "one class only" : c.n < 10 ? "fewer than 10 studies" : "");
+		        mura_group_note(c.n, pos));
 	}
 	if (mura_out_commit(&o) < 0)
 		die_lib();

@@ -907,6 +907,14 @@ mura_report_format_parse(const char *s)
 	return -1;
 }
 
+const char *
+mura_group_note(size_t studies, size_t abnormal)
+{
+	if (abnormal == 0 || abnormal == studies)
+		return "one class only";
+	return studies < MURA_FEW_STUDIES ? "fewer than 10 studies" : "";
+}
+
 static int
 shown(const struct mura_report *r, int g)
 {
@@ -960,10 +968,10 @@ write_table(FILE *f, const struct mura_report *r, const struct mura_report_info 
 {
 	static const char *const head[] = {
 		"type", "studies", "abnormal", "threshold", "kappa", "95% CI", "AUC", "95% CI", "sens",
-		"spec", "acc", "F1", "TP", "FP", "TN", "FN", "Stanford", "worst-rad", "best-rad",
+		"spec", "acc", "F1", "TP", "FP", "TN", "FN", "Stanford", "worst-rad", "best-rad", "note",
 	};
 	const struct mura_group_eval *all = &r->group[MURA_GROUP_ALL];
-	int ci = r->bootstrap > 0, width[TABLE_COLS] = {0};
+	int ci = r->bootstrap > 0, width[TABLE_COLS] = {0}, noted = 0;
 	struct table *t = calloc(1, sizeof *t);
 
 	if (!t)
@@ -1007,28 +1015,40 @@ write_table(FILE *f, const struct mura_report *r, const struct mura_report_info 
 		cell3(t, ref.baseline);
 		cell3(t, ref.worst);
 		cell3(t, ref.best);
+		cell(t, "%s", mura_group_note(g->studies, g->abnormal));
+		noted |= *mura_group_note(g->studies, g->abnormal) != 0;
 	}
 	t->rows++;
 	for (int i = 0; i < t->rows; i++)
 		for (int j = 0; j < t->cols; j++)
 			if ((int)strlen(t->cell[i][j]) > width[j])
 				width[j] = (int)strlen(t->cell[i][j]);
+	/* The first and the last column (the type, the note) to the left, the
+	 * numbers to the right; the plain table's lines end without blanks. */
 	for (int i = 0; i < t->rows; i++) {
-		for (int j = 0; j < t->cols; j++)
+		for (int j = 0; j < t->cols; j++) {
+			int left = j == 0 || j == t->cols - 1;
 			if (markdown)
-				fprintf(f, j == 0 ? "| %-*s |" : " %*s |", width[j], t->cell[i][j]);
+				fprintf(f, j == 0 ? "| %-*s |" : left ? " %-*s |" : " %*s |", width[j], t->cell[i][j]);
+			else if (j == t->cols - 1)
+				fprintf(f, *t->cell[i][j] ? "  %s" : "", t->cell[i][j]);
 			else
 				fprintf(f, j == 0 ? "%-*s" : "  %*s", width[j], t->cell[i][j]);
+		}
 		fputc('\n', f);
 		for (int j = 0; markdown && i == 0 && j < t->cols; j++) {
 			fputs(j == 0 ? "|" : "", f);
 			for (int k = 0; k < width[j] + 1; k++)
 				fputc('-', f);
-			fputs(j == 0 ? "-|" : ":|", f);
+			fputs(j == 0 ? "-|" : j == t->cols - 1 ? "-|" : ":|", f);
 			if (j == t->cols - 1)
 				fputc('\n', f);
 		}
 	}
+	if (noted)
+		fprintf(f, "\nnote: a row of fewer than %d studies, or of one class only, is an anecdote, not an "
+		        "estimate:\nits metrics%s could change completely with a few more studies.\n",
+		        MURA_FEW_STUDIES, ci ? " and their intervals (however narrow)" : "");
 	free(t);
 	return 0;
 }
@@ -1041,7 +1061,7 @@ write_tsv(FILE *f, const struct mura_report *r)
 	fprintf(f, "type\tstudies\tabnormal\timages\tthreshold");
 	for (int m = 0; m < MURA_METRIC_COUNT; m++)
 		fprintf(f, "\t%s\t%s_lo\t%s_hi", mura_metric_name(m), mura_metric_name(m), mura_metric_name(m));
-	fprintf(f, "\ttp\tfp\ttn\tfn\tbaseline_kappa\tradiologist_worst_kappa\tradiologist_best_kappa\n");
+	fprintf(f, "\ttp\tfp\ttn\tfn\tbaseline_kappa\tradiologist_worst_kappa\tradiologist_best_kappa\tnote\n");
 	for (int gi = 0; gi < MURA_GROUP_COUNT; gi++) {
 		const struct mura_group_eval *g = &r->group[gi];
 		struct mura_reference ref;
@@ -1061,7 +1081,8 @@ write_tsv(FILE *f, const struct mura_report *r)
 		        (unsigned long long)g->cm.fn);
 		fprintf(f, "\t%s", mura_number_format(b, ref.baseline));
 		fprintf(f, "\t%s", mura_number_format(b, ref.worst));
-		fprintf(f, "\t%s\n", mura_number_format(b, ref.best));
+		fprintf(f, "\t%s", mura_number_format(b, ref.best));
+		fprintf(f, "\t%s\n", mura_group_note(g->studies, g->abnormal));
 	}
 }
 
@@ -1117,6 +1138,11 @@ write_json(FILE *f, const struct mura_report *r, const struct mura_report_info *
 		json_num(f, "baseline_kappa", ref.baseline);
 		json_num(f, "radiologist_worst_kappa", ref.worst);
 		json_num(f, "radiologist_best_kappa", ref.best);
+		fprintf(f, ", \"note\": ");
+		if (*mura_group_note(g->studies, g->abnormal))
+			json_str(f, mura_group_note(g->studies, g->abnormal));
+		else
+			fputs("null", f);
 		fputc('}', f);
 	}
 	fprintf(f, "\n  ]\n}\n");

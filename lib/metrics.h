@@ -264,9 +264,19 @@ struct mura_reference {
 };
 void mura_reference_kappa(int group, struct mura_reference *ref);
 
+/* The warning a row of studies deserves: "one class only" (its kappa and
+ * AUC say nothing, or are undefined), else "fewer than 10 studies" (its
+ * metrics and intervals rest on too few: 4 studies can give an interval of
+ * [1.000, 1.000]), else "".  Shared by the report and the calibration. */
+#define MURA_FEW_STUDIES 10
+const char *mura_group_note(size_t studies, size_t abnormal);
+
 /* Print a report as an aligned table, TSV (one row per group, %.17g) or
  * JSON (undefined values null).  Groups without studies are left out,
- * except "all".  name: the scores file, for the table's and JSON's header. */
+ * except "all".  Every format ends a row with its mura_group_note (TSV: a
+ * last column note, empty when none; JSON: "note", null when none; the
+ * table and Markdown: a last column note and a footnote under the table
+ * when any row has one).  name: the scores file, for the table's and JSON's header. */
 enum mura_report_format {
 	MURA_REPORT_TABLE,
 	MURA_REPORT_TSV,

@@ -82,10 +82,33 @@ check_eq "a defined type beside them: kappa 1, AUC 1" "$(row hand | cut -f 6,9)"
 check_eq "one-class type in the table: kappa 0.000, AUC and specificity n/a" \
 	"$(mura-kappa -b 0 oneclass.tsv | awk '$1 == "wrist" { print $5, $6, $8 }')" "0.000 n/a n/a"
 
+# ---- a warning on every row of fewer than 10 studies or one class only ----
+check_eq "tsv: a last column note on every such row" \
+	"$(mura-kappa -b 50 -f tsv oneclass.tsv | awk -F '\t' '{ print $1 "=" $NF }' | tr '\n' ',')" \
+	"type=note,elbow=one class only,hand=fewer than 10 studies,wrist=one class only,all=fewer than 10 studies,"
+check_eq "json: a note, null where none" \
+	"$(mura-kappa -b 0 -f json oneclass.tsv | grep -o '"type": "[a-z]*"\|"note": [^}]*' | tr '\n' ' ')" \
+	'"type": "elbow" "note": "one class only" "type": "hand" "note": "fewer than 10 studies" "type": "wrist" "note": "one class only" "type": "all" "note": "fewer than 10 studies" '
+check_eq "json: null on a row of 10 studies or more with both classes" \
+	"$(mura-kappa -b 0 -f json fixed.tsv | grep -c '"note": null')" 9
+mura-kappa -b 50 -f markdown oneclass.tsv >note.md
+check_eq "markdown: the note in the row, where its interval looks certain" \
+	"$(awk -F '|' '$2 ~ /hand/ { gsub(/ +$|^ +/, "", $7); gsub(/ +$|^ +/, "", $(NF - 1)); print $7 "; " $(NF - 1) }' note.md)" \
+	"[1.000, 1.000]; fewer than 10 studies"
+check "markdown: a footnote under the table says what the note means" \
+	grep -q "^note: a row of fewer than 10 studies, or of one class only, is an anecdote" note.md
+check_eq "no footnote when no row has a note" "$(mura-kappa -b 0 fixed.tsv | grep -c '^note:')" 0
+
 # ---- determinism: golden checksums, stdin, seeds ----
 check_eq "golden checksum, tsv with bootstrap (seed 7)" \
-	"$(mura-kappa -b 200 -s 7 -f tsv fixed.tsv | cksum)" "2963517974 2899"
-check_eq "golden checksum, table" "$(mura-kappa -b 100 -s 3 <fixed.tsv | cksum)" "4051221631 1936"
+	"$(mura-kappa -b 200 -s 7 -f tsv fixed.tsv | cksum)" "3587069461 2913"
+check_eq "golden checksum, table" "$(mura-kappa -b 100 -s 3 <fixed.tsv | cksum)" "2906631859 1942"
+# The goldens from before the note column, which it must have left as they were.
+check_eq "... the tsv less its note column: the golden of before the column" \
+	"$(mura-kappa -b 200 -s 7 -f tsv fixed.tsv | cut -f 1-30 | cksum)" "2963517974 2899"
+check_eq "... the table less its note column: the golden of before the column" \
+	"$(mura-kappa -b 100 -s 3 <fixed.tsv | awk '/^type/ { c = index($0, "  note") - 1 }
+		c && /^$/ { exit } { print c ? substr($0, 1, c) : $0 }' | sed 's/ *$//' | cksum)" "4051221631 1936"
 check_eq "stdin and a file give the same report" \
 	"$(mura-kappa -f tsv -b 20 <fixed.tsv | cksum)" "$(mura-kappa -f tsv -b 20 fixed.tsv | cksum)"
 a=$(mura-kappa -f tsv -s 1 fixed.tsv | cksum) b=$(mura-kappa -f tsv -s 2 fixed.tsv | cksum)
@@ -108,7 +131,7 @@ check_eq "tuning writes its thresholds, every type, atomically" \
 check_eq "written thresholds read back give the same report" \
 	"$(mura-kappa -b 0 -f tsv -t tuned.tsv fixed.tsv | cksum)" "$(cksum <tuned.out)"
 check_eq "tuned kappa on the tuning file is at least the kappa at 0.5, per type" \
-	"$(mura-kappa -b 0 -f tsv fixed.tsv | paste - tuned.out | awk -F '\t' 'NR > 1 && $1 != "all" && ($36 + 0 < $6 + 0) { print $1, $6, $36 }')" ""
+	"$(mura-kappa -b 0 -f tsv fixed.tsv | paste - tuned.out | awk -F '\t' 'NR > 1 && $1 != "all" && ($37 + 0 < $6 + 0) { print $1, $6, $37 }')" ""
 # An output that is not a regular file (a FIFO here; /dev/null alike) is
 # written in place: a rename over it would replace it (as root, /dev/null).
 mkfifo fifo.tsv
@@ -251,7 +274,8 @@ check_eq "markdown table has the header rule of a Markdown table" \
 	"$(grep -c '^|-*|[-:|]*$' md.txt)" 1
 check_eq "markdown table holds the same cells as the plain table" \
 	"$(grep '^| ' md.txt | sed 's/|/ /g' | tr -s ' ' | sed 's/^ //; s/ $//')" \
-	"$(sed -n '/^type/,$p' tb.txt | tr -s ' ')"
+	"$(sed -n '/^type/,/^$/p' tb.txt | sed '/^$/d' | tr -s ' ')"
+check_eq "... and the same footnote" "$(sed -n '/^| all/,$p' md.txt | sed 1d)" "$(sed -n '/^all/,$p' tb.txt | sed 1d)"
 
 # ---- calibration: Brier score (scikit-learn's brier_score_loss) and ECE
 # (10 equal bins, computed here in numpy) of the study probabilities ----
