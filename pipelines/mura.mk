@@ -13,8 +13,11 @@
 #   OUT/trained                       the models to score, once training ended well
 #   OUT/valid.scores.tsv test.scores.tsv
 #                                     mura-score (the ensemble, TTA)
-#   OUT/report/                       metrics.md, metrics.tsv, valid.md, roc/*.png,
-#                                     curves.png, thresholds.tsv (with TUNE=yes)
+#   OUT/report/                       metrics.md, metrics.tsv, valid.md, valid.tsv,
+#                                     roc/*.png, curves.png, thresholds.tsv (with TUNE=yes),
+#                                     calibration/, operating.tsv, gallery/
+#   OUT/report/index.html             the run's page (pipelines/report.sh): all of the
+#                                     above, the galleries' heat maps, the provenance
 # Each stage's variables are kept in OUT/NAME.params, rewritten only when they
 # change: changing EPOCHS retrains and re-evaluates without preprocessing, and
 # changing SIZE preprocesses again.  A second make does nothing.
@@ -77,11 +80,19 @@ TTA           ?= none
 AGGREGATE     ?= mean
 TUNE          ?= no
 BOOTSTRAP     ?= 1000
+# The page: operating points chosen on valid (mura-kappa --operating-point), and
+# galleries of at most GALLERY test studies per type and kind (false positives,
+# false negatives, true positives, true negatives), each image with its map by
+# mura-cam (CAM_METHOD, at CAM_LAYER: empty for the backbone's last layer).
+OPERATING_POINTS ?= sens=0.9 spec=0.95
+GALLERY       ?= 6
+CAM_METHOD    ?= gradcam
+CAM_LAYER     ?=
 
 .DELETE_ON_ERROR:
 .PHONY: all report clean baseline sgd-boost hybrid tune
 
-all: $(OUT)/report/metrics.md
+all: $(OUT)/report/index.html
 
 include $(dir $(lastword $(MAKEFILE_LIST)))preprocess.mk
 
@@ -94,6 +105,9 @@ TRAIN_PARAMS := $(call params,$(OUT)/train.params,arch=$(ARCH) head=$(HEAD) drop
 	seed=$(SEED) sync_bn=$(SYNC_BN) $(TRAIN_FLAGS))
 SCORE_PARAMS := $(call params,$(OUT)/score.params,ensemble=$(ENSEMBLE) tta=$(TTA))
 REPORT_PARAMS := $(call params,$(OUT)/report.params,aggregate=$(AGGREGATE) tune=$(TUNE) bootstrap=$(BOOTSTRAP))
+PAGE_PARAMS := $(call params,$(OUT)/page.params,operating_points=$(OPERATING_POINTS) gallery=$(GALLERY) \
+	cam_method=$(CAM_METHOD) cam_layer=$(CAM_LAYER))
+REPORT_SH := $(dir $(THIS))report.sh
 
 MODEL = $(OUT)/model.safetensors
 CKPT  = $(OUT)/model.ckpt.safetensors
@@ -140,6 +154,33 @@ $(OUT)/report/metrics.md: $(OUT)/test.scores.tsv $(OUT)/valid.scores.tsv $(REPOR
 	@mv $(OUT)/report/valid.md.tmp $(OUT)/report/valid.md
 	@mv $@.tmp $@
 
+$(OUT)/report/valid.tsv: $(OUT)/valid.scores.tsv $(REPORT_PARAMS)
+	@mkdir -p $(OUT)/report
+	mura-kappa --aggregate $(AGGREGATE) --bootstrap 0 --format tsv $< > $@.tmp
+	@mv $@.tmp $@
+
+# Calibration of the test split's study probabilities (each file atomic; the
+# diagram last).
+$(OUT)/report/calibration/reliability.png: $(OUT)/test.scores.tsv $(REPORT_PARAMS)
+	mura-kappa --aggregate $(AGGREGATE) --bootstrap 0 --calibration $(OUT)/report/calibration \
+	    $(OUT)/test.scores.tsv > /dev/null
+
+$(OUT)/report/operating.tsv: $(OUT)/test.scores.tsv $(OUT)/valid.scores.tsv $(REPORT_PARAMS) $(PAGE_PARAMS)
+	sh $(REPORT_SH) operating run=$(OUT) aggregate=$(AGGREGATE) points='$(OPERATING_POINTS)'
+
+# The galleries' studies are called with the thresholds of the metrics.
+$(OUT)/report/gallery/gallery.tsv: $(OUT)/report/metrics.md $(OUT)/trained $(PREP)/test.mt \
+		$(RESIZE_PARAMS) $(PAGE_PARAMS)
+	sh $(REPORT_SH) gallery run=$(OUT) root='$(ROOT)' size=$(SIZE) fit=$(FIT) \
+	    aggregate=$(AGGREGATE) n=$(GALLERY) method=$(CAM_METHOD) layer=$(CAM_LAYER) \
+	    thresholds=$(if $(filter yes,$(TUNE)),$(OUT)/report/thresholds.tsv)
+
+$(OUT)/report/index.html: $(OUT)/report/metrics.md $(OUT)/report/valid.tsv $(OUT)/report/curves.png \
+		$(OUT)/report/calibration/reliability.png $(OUT)/report/operating.tsv \
+		$(OUT)/report/gallery/gallery.tsv $(PAGE_PARAMS) $(REPORT_SH)
+	sh $(REPORT_SH) page run=$(OUT) prep=$(PREP) mura='$(MURA)' top=$(TOP) \
+	    aggregate=$(AGGREGATE) n=$(GALLERY) method=$(CAM_METHOD) layer=$(CAM_LAYER)
+
 # Training curves from the log: loss, and validation AUC and kappa, per epoch.
 $(OUT)/report/curves.png: $(OUT)/trained
 	@mkdir -p $(OUT)/report
@@ -153,8 +194,9 @@ $(OUT)/report/curves.png: $(OUT)/trained
 	       '' using 'epoch':'val_kappa' with linespoints title 'kappa'; unset multiplot"
 	@mv $@.tmp $@
 
-report: $(OUT)/report/metrics.md
-	@cat $<
+report: $(OUT)/report/index.html
+	@cat $(OUT)/report/metrics.md
+	@echo "page: $<"
 
 # The paper's recipes, each a run of its own beside the default one.
 RUNS ?= out
