@@ -39,7 +39,7 @@ NN_CFLAGS  = -O3
 DEPS_BUILD = build-essential pkg-config libvips-dev libpng-dev libopenblas-dev parallel \
              openmpi-bin libopenmpi-dev
 DEPS_TEST  = python3-torch python3-torchvision python3-sklearn python3-numpy python3-optuna python3-pil gnuplot-nox groff-base \
-             libtcmalloc-minimal4 libjemalloc2
+             libtcmalloc-minimal4 libjemalloc2 chromium
 DEPS       = $(DEPS_BUILD) $(DEPS_TEST)
 
 # Out of the tree: `make O=DIR` writes every object, the library, the tools
