@@ -85,7 +85,7 @@ BOOTSTRAP     ?= 1000
 # false negatives, true positives, true negatives), each image with its map by
 # mura-cam (CAM_METHOD, at CAM_LAYER: empty for the backbone's last layer).
 OPERATING_POINTS ?= sens=0.9 spec=0.95
-GALLERY       ?= 6
+GALLERY       ?= 4
 CAM_METHOD    ?= gradcam
 CAM_LAYER     ?=
 

@@ -30,7 +30,7 @@ die() { printf '%s: %s\n' "$me" "$*" >&2; exit 1; }
 
 [ $# -ge 1 ] || die "usage: report.sh operating|gallery|page name=value..."
 cmd=$1; shift
-run='' prep='' mura='' top='' root='' size='' fit='' aggregate=mean n=6 thresholds='' layer='' method=gradcam
+run='' prep='' mura='' top='' root='' size='' fit='' aggregate=mean n=4 thresholds='' layer='' method=gradcam
 points='sens=0.9 spec=0.95'
 for a; do
 	case $a in
@@ -321,7 +321,7 @@ EOF
 		md_foot "$rep/valid.md"
 
 		printf '\n<h2 id="operating">Operating points</h2>\n'
-		if [ -s "$rep/operating.tsv" ]; then
+		if [ -f "$rep/operating.tsv" ] && [ "$(wc -l <"$rep/operating.tsv")" -gt 1 ]; then
 			printf '<p class="small">Per type, the threshold chosen on the validation split for a target sensitivity (sens=T: the highest threshold that reaches it) or specificity (spec=T: the lowest), and what it gives on the test split (mura-kappa --operating-point).</p>\n'
 			operating_table "$rep/operating.tsv"
 		else
