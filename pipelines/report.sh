@@ -141,8 +141,8 @@ gallery() {
 	fi
 	# gallery.tsv: the selection with each image's overlay and the map's model.
 	awk -F '\t' -v OFS='\t' -v model="$model" '
+		BEGIN { print "type", "kind", "rank", "of", "patient", "study", "study_prob", "label", "path", "image_prob", "overlay", "model" }
 		NR == FNR { if (FNR > 1) ov[$1] = $7; next }
-		FNR == 1 { print "type", "kind", "rank", "of", "patient", "study", "study_prob", "label", "path", "image_prob", "overlay", "model" }
 		{ print $0, ($9 in ov ? ov[$9] : ""), model }' "$g/cam.tsv" "$g/selected.tsv" >"$g/gallery.tsv"
 	rm -f "$g/selected.tsv" "$g/paths.csv" "$g/selected.mt" "$g/cam.tsv"
 	[ ! -d "$rep/gallery" ] || mv "$rep/gallery" "$rep/gallery.old$tmp"
@@ -342,7 +342,7 @@ EOF
 		printf '</div>\n'
 
 		printf '\n<h2 id="gallery">Galleries (test split)</h2>\n'
-		if [ -s "$rep/gallery/gallery.tsv" ]; then
+		if [ -f "$rep/gallery/gallery.tsv" ] && [ "$(wc -l <"$rep/gallery/gallery.tsv")" -gt 1 ]; then
 			model=$(awk -F '\t' 'NR == 2 { print $12; exit }' "$rep/gallery/gallery.tsv")
 			printf '<p class="small">Per type: the studies called wrongly, the most confident first (false positives by the highest probability, false negatives by the lowest), then those called rightly; at most %s studies of each kind, every image of them with its Grad-CAM map over it (mura-cam, %s%s, model <code>%s</code>). p: the ensemble'"'"'s probability of abnormality of the image; a study'"'"'s is the %s of its images'"'"'.</p>\n' \
 				"$n" "$method" "${layer:+, layer $layer}" "$(printf '%s' "$model" | esc)" "$aggregate"
@@ -351,7 +351,7 @@ EOF
 			printf '</nav>\n'
 			gallery_html "$rep/gallery/gallery.tsv"
 		else
-			printf '<p>no gallery</p>\n'
+			printf '<p>none (GALLERY=%s)</p>\n' "$n"
 		fi
 
 		printf '\n<h2 id="provenance">Provenance</h2>\n<dl>\n'
