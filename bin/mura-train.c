@@ -14,6 +14,7 @@
 #include "mura.h"
 #include "dist.h"
 #include "train.h"
+#include "util.h"
 #include "tool.h"
 
 static volatile sig_atomic_t stop_signal;
@@ -28,7 +29,9 @@ enum {
 	OPT_HEAD = 256, OPT_DROPOUT, OPT_FREEZE, OPT_UNFREEZE_AT, OPT_LR_AFTER, OPT_MEAN, OPT_STD,
 	OPT_AUGMENT, OPT_OPTIMIZER, OPT_MOMENTUM, OPT_NESTEROV, OPT_BETAS, OPT_WD, OPT_LOSS, OPT_GAMMA,
 	OPT_ALPHA, OPT_CW, OPT_BOOST, OPT_MONITOR, OPT_PF, OPT_PP, OPT_ES, OPT_TOP, OPT_LOG,
-	OPT_STAGE, OPT_VIT_DIM, OPT_VIT_DEPTH, OPT_VIT_HEADS, OPT_VIT_MLP, OPT_FORCE, OPT_PROGRESS, OPT_SYNC_BN, OPT_BUCKET, OPT_PRECISION,
+	OPT_STAGE, OPT_VIT_DIM, OPT_VIT_DEPTH, OPT_VIT_HEADS, OPT_VIT_MLP, OPT_FORCE, OPT_PROGRESS, OPT_SYNC_BN, OPT_BUCKET,
+	OPT_SCHEDULE, OPT_STEP_SIZE, OPT_LR_GAMMA, OPT_T_MAX, OPT_MIN_LR, OPT_MAX_LR, OPT_PCT_START, OPT_WARMUP,
+	OPT_WARMUP_FACTOR, OPT_SMOOTHING, OPT_ACCUMULATE, OPT_FIND_LR, OPT_PRECISION,
 };
 
 /* Every option, once: getopt's lists and the usage text come from here. */
@@ -61,10 +64,12 @@ static const struct tool_option option_table[] = {
 	{OPT_NESTEROV, "nesterov", NULL, "SGD: Nesterov momentum"},
 	{OPT_BETAS, "betas", "B1,B2", "Adam and AdamW betas (0.9,0.999)"},
 	{OPT_WD, "weight-decay", "X", "L2, decoupled for adamw (0; adamw 0.01)"},
-	{'b', "batch", "N", "images per step (8)"},
+	{'b', "batch", "N", "images per batch (8)"},
+	{OPT_ACCUMULATE, "accumulate", "K", "sum the gradients of K batches, then step (1)"},
 	{'e', "epochs", "N", "epochs (10; 1 for a stream; resuming: the\n"
 	                     "checkpoint's, more to extend the run)"},
 	{OPT_LOSS, "loss", "bce|focal", "loss (bce)"},
+	{OPT_SMOOTHING, "label-smoothing", "E", "targets y (1 - E) + E/2 (0)"},
 	{OPT_GAMMA, "gamma", "G", "focal loss exponent (2)"},
 	{OPT_ALPHA, "alpha", "A", "focal loss weight of abnormal images (none)"},
 	{OPT_CW, "class-weights", "W", "none, global or per-type (per-type)"},
@@ -74,6 +79,17 @@ static const struct tool_option option_table[] = {
 	                      "process may use)"},
 	{OPT_PRECISION, "precision", "P", "fp32, bf16 (mixed, AVX512-BF16 CPUs) or auto\n"
 	                                  "(bf16 where the CPU has it; fp32)"},
+	{0, NULL, NULL, "Learning-rate schedule (PyTorch's; see mura-train(1)):"},
+	{OPT_SCHEDULE, "schedule", "S", "plateau, cosine, step, exponential or onecycle\n"
+	                                "(plateau: the callbacks' ReduceLROnPlateau)"},
+	{OPT_STEP_SIZE, "step-size", "N", "step: multiply the rate by --lr-gamma every N\nepochs"},
+	{OPT_LR_GAMMA, "lr-gamma", "G", "step, exponential: the factor (step: 0.1)"},
+	{OPT_T_MAX, "t-max", "N", "cosine: epochs down to --min-lr (--epochs)"},
+	{OPT_MIN_LR, "min-lr", "X", "cosine: the lowest rate (0)"},
+	{OPT_MAX_LR, "max-lr", "X", "onecycle: the peak rate (--lr)"},
+	{OPT_PCT_START, "pct-start", "P", "onecycle: the share of steps rising (0.3)"},
+	{OPT_WARMUP, "warmup", "N", "linear warm-up over the first N steps (0)"},
+	{OPT_WARMUP_FACTOR, "warmup-factor", "F", "the warm-up's first rate is F times --lr (0.01)"},
 	{0, NULL, NULL, "Several processes (under mpirun; see mura-train(1)):"},
 	{OPT_SYNC_BN, "sync-bn", NULL, "batch statistics over the global batch\n"
 	                               "(SyncBatchNorm; default: each process's share)"},
@@ -93,6 +109,8 @@ static const struct tool_option option_table[] = {
 	                                 "else a line per epoch)"},
 	{'r', "resume", "CKPT", "continue a run from its checkpoint, with its\n"
 	                        "options (those given must agree)"},
+	{OPT_FIND_LR, "find-lr", "NAME", "the learning-rate range test instead of a run:\n"
+	                                  "NAME.tsv, NAME.png, the suggested rate on stdout"},
 	{OPT_FORCE, "force", NULL, "start over though MODEL.ckpt exists (a run\n"
 	                           "stopped or done; refused without)"},
 	{'h', "help", NULL, "show this help"},
@@ -106,8 +124,9 @@ usage(FILE *f)
 	fprintf(f,
 	        "usage: %s [options] --out MODEL.safetensors TRAIN.mt\n"
 	        "       %s --resume CKPT [--valid VALID.mt] [--epochs N] --out MODEL.safetensors TRAIN.mt\n"
+	        "       %s --find-lr NAME [options] TRAIN.mt\n"
 	        "Train a network on labelled image records (TRAIN '-': stdin, one epoch).\n",
-	        argv0, argv0);
+	        argv0, argv0, argv0);
 	tool_usage_options(f, option_table);
 }
 
@@ -118,6 +137,7 @@ struct options {
 	double lr, momentum, beta[2], wd;
 	int nesterov;
 	int progress;    /* --progress */
+	const char *find_lr;  /* --find-lr NAME */
 	int given[512];  /* by option code */
 	struct mura_ckpt_settings ckpt;  /* resuming: its settings, where c.augment points */
 };
@@ -215,14 +235,14 @@ report(void *arg, const struct mura_train_report *r)
 			memset(bar, '#', (size_t)fill);
 			memset(bar + fill, '.', (size_t)(width - fill));
 			bar[width] = 0;
-			fprintf(stderr, "\r\033[Kepoch %d/%d [%s] %s loss %s acc %s %s img/s %s", r->epoch, r->epochs, bar,
-			        b[1], num(b[2], sizeof b[2], "%.4f", r->loss), num(b[3], sizeof b[3], "%.3f", r->acc),
+			fprintf(stderr, "\r\033[Kepoch %d/%d [%s] %s lr %g loss %s acc %s %s img/s %s", r->epoch, r->epochs,
+			        bar, b[1], r->lr, num(b[2], sizeof b[2], "%.4f", r->loss), num(b[3], sizeof b[3], "%.3f", r->acc),
 			        num(b[4], sizeof b[4], "%.1f", r->images_per_s), eta_text(b[0], sizeof b[0], r->eta));
 			p->bar = 1;
 			p->last = now();
 		} else if (p->lines && now() - p->last >= p->every) {
-			fprintf(stderr, "epoch %d/%d: step %s, loss %s, acc %s, %s img/s, %s\n", r->epoch, r->epochs, b[1],
-			        num(b[2], sizeof b[2], "%.4f", r->loss), num(b[3], sizeof b[3], "%.3f", r->acc),
+			fprintf(stderr, "epoch %d/%d: step %s, lr %g, loss %s, acc %s, %s img/s, %s\n", r->epoch, r->epochs,
+			        b[1], r->lr, num(b[2], sizeof b[2], "%.4f", r->loss), num(b[3], sizeof b[3], "%.3f", r->acc),
 			        num(b[4], sizeof b[4], "%.1f", r->images_per_s), eta_text(b[0], sizeof b[0], r->eta));
 			p->last = now();
 		}
@@ -390,6 +410,40 @@ parse_options(int argc, char **argv, struct options *o)
 		case 'e':
 			c->epochs = parse_int("--epochs", optarg, 1, 1000000);
 			break;
+		case OPT_ACCUMULATE:
+			c->accumulate = parse_int("--accumulate", optarg, 1, 65536);
+			break;
+		case OPT_SMOOTHING:
+			c->loss.smoothing = parse_num("--label-smoothing", optarg, 0, 1);
+			break;
+		case OPT_SCHEDULE:
+			if ((c->sched.kind = mura_sched_kind_parse(optarg)) < 0)
+				die_usage("--schedule: %s", mura_error_get());
+			break;
+		case OPT_STEP_SIZE:
+			c->sched.step_size = parse_int("--step-size", optarg, 1, INT_MAX);
+			break;
+		case OPT_LR_GAMMA:
+			c->sched.gamma = parse_num("--lr-gamma", optarg, 1e-300, 1e300);
+			break;
+		case OPT_T_MAX:
+			c->sched.t_max = parse_int("--t-max", optarg, 1, INT_MAX);
+			break;
+		case OPT_MIN_LR:
+			c->sched.min_lr = parse_num("--min-lr", optarg, 0, 1e300);
+			break;
+		case OPT_MAX_LR:
+			c->sched.max_lr = parse_num("--max-lr", optarg, 1e-300, 1e300);
+			break;
+		case OPT_PCT_START:
+			c->sched.pct_start = parse_num("--pct-start", optarg, 0, 1);
+			break;
+		case OPT_WARMUP:
+			c->sched.warmup = parse_int("--warmup", optarg, 0, INT_MAX);
+			break;
+		case OPT_WARMUP_FACTOR:
+			c->sched.warmup_factor = parse_num("--warmup-factor", optarg, 1e-300, 1);
+			break;
 		case OPT_LOSS:
 			if ((c->loss.kind = mura_loss_kind_parse(optarg)) < 0)
 				die_usage("--loss: %s", mura_error_get());
@@ -458,9 +512,48 @@ parse_options(int argc, char **argv, struct options *o)
 		case OPT_PROGRESS:
 			o->progress = 1;
 			break;
+		case OPT_FIND_LR:
+			o->find_lr = optarg;
+			break;
 		TOOL_COMMON_OPTIONS;
 		}
 	}
+}
+
+/* The schedule's options: each with the kinds that use it. */
+static void
+check_schedule(const struct options *o)
+{
+	static const struct {
+		int code;
+		const char *name;
+		unsigned kinds;  /* bits 1 << enum mura_sched_kind */
+	} use[] = {
+		{OPT_STEP_SIZE, "--step-size", 1u << MURA_SCHED_STEP},
+		{OPT_LR_GAMMA, "--lr-gamma", 1u << MURA_SCHED_STEP | 1u << MURA_SCHED_EXPONENTIAL},
+		{OPT_T_MAX, "--t-max", 1u << MURA_SCHED_COSINE},
+		{OPT_MIN_LR, "--min-lr", 1u << MURA_SCHED_COSINE},
+		{OPT_MAX_LR, "--max-lr", 1u << MURA_SCHED_ONECYCLE},
+		{OPT_PCT_START, "--pct-start", 1u << MURA_SCHED_ONECYCLE},
+		{OPT_PF, "--plateau-factor", 1u << MURA_SCHED_PLATEAU},
+		{OPT_PP, "--plateau-patience", 1u << MURA_SCHED_PLATEAU},
+	};
+	const struct mura_train_config *c = &o->c;
+	int kind = c->sched.kind;
+
+	for (size_t i = 0; i < sizeof use / sizeof use[0]; i++)
+		if (o->given[use[i].code] && !(use[i].kinds & 1u << kind))
+			die_usage("%s is not for --schedule %s", use[i].name, mura_sched_kind_name(kind));
+	if (kind == MURA_SCHED_STEP && c->sched.step_size < 1)
+		die_usage("--schedule step needs --step-size N");
+	if (kind == MURA_SCHED_EXPONENTIAL && !o->given[OPT_LR_GAMMA] && !c->resume)
+		die_usage("--schedule exponential needs --lr-gamma G (ExponentialLR has no default)");
+	if (o->given[OPT_WARMUP_FACTOR] && c->sched.warmup == 0)
+		die_usage("--warmup-factor needs --warmup N");
+	if (kind == MURA_SCHED_ONECYCLE && c->sched.warmup > 0)
+		die_usage("--warmup is not for --schedule onecycle, which warms up by itself (--pct-start)");
+	if (kind == MURA_SCHED_ONECYCLE && o->given[OPT_LR_AFTER])
+		die_usage("--lr-after-unfreeze is not for --schedule onecycle, which sets the rate at every step");
 }
 
 /* The options that only make sense together, and the optimizer. */
@@ -471,7 +564,14 @@ check(struct options *o, int argc, char **argv)
 	const int *g = o->given;
 	struct mura_optim probe;
 
-	if (!c->out)
+	if (o->find_lr) {
+		static const int no[] = {'o', 'r', OPT_LOG, 'v', OPT_FORCE, OPT_ACCUMULATE, OPT_SCHEDULE, OPT_WARMUP};
+		static const char *const names[] = {"--out", "--resume", "--log", "--valid", "--force",
+		                                    "--accumulate", "--schedule", "--warmup"};
+		for (size_t i = 0; i < sizeof no / sizeof no[0]; i++)
+			if (g[no[i]])
+				die_usage("--find-lr writes no model and sets every step's rate: not with %s", names[i]);
+	} else if (!c->out)
 		die_usage("--out MODEL.safetensors is required");
 	if (optind >= argc)
 		die_usage("no training file (give TRAIN.mt, or '-' for stdin)");
@@ -494,7 +594,8 @@ check(struct options *o, int argc, char **argv)
 	if (g[OPT_LR_AFTER] && !c->unfreeze_at)
 		die_usage("--lr-after-unfreeze needs --unfreeze-at");
 	if ((g[OPT_GAMMA] || g[OPT_ALPHA]) && c->loss.kind != MURA_LOSS_FOCAL)
-		die_usage("--gamma and --alpha are for --loss focal");
+		die_usage("--gamma and --alpha are for --loss focal (the schedule's factor is --lr-gamma)");
+	check_schedule(o);
 	if (!c->valid) {
 		static const struct {
 			int code;
@@ -526,6 +627,14 @@ check(struct options *o, int argc, char **argv)
 	}
 	if (g[OPT_WD])
 		c->optim.weight_decay = o->wd;
+	/* OneCycleLR's cycle_momentum: the momentum (SGD) or beta1 (Adam)
+	 * starts at its max_momentum, whatever was given */
+	if (c->sched.kind == MURA_SCHED_ONECYCLE) {
+		if (o->optimizer == MURA_OPTIM_SGD)
+			c->optim.momentum = MURA_SCHED_MAX_MOMENTUM;
+		else
+			c->optim.beta1 = MURA_SCHED_MAX_MOMENTUM;
+	}
 	if (mura_optim_init(&probe, &c->optim, NULL, 0) < 0)
 		die_usage("--optimizer %s: %s", mura_optim_kind_name(o->optimizer), mura_error_get());
 	mura_optim_free(&probe);
@@ -550,6 +659,88 @@ resume_options(struct options *o, int argc, char **argv)
 	o->wd = o->c.optim.weight_decay;
 	optind = 0;  /* glibc: parse again from the start */
 	parse_options(argc, argv, o);
+}
+
+/* The range test's curve: NAME.tsv, and NAME.png drawn by gnuplot from
+ * inline data (no path reaches its script), each written to a temporary
+ * name and renamed. */
+static void
+find_lr_files(const char *name, const struct mura_lr_find *f)
+{
+	char path[4200], dir[4200], tmp[64], tmpath[8400];
+	struct mura_out o;
+	const char *slash = strrchr(name, '/');
+	double sug = f->suggested >= 0 ? f->lr[f->suggested] : NAN;
+	FILE *gp;
+	pid_t pid;
+	int st;
+
+	if ((size_t)snprintf(path, sizeof path, "%s.tsv", name) >= sizeof path)
+		die("%s: name too long", name);
+	if (mura_out_open(&o, path) < 0)
+		die_lib();
+	fprintf(o.f, "step\tlr\tloss\tsmoothed_loss\n");
+	for (int i = 0; i < f->n; i++)
+		fprintf(o.f, "%d\t%.17g\t%.9g\t%.9g\n", i + 1, f->lr[i], f->loss[i], f->smooth[i]);
+	if (mura_out_commit(&o) < 0)
+		die_lib();
+	snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - name ? slash - name : 1) : 1, slash ? name : ".");
+	snprintf(tmp, sizeof tmp, "lr-find.png.tmp.%ld", (long)getpid());
+	snprintf(tmpath, sizeof tmpath, "%s/%s", dir, tmp);
+	snprintf(path, sizeof path, "%s.png", name);
+	gp = gnuplot_open(dir, &pid);
+	fprintf(gp, "if (strstrt(GPVAL_TERMINALS, 'pngcairo') > 0) {\n"
+	            "  set terminal pngcairo size 800,560\n"
+	            "} else {\n"
+	            "  set terminal png size 800,560\n"
+	            "}\n"
+	            "set output '%s'\n"
+	            "set title \"learning-rate range test: %d steps, suggested rate %g\"\n"
+	            "set xlabel 'learning rate'\nset ylabel 'training loss'\nset logscale x\nset grid\n"
+	            "set format x '%%.0e'\nset key top left\n", tmp, f->n, sug);
+	if (!isnan(sug))
+		fprintf(gp, "set arrow from %.17g, graph 0 to %.17g, graph 1 nohead dt 2 lc rgb 'red'\n", sug, sug);
+	fprintf(gp, "plot '-' using 1:2 with lines lc rgb 'gray' title 'loss', "
+	            "'-' using 1:2 with lines lw 2 lc rgb 'blue' title 'smoothed'\n");
+	for (int k = 0; k < 2; k++) {
+		for (int i = 0; i < f->n; i++)
+			fprintf(gp, "%.17g %.9g\n", f->lr[i], k ? f->smooth[i] : f->loss[i]);
+		fprintf(gp, "e\n");
+	}
+	st = gnuplot_close(gp, pid);
+	if (st != 0) {
+		unlink(tmpath);
+		die("%s: gnuplot %s", path, st == 127 ? "not found (install gnuplot-nox)" : "failed");
+	}
+	if (rename(tmpath, path) < 0) {
+		unlink(tmpath);
+		die("%s: %s", path, strerror(errno));
+	}
+}
+
+static int
+find_lr(struct options *o, struct progress *p)
+{
+	struct mura_lr_find f;
+
+	mura_lr_find_init(&f);
+	o->c.report = report;
+	o->c.report_arg = p;
+	if (mura_train_find_lr(&o->c, &f) < 0)
+		die_lib();
+	clear_bar(p);
+	find_lr_files(o->find_lr, &f);
+	if (f.suggested < 0)
+		die("--find-lr: %d points before the loss diverged, too few for a suggestion (fastai's: past the "
+		    "first %d and before the last 5); the curve is in %s.tsv", f.n, f.iters / 10, o->find_lr);
+	warn("--find-lr: %d steps from %g to %g%s; suggested learning rate %g (the steepest descent of the "
+	     "smoothed loss); the curve in %s.tsv and %s.png", f.n, f.lr[0], f.lr[f.n - 1],
+	     f.stopped ? " (then the loss diverged)" : "", f.lr[f.suggested], o->find_lr, o->find_lr);
+	printf("%g\n", f.lr[f.suggested]);
+	mura_lr_find_free(&f);
+	if (fclose(stdout) != 0)
+		die("stdout: %s", strerror(errno));
+	return 0;
 }
 
 /* A message of process rank of a job of several: which process says it. */
@@ -604,6 +795,10 @@ main(int argc, char **argv)
 		if (mura_parse_long(e, 1, LONG_MAX, &v) < 0)
 			die_usage("MURA_TRAIN_STOP_AFTER_STEPS: %s", mura_error_get());
 		p.stop_after = v;
+	}
+	if (o.find_lr) {
+		o.c.stop = &stop_signal;
+		return find_lr(&o, &p);
 	}
 	/* One process of a job under mpirun, or alone (lib/dist.h). */
 	if (mura_dist_init(&d, &argc, &argv) < 0)

@@ -54,13 +54,14 @@ _Static_assert(sizeof kinds / sizeof kinds[0] == CKPT_KIND_COUNT, "a row of kind
 struct field {
 	const char *key;
 	enum ckpt_kind kind;
-	int optional;      /* may be absent: the member is zeroed */
+	int optional;      /* may be absent: the member is zeroed, or absent's value */
 	size_t off, size;  /* the member's place and size in the struct */
 	/* A setting's mura-train option (NULL: none, the data's), for
 	 * messages: its value as written when the option is not given (NULL:
 	 * it always has one), and whether it is a flag without an argument. */
 	const char *option, *unset;
 	int flag;
+	const char *absent;  /* an optional key's value when it is absent (NULL: zero) */
 };
 
 struct text {
@@ -70,12 +71,15 @@ struct text {
 };
 
 /* A row: the key is the member's name. */
-#define ROW(type, member, kind, optional, option, unset, flag) \
-	{#member, kind, optional, offsetof(type, member), sizeof(((type *)0)->member), option, unset, flag}
-#define STATE(member, kind, optional) ROW(struct mura_ckpt_state, member, kind, optional, NULL, NULL, 0)
+#define ROW(type, member, kind, optional, option, unset, flag, absent) \
+	{#member, kind, optional, offsetof(type, member), sizeof(((type *)0)->member), option, unset, flag, absent}
+#define STATE(member, kind, optional) ROW(struct mura_ckpt_state, member, kind, optional, NULL, NULL, 0, NULL)
 /* A setting, the option that sets it and its text when not given. */
-#define SETTING(member, kind, option, unset) ROW(struct mura_ckpt_settings, member, kind, 0, option, unset, 0)
-#define FLAG(member, option) ROW(struct mura_ckpt_settings, member, CKPT_INT, 0, option, "0", 1)
+#define SETTING(member, kind, option, unset) ROW(struct mura_ckpt_settings, member, kind, 0, option, unset, 0, NULL)
+#define FLAG(member, option) ROW(struct mura_ckpt_settings, member, CKPT_INT, 0, option, "0", 1, NULL)
+/* A setting newer than some checkpoints: absent, it is what those runs did. */
+#define SETTING_SINCE(member, kind, option, unset, absent) \
+	ROW(struct mura_ckpt_settings, member, kind, 1, option, unset, 0, absent)
 
 static const struct field state_fields[] = {
 	STATE(epoch, CKPT_INT, 0),
@@ -98,6 +102,9 @@ static const struct field state_fields[] = {
 	STATE(epochs, CKPT_INT, 1),
 	STATE(ranks, CKPT_INT, 1),
 	STATE(sync_bn, CKPT_INT, 1),
+	STATE(base_lr, CKPT_DOUBLE, 1),
+	STATE(sched_steps, CKPT_LONG, 1),
+	STATE(step_lr, CKPT_DOUBLE, 1),
 };
 
 static const struct field settings_fields[] = {
@@ -128,6 +135,17 @@ static const struct field settings_fields[] = {
 	SETTING(train, CKPT_RECORDS, NULL, NULL),
 	SETTING(input, CKPT_SIZE, NULL, NULL),
 	SETTING(valid, CKPT_RECORDS, NULL, NULL),
+	SETTING_SINCE(schedule, CKPT_STRING, "--schedule", NULL, "plateau"),
+	SETTING_SINCE(step_size, CKPT_INT, "--step-size", "0", "0"),
+	SETTING_SINCE(lr_gamma, CKPT_DOUBLE, "--lr-gamma", NULL, "0.1"),
+	SETTING_SINCE(t_max, CKPT_INT, "--t-max", "0", "0"),
+	SETTING_SINCE(min_lr, CKPT_DOUBLE, "--min-lr", NULL, "0"),
+	SETTING_SINCE(max_lr, CKPT_DOUBLE, "--max-lr", "0", "0"),
+	SETTING_SINCE(pct_start, CKPT_DOUBLE, "--pct-start", NULL, "0.3"),
+	SETTING_SINCE(warmup, CKPT_LONG, "--warmup", "0", "0"),
+	SETTING_SINCE(warmup_factor, CKPT_DOUBLE, "--warmup-factor", NULL, "0.01"),
+	SETTING_SINCE(label_smoothing, CKPT_DOUBLE, "--label-smoothing", "0", "0"),
+	SETTING_SINCE(accumulate, CKPT_INT, "--accumulate", NULL, "1"),
 };
 
 static const struct text state_text = {"train_state", state_fields,
@@ -406,6 +424,8 @@ parse(const struct text *t, void *obj, const char *text)
 			if (!f->optional)
 				return mura_error("%s: no %s", t->name, f->key);
 			memset((char *)obj + f->off, 0, f->size);
+			if (f->absent && get(f, f->absent, obj) < 0)
+				assert(!"an absent value that does not parse");
 			continue;
 		}
 		if (n >= sizeof v)

@@ -67,6 +67,12 @@
  *   sync_bn        int     1: batch statistics over every process's share
  *                          of the batch (--sync-bn; optional, 0 when absent;
  *                          kept by a resumed run, whatever its processes)
+ *   base_lr        double  the schedule's base rate, --lr at the start
+ *                          (PyTorch's initial_lr; optional, 0 when absent:
+ *                          a run of the plateau, which needs none)
+ *   sched_steps    long    onecycle: the run's optimizer steps (optional)
+ *   step_lr        double  the rate of the last step taken, the log's lr
+ *                          (optional; 0 when absent: then lr)
  *
  * train_settings (struct mura_ckpt_settings), with the mura-train option
  * that sets each; a resumed run takes them, and its own must equal them,
@@ -103,6 +109,23 @@
  *   train              records the training records, or a stream
  *   input              size    of every record
  *   valid              records the validation records, 0 without
+ * and, optional (a checkpoint of an older mura-train has none: the value
+ * after "absent" is what it did):
+ *   schedule           string  --schedule         plateau, cosine, step,
+ *                                                 exponential, onecycle;
+ *                                                 absent plateau
+ *   step_size          int     --step-size        absent 0
+ *   lr_gamma           double  --lr-gamma         absent 0.1
+ *   t_max              int     --t-max            cosine's, the run's
+ *                                                 epochs if not given; absent 0
+ *   min_lr             double  --min-lr           absent 0
+ *   max_lr             double  --max-lr           onecycle's, --lr if not
+ *                                                 given; absent 0
+ *   pct_start          double  --pct-start        absent 0.3
+ *   warmup             long    --warmup           steps, absent 0
+ *   warmup_factor      double  --warmup-factor    absent 0.01
+ *   label_smoothing    double  --label-smoothing  absent 0
+ *   accumulate         int     --accumulate       batches a step, absent 1
  */
 #ifndef MURA_CKPT_H
 #define MURA_CKPT_H
@@ -147,6 +170,9 @@ struct mura_ckpt_state {
 	int epochs;
 	int ranks;
 	int sync_bn;
+	double base_lr;
+	long sched_steps;
+	double step_lr;
 };
 
 /* The run's settings; the fields are train_settings' keys, above. */
@@ -178,6 +204,17 @@ struct mura_ckpt_settings {
 	uint64_t train;     /* records, or MURA_CKPT_STREAM */
 	uint32_t input[2];  /* h, w */
 	uint64_t valid;     /* records */
+	char schedule[16];
+	int step_size;
+	double lr_gamma;
+	int t_max;
+	double min_lr;
+	double max_lr;
+	double pct_start;
+	long warmup;
+	double warmup_factor;
+	double label_smoothing;
+	int accumulate;
 };
 
 /* The text of s into buf (len bytes, NUL-terminated).  Returns 0, or -1

@@ -2,10 +2,12 @@
  * train.c - the training loop of train.h.
  *
  * An epoch: the order (a seeded permutation of the file's records), then
- * steps of `batch` records, each copied out of the mapping, augmented in
+ * batches of `batch` records, each copied out of the mapping, augmented in
  * place, mixed up across the batch when asked, normalised into the input;
- * forward, loss, backward, optimizer step.  Then validation, the callbacks
- * and the files.  Whatever decides the next step is either derived from
+ * forward, loss, backward, and after every `accumulate` batches an
+ * optimizer step at the schedule's rate (lib/lrsched.h).  Then validation,
+ * the callbacks, the epoch schedules and the files.  The learning-rate
+ * range test (mura_train_find_lr) runs steps of the same code.  Whatever decides the next step is either derived from
  * (seed, epoch, step, path) or saved in the checkpoint; that is what makes
  * a resumed run end with the weights of an uninterrupted one.
  *
@@ -76,7 +78,12 @@ mura_train_config_default(struct mura_train_config *c)
 	c->lr_after_unfreeze = -1;
 	mura_optim_config_default(&c->optim, MURA_OPTIM_ADAM);
 	c->optim.lr = 1e-4;
+	c->sched.kind = MURA_SCHED_PLATEAU;
+	c->sched.gamma = 0.1;        /* StepLR's */
+	c->sched.pct_start = 0.3;    /* OneCycleLR's */
+	c->sched.warmup_factor = 0.01;  /* torchvision's references' --lr-warmup-decay */
 	c->batch = 8;
+	c->accumulate = 1;
 	c->epochs = 10;
 	mura_loss_init(&c->loss);
 	c->weights_mode = MURA_WEIGHTS_PER_TYPE;
@@ -128,6 +135,7 @@ struct run {
 	struct mura_model *m;
 	struct mura_optim opt;
 	int has_opt;
+	struct mura_sched sched;      /* c->sched resolved: lr, t_max, max_lr, total_steps */
 	struct mura_loss loss;
 	struct mura_aug aug;
 	int augment;
@@ -158,6 +166,7 @@ struct run {
 	int rank, ranks;              /* this process's, of ranks (1: alone) */
 	int agreed;                   /* a failure every process knows of */
 	int stop_seen;                /* the last step's: some process was asked to stop */
+	int finding;                  /* mura_train_find_lr: no files, divergence is a result */
 	size_t *shares;               /* ranks: validation records of each */
 };
 
@@ -408,6 +417,16 @@ static const struct {
 	SAME(freeze_backbone, freeze_backbone),
 	SAME(unfreeze_at, unfreeze_at),
 	SAME(lr_after_unfreeze, lr_after_unfreeze),
+	SAME(sched.step_size, step_size),
+	SAME(sched.gamma, lr_gamma),
+	SAME(sched.t_max, t_max),
+	SAME(sched.min_lr, min_lr),
+	SAME(sched.max_lr, max_lr),
+	SAME(sched.pct_start, pct_start),
+	SAME(sched.warmup, warmup),
+	SAME(sched.warmup_factor, warmup_factor),
+	SAME(loss.smoothing, label_smoothing),
+	SAME(accumulate, accumulate),
 };
 
 /* The members of same[] from src into dst: a configuration's into
@@ -436,6 +455,9 @@ make_settings(struct run *r)
 	snprintf(s->class_weights, sizeof s->class_weights, "%s", mura_weights_mode_name(c->weights_mode));
 	snprintf(s->augment, sizeof s->augment, "%s", r->aug_text);
 	snprintf(s->monitor, sizeof s->monitor, "%s", mura_monitor_name(c->monitor));
+	snprintf(s->schedule, sizeof s->schedule, "%s", mura_sched_kind_name(c->sched.kind));
+	s->t_max = r->sched.t_max;    /* as resolved */
+	s->max_lr = r->sched.max_lr;
 	s->train = r->src.pipe ? MURA_CKPT_STREAM : r->src.n;
 	s->input[0] = r->src.h, s->input[1] = r->src.w;
 	s->valid = r->has_valid ? r->valid.n : 0;
@@ -459,7 +481,7 @@ mura_train_config_from_ckpt(struct mura_train_config *c, struct mura_ckpt_settin
 	struct mura_st_file f;
 	struct mura_ckpt_state st;
 	const char *state, *text;
-	int optimizer, loss, weights_mode, monitor, rc = -1;
+	int optimizer, loss, weights_mode, monitor, sched, rc = -1;
 
 	if (mura_st_open(&f, path) < 0)
 		return -1;
@@ -468,7 +490,7 @@ mura_train_config_from_ckpt(struct mura_train_config *c, struct mura_ckpt_settin
 	if (mura_ckpt_settings_parse(s, text) < 0 || (optimizer = mura_optim_kind_parse(s->optimizer)) < 0 ||
 	    (loss = mura_loss_kind_parse(s->loss)) < 0 ||
 	    (weights_mode = mura_weights_mode_parse(s->class_weights)) < 0 ||
-	    (monitor = mura_monitor_parse(s->monitor)) < 0) {
+	    (monitor = mura_monitor_parse(s->monitor)) < 0 || (sched = mura_sched_kind_parse(s->schedule)) < 0) {
 		mura_error_prefix("%s", path);
 		goto done;
 	}
@@ -483,6 +505,7 @@ mura_train_config_from_ckpt(struct mura_train_config *c, struct mura_ckpt_settin
 	c->weights_mode = weights_mode;
 	c->augment = s->augment;
 	c->monitor = monitor;
+	c->sched.kind = sched;
 	c->epochs = 0;
 	rc = 0;
 done:
@@ -1014,9 +1037,12 @@ make_batch(struct run *r, int nb)
 	return 0;
 }
 
-/* One step on this process's nb images of the global batch's total. */
+/* One batch on this process's nb images, of the step's total images (the
+ * global batch's, or the K batches' it accumulates); first: the step's
+ * first batch (the gradients start from zero), last: its last (the
+ * optimizer steps, at the rate and momentum of the schedule). */
 static int
-step(struct run *r, int nb, int total)
+step(struct run *r, int nb, int total, int first, int last)
 {
 	double sum = 0, v[6] = {0};
 
@@ -1029,14 +1055,15 @@ step(struct run *r, int nb, int total)
 		if (!isfinite(r->logits[k]))
 			v[isnan(r->logits[k]) ? 4 : 5] = 1;
 	if (r->ranks < 2 && (v[4] || v[5]))
-		return diverged(r, v[4] ? "a logit is nan" : "a logit is infinite");
+		return r->finding ? 2 : diverged(r, v[4] ? "a logit is nan" : "a logit is infinite");
 	if (v[4] || v[5])  /* go on to the sums, where every process learns of it */
 		memset(r->dz, 0, (size_t)nb * sizeof *r->dz);
 	else if (mura_loss_part(&r->loss, r->logits, r->y, r->type, (size_t)nb, (size_t)total, &sum, r->dz) < 0)
 		return -1;
 	if (r->ranks < 2 && !isfinite(sum))
-		return diverged(r, isnan(sum) ? "the loss is nan" : "the loss is infinite");
-	mura_optim_zero_grad(&r->opt);
+		return r->finding ? 2 : diverged(r, isnan(sum) ? "the loss is nan" : "the loss is infinite");
+	if (first)
+		mura_optim_zero_grad(&r->opt);
 	if (mura_model_backward(r->m, r->dz) < 0 || mura_dist_grads_sum(r->d) < 0)
 		return -1;
 	/* what the processes learnt, summed: stop, loss, right, images, nan, inf */
@@ -1055,7 +1082,20 @@ step(struct run *r, int nb, int total)
 			mura_error_clear();
 		return -1;
 	}
-	mura_optim_step(&r->opt);
+	if (last) {
+		double m;
+		r->opt.cfg.lr = r->st.lr;
+		if (mura_sched_momentum(&r->sched, r->st.total_steps, &m)) {
+			if (r->opt.cfg.kind == MURA_OPTIM_SGD)
+				r->opt.cfg.momentum = m;
+			else
+				r->opt.cfg.beta1 = m;
+		}
+		mura_optim_step(&r->opt);
+		r->st.step_lr = r->st.lr;
+		r->st.total_steps++;
+		mura_sched_step(&r->sched, r->st.total_steps, &r->st.lr);
+	}
 	r->stop_seen = v[0] > 0;
 	r->st.loss_sum += v[1] * (1.0 / (double)total) * total;
 	r->st.correct += (uint64_t)v[2];
@@ -1078,11 +1118,45 @@ report_step(struct run *r, long steps, int event)
 	rep.steps = steps;
 	rep.loss = r->st.seen ? r->st.loss_sum / (double)r->st.seen : NAN;
 	rep.acc = r->st.seen ? (double)r->st.correct / (double)r->st.seen : NAN;
-	rep.lr = r->st.lr;
+	rep.lr = r->st.step_lr > 0 ? r->st.step_lr : r->st.lr;
 	rep.images_per_s = t > 0 ? (double)r->st.seen / t : NAN;
 	rep.eta = steps > 0 && r->st.step > 0 ? t / (double)r->st.step * (double)(steps - r->st.step) : -1;
 	rep.val_loss = rep.val_auc = rep.val_kappa = NAN;
 	r->c->report(r->c->report_arg, &rep);
+}
+
+/* The batches of an epoch of the training file, and its images into *n:
+ * a last batch of one image is left out (batch statistics need two;
+ * shared out, it must give each process two, or one with --sync-bn if
+ * the whole has two).  Optimizer steps: accumulate of them make one. */
+static long
+epoch_batches(const struct run *r, uint64_t *n)
+{
+	uint64_t need = r->ranks < 2 ? 2 : r->c->sync_bn ? (uint64_t)(r->ranks > 2 ? r->ranks : 2)
+	                                                 : 2 * (uint64_t)r->ranks;
+	uint64_t last;
+
+	*n = r->src.n;
+	last = *n % (uint64_t)r->batch;
+	if (r->batch > 1 && *n > 1 && last > 0 && last < need)
+		*n -= last;
+	return (long)((*n + (uint64_t)r->batch - 1) / (uint64_t)r->batch);
+}
+
+/* r->order: the permutation of epoch r->st.epoch, from the seed. */
+static void
+shuffle(struct run *r)
+{
+	struct mura_rng rng;
+
+	for (uint64_t i = 0; i < r->src.n; i++)
+		r->order[i] = i;
+	mura_rng_derive(&rng, r->c->seed, (uint64_t)r->st.epoch, "shuffle");
+	for (uint64_t i = r->src.n - 1; i > 0; i--) {
+		uint64_t j = mura_rng_below(&rng, i + 1), t = r->order[i];
+		r->order[i] = r->order[j];
+		r->order[j] = t;
+	}
 }
 
 /* The epoch's training part.  Returns 0 when done, 1 when asked to stop
@@ -1093,26 +1167,11 @@ train_epoch(struct run *r)
 	const struct mura_train_config *c = r->c;
 	long steps = -1;
 	uint64_t n = r->src.n;
+	uint64_t group = (uint64_t)r->batch * (uint64_t)c->accumulate;  /* images of a step */
 
 	if (!r->src.pipe) {
-		struct mura_rng rng;
-		/* A last batch of one image is left out: batch statistics need two;
-		 * shared out, it must give each process two (one with --sync-bn,
-		 * if the whole has two). */
-		uint64_t need = r->ranks < 2 ? 2 : c->sync_bn ? (uint64_t)(r->ranks > 2 ? r->ranks : 2)
-		                                              : 2 * (uint64_t)r->ranks;
-		uint64_t last = n % (uint64_t)r->batch;
-		if (r->batch > 1 && n > 1 && last > 0 && last < need)
-			n -= last;
-		steps = (long)((n + (uint64_t)r->batch - 1) / (uint64_t)r->batch);
-		for (uint64_t i = 0; i < r->src.n; i++)
-			r->order[i] = i;
-		mura_rng_derive(&rng, c->seed, (uint64_t)r->st.epoch, "shuffle");
-		for (uint64_t i = r->src.n - 1; i > 0; i--) {
-			uint64_t j = mura_rng_below(&rng, i + 1), t = r->order[i];
-			r->order[i] = r->order[j];
-			r->order[j] = t;
-		}
+		steps = epoch_batches(r, &n);
+		shuffle(r);
 	} else if (r->st.step > 0) {
 		/* Resuming from a pipe: the same stream again, past what was used. */
 		uint64_t skip = (uint64_t)r->st.step * (uint64_t)r->batch;
@@ -1128,11 +1187,17 @@ train_epoch(struct run *r)
 	while (steps < 0 || r->st.step < steps) {
 		double t0 = now();
 		int nb = 0, total;
+		int first = 1, last = 1;
 		if (!r->src.pipe) {
-			/* the global batch [pos, pos + total), this process's share of it */
-			uint64_t pos = (uint64_t)r->st.step * (uint64_t)r->batch, lo, hi;
-			total = (int)(n - pos < (uint64_t)r->batch ? n - pos : (uint64_t)r->batch);
-			share(r, pos, (uint64_t)total, &lo, &hi);
+			/* the global batch [pos, pos + nb), this process's share of
+			 * it; the step's images are its group's, K batches' */
+			uint64_t pos = (uint64_t)r->st.step * (uint64_t)r->batch, lo, hi, g0;
+			uint64_t nbatch = n - pos < (uint64_t)r->batch ? n - pos : (uint64_t)r->batch;
+			g0 = pos / group * group;
+			total = (int)(n - g0 < group ? n - g0 : group);
+			first = r->st.step % c->accumulate == 0;
+			last = r->st.step % c->accumulate == c->accumulate - 1 || r->st.step == steps - 1;
+			share(r, pos, nbatch, &lo, &hi);
 			for (; lo + (uint64_t)nb < hi; nb++) {
 				if (mura_file_get(&r->src.mf, r->order[lo + (uint64_t)nb], &r->view) < 0 ||
 				    copy_record(&r->recs[nb], &r->view) < 0)
@@ -1152,16 +1217,16 @@ train_epoch(struct run *r)
 			}
 			total = nb;
 		}
-		if (make_batch(r, nb) < 0 || step(r, nb, total) < 0)
+		if (make_batch(r, nb) < 0 || step(r, nb, total, first, last) < 0)
 			return -1;
 		r->st.step++;
-		r->st.total_steps++;
 		r->st.train_seconds += now() - t0;
 		r->st.seconds += now() - t0;
 		report_step(r, steps, MURA_TRAIN_STEP);
 		/* Alone, a stop asked for during the report is seen at once; in a
-		 * job, by every process at the next step's sums. */
-		if (r->stop_seen || (r->ranks < 2 && stop_asked(r)))
+		 * job, by every process at the next step's sums.  Only between
+		 * optimizer steps: the gradients of a part of one are not saved. */
+		if (last && (r->stop_seen || (r->ranks < 2 && stop_asked(r))))
 			return 1;
 	}
 	return 0;
@@ -1337,7 +1402,8 @@ end_epoch(struct run *r, double vl, double va, double vk, int *stop_early)
 	struct mura_ckpt_state *s = &r->st;
 	struct mura_train_report rep = {0};
 	int e = s->epoch, best = 0, reduced = 0;
-	double lr = s->lr, seconds = s->seconds;
+	/* the rate the epoch's last step trained with */
+	double lr = s->step_lr > 0 ? s->step_lr : s->lr, seconds = s->seconds;
 	double loss = s->seen ? s->loss_sum / (double)s->seen : NAN;
 	double acc = s->seen ? (double)s->correct / (double)s->seen : NAN;
 	double ips = s->train_seconds > 0 ? (double)s->seen / s->train_seconds : NAN;
@@ -1355,7 +1421,7 @@ end_epoch(struct run *r, double vl, double va, double vk, int *stop_early)
 			*stop_early = 1;
 		/* torch.optim.lr_scheduler.ReduceLROnPlateau, threshold_mode
 		 * "rel", threshold 1e-4, cooldown 0, min_lr 0. */
-		if (c->plateau_factor < 1) {
+		if (c->plateau_factor < 1 && r->sched.kind == MURA_SCHED_PLATEAU) {
 			int imp = c->monitor == MURA_MONITOR_VAL_AUC ? v > s->plateau_best * (1 + PLATEAU_THRESHOLD)
 			                                             : v < s->plateau_best * (1 - PLATEAU_THRESHOLD);
 			if (imp)
@@ -1372,6 +1438,9 @@ end_epoch(struct run *r, double vl, double va, double vk, int *stop_early)
 			}
 		}
 	}
+	/* the epoch schedules' step (the same on every process: it depends
+	 * on the epoch and the rate alone) */
+	mura_sched_epoch(&r->sched, e, &s->lr);
 	if (r->ranks > 1) {
 		struct mura_model_flat f;
 		mura_model_flat(r->m, &f);
@@ -1516,6 +1585,9 @@ resume_epochs(struct run *r, const struct mura_ckpt_settings *s)
 		return mura_error("%s does not record the run's number of epochs (a checkpoint of an older "
 		                  "mura-train): give --epochs", path);
 	r->epochs = r->c->epochs ? r->c->epochs : had;
+	if (had && r->epochs > had && r->sched.kind == MURA_SCHED_ONECYCLE)
+		return mura_error("%s: --epochs %d: a one-cycle schedule ends with its run's %ld steps (%d "
+		                  "epochs); it cannot be extended", path, r->epochs, r->sched.total_steps, had);
 	if (had && r->epochs > had) {
 		info(r, "%s: extending the run from %d to %d epochs", path, had, r->epochs);
 		return 0;
@@ -1686,6 +1758,50 @@ resume_check(struct run *r, const struct mura_st_file *ck, const struct mura_ckp
 
 /* ---- the run ---------------------------------------------------------------------- */
 
+/* r->sched from c->sched: the base rate (a resumed run's from its
+ * checkpoint), t_max and max_lr where not given, onecycle's steps; and
+ * accumulation's limits.  Returns 0, or -1 with mura_error set. */
+static int
+resolve_sched(struct run *r)
+{
+	const struct mura_train_config *c = r->c;
+	struct mura_sched *s = &r->sched;
+	uint64_t n;
+	long k = c->accumulate;
+
+	*s = c->sched;
+	s->lr = c->resume && r->st.base_lr > 0 ? r->st.base_lr : c->optim.lr;
+	if (s->kind == MURA_SCHED_COSINE && s->t_max == 0)
+		s->t_max = r->epochs;
+	if (s->kind == MURA_SCHED_ONECYCLE && s->max_lr == 0)
+		s->max_lr = c->optim.lr;
+	if (k < 1)
+		return mura_error("--accumulate %ld: at least 1", k);
+	if (k > 1 && r->src.pipe)
+		return mura_error("%s: --accumulate %ld needs a file: a step's images must be counted before "
+		                  "its first batch, which a stream cannot", r->src.name, k);
+	if (k > 1 && r->ranks > 1)
+		return mura_error("--accumulate %ld under mpirun (%d processes) is not supported: give a larger "
+		                  "--batch, which the processes share out (each process then holds its share "
+		                  "of it only)", k, r->ranks);
+	if (s->kind == MURA_SCHED_ONECYCLE) {
+		if (r->src.pipe)
+			return mura_error("%s: --schedule onecycle needs the run's steps, which a stream cannot "
+			                  "count: give a file", r->src.name);
+		if (c->lr_after_unfreeze >= 0)
+			return mura_error("--lr-after-unfreeze with --schedule onecycle: the cycle sets the rate "
+			                  "at every step");
+		if (c->optim.kind == MURA_OPTIM_SGD && c->optim.momentum == 0)
+			return mura_error("--schedule onecycle cycles SGD's momentum: the optimizer must be built "
+			                  "with one (momentum %g, OneCycleLR's max_momentum)", MURA_SCHED_MAX_MOMENTUM);
+		if (c->resume && r->st.sched_steps > 0)
+			s->total_steps = r->st.sched_steps;
+		else
+			s->total_steps = (long)r->epochs * ((epoch_batches(r, &n) + k - 1) / k);
+	}
+	return mura_sched_check(s);
+}
+
 /* Everything before the first step: the options checked, the checkpoint
  * read when resuming, the data opened, the model made.  Returns 0, 1 when
  * a resumed run has nothing to do (and nothing was written), -1. */
@@ -1699,7 +1815,7 @@ setup(struct run *r)
 	int rc = -1;
 
 	memset(&ck, 0, sizeof ck);
-	if (c->batch < 1 || c->epochs < (c->resume ? 0 : 1) || !c->out || !c->train)
+	if (c->batch < 1 || c->epochs < (c->resume ? 0 : 1) || (!c->out && !r->finding) || !c->train)
 		return mura_error("batch, epochs, out and train must be set");
 	if (c->keep_top > MURA_CKPT_TOP_MAX)
 		return mura_error("--keep-top %d: at most %d", c->keep_top, MURA_CKPT_TOP_MAX);
@@ -1714,9 +1830,9 @@ setup(struct run *r)
 	r->ckpt_epoch = -1;
 	utf8_text(r->command, sizeof r->command, c->command ? c->command : "");
 	/* Only process 0 writes: the others need not see --out. */
-	if (mura_train_path(r->ckpt, sizeof r->ckpt, c->out, "ckpt") < 0 ||
+	if (!r->finding && (mura_train_path(r->ckpt, sizeof r->ckpt, c->out, "ckpt") < 0 ||
 	    (r->rank == 0 && (writable_dir(c->out, "--out") < 0 || (c->log && writable_dir(c->log, "--log") < 0) ||
-	                      ckpt_in_the_way(r) < 0)))
+	                      ckpt_in_the_way(r) < 0))))
 		return -1;
 	if (r->ranks > 1) {
 		if (!strcmp(c->train, "-"))
@@ -1750,9 +1866,14 @@ setup(struct run *r)
 	r->augment = strcmp(r->aug_text, "none") != 0;
 
 	if (source_open(&r->src, c->train) < 0 || open_valid(r) < 0 || alloc_batch(r) < 0 ||
-	    class_weights(r) < 0)
+	    class_weights(r) < 0 || resolve_sched(r) < 0)
 		goto done;
 	make_settings(r);
+	if (!c->resume) {
+		r->st.lr = mura_sched_start(&r->sched);
+		r->st.base_lr = r->sched.lr;
+		r->st.sched_steps = r->sched.total_steps;
+	}
 	if (r->src.pipe)
 		info(r, "%s: a stream is read once, in its order: one epoch, no shuffling", r->src.name);
 
@@ -1772,7 +1893,7 @@ setup(struct run *r)
 	r->st.sync_bn = c->sync_bn;
 	r->st.epochs = r->epochs;
 	rc = -1;
-	if (r->rank == 0 && clean_temporaries(r) < 0)
+	if (r->rank == 0 && !r->finding && clean_temporaries(r) < 0)
 		goto done;
 	if (c->resume) {
 		if (history_add(r, mura_st_meta(&ck, "train_history")) < 0 || make_model(r, &ck) < 0 ||
@@ -1860,6 +1981,139 @@ mura_train_run(const struct mura_train_config *c)
 done:
 	if (rc == -1 && r.ranks > 1 && !r.agreed)
 		rc = MURA_TRAIN_ABORT;
+	run_free(&r);
+	return rc;
+}
+
+/* ---- the learning-rate range test ----------------------------------------------- */
+
+void
+mura_lr_find_init(struct mura_lr_find *f)
+{
+	memset(f, 0, sizeof *f);
+	f->start = 1e-7;
+	f->end = 10;
+	f->iters = 100;
+	f->beta = 0.98;
+	f->diverge = 4;
+	f->suggested = -1;
+}
+
+void
+mura_lr_find_free(struct mura_lr_find *f)
+{
+	free(f->lr);
+	free(f->loss);
+	free(f->smooth);
+	f->lr = f->loss = f->smooth = NULL;
+	f->n = 0;
+}
+
+/* fastai's "steep" suggestion: f->suggested. */
+static void
+steepest(struct mura_lr_find *f)
+{
+	int lo = f->iters / 10, hi = f->n - 5;  /* points [lo, hi) */
+	double best = INFINITY;
+
+	f->suggested = -1;
+	for (int i = lo; i + 1 < hi; i++) {
+		double g = (f->smooth[i + 1] - f->smooth[i]) / (log(f->lr[i + 1]) - log(f->lr[i]));
+		if (g < best)
+			best = g, f->suggested = i;
+	}
+}
+
+int
+mura_train_find_lr(const struct mura_train_config *c, struct mura_lr_find *f)
+{
+	struct run r;
+	double avg = 0, best = INFINITY;
+	uint64_t n = 0;
+	long steps = 0;
+	int rc = -1;
+
+	memset(&r, 0, sizeof r);
+	r.c = c;
+	r.finding = 1;
+	mura_record_init(&r.view);
+	mura_record_init(&r.scratch);
+	mura_scores_init(&r.vs);
+	mura_lr_find_free(f);
+	f->stopped = 0;
+	f->suggested = -1;
+	if (c->resume || (c->dist && mura_dist_size(c->dist) > 1)) {
+		mura_error("--find-lr: from a fresh start or --weights, in one process (not --resume, not under mpirun)");
+		goto done;
+	}
+	if (!strcmp(c->train, "-")) {
+		mura_error("--find-lr: the training records must be a file (it reads them in epochs' orders)");
+		goto done;
+	}
+	if (f->iters < 2 || !(f->start > 0 && f->end > f->start) || !(f->beta >= 0 && f->beta < 1)) {
+		mura_error("--find-lr: %d steps from %g to %g, beta %g make no test", f->iters, f->start, f->end, f->beta);
+		goto done;
+	}
+	if ((rc = setup(&r)) != 0) {
+		rc = -1;
+		goto done;
+	}
+	rc = -1;
+	r.sched.kind = MURA_SCHED_PLATEAU;  /* the test sets every step's rate */
+	r.sched.warmup = 0;
+	if (!(f->lr = malloc((size_t)f->iters * sizeof *f->lr)) ||
+	    !(f->loss = malloc((size_t)f->iters * sizeof *f->loss)) ||
+	    !(f->smooth = malloc((size_t)f->iters * sizeof *f->smooth))) {
+		mura_error("out of memory");
+		goto done;
+	}
+	r.st.epoch = 0;
+	mura_model_freeze_backbone(r.m, c->freeze_backbone);
+	for (int it = 0; it < f->iters; it++) {
+		double before, loss, sm;
+		int nb = 0, total, s;
+		uint64_t pos;
+		if (it == 0 || r.st.step == steps) {  /* the next epoch's order */
+			r.st.epoch++;
+			r.st.step = 0;
+			steps = epoch_batches(&r, &n);
+			shuffle(&r);
+		}
+		pos = (uint64_t)r.st.step * (uint64_t)r.batch;
+		total = (int)(n - pos < (uint64_t)r.batch ? n - pos : (uint64_t)r.batch);
+		for (; nb < total; nb++)
+			if (mura_file_get(&r.src.mf, r.order[pos + (uint64_t)nb], &r.view) < 0 ||
+			    copy_record(&r.recs[nb], &r.view) < 0)
+				goto done;
+		r.st.lr = f->start * pow(f->end / f->start, (double)it / f->iters);
+		before = r.st.loss_sum;
+		if (make_batch(&r, nb) < 0 || (s = step(&r, nb, total, 1, 1)) < 0)
+			goto done;
+		r.st.step++;
+		if (s == 2) {  /* not finite: diverged */
+			f->stopped = 1;
+			break;
+		}
+		loss = (r.st.loss_sum - before) / total;
+		/* AvgSmoothLoss: torch.lerp(loss, val, beta), debiased */
+		avg = loss + f->beta * (avg - loss);
+		sm = avg / (1 - pow(f->beta, it + 1));
+		f->lr[f->n] = r.st.lr, f->loss[f->n] = loss, f->smooth[f->n] = sm;
+		f->n++;
+		if (sm < best)
+			best = sm;
+		if (sm > f->diverge * best) {
+			f->stopped = 1;
+			break;
+		}
+		if (stop_asked(&r)) {
+			mura_error("--find-lr: interrupted");
+			goto done;
+		}
+	}
+	steepest(f);
+	rc = 0;
+done:
 	run_free(&r);
 	return rc;
 }

@@ -45,6 +45,7 @@
 #include "nn/loss.h"
 #include "nn/model.h"
 #include "nn/optim.h"
+#include "lrsched.h"
 
 enum mura_monitor {
 	MURA_MONITOR_VAL_LOSS = 1,  /* lower is better */
@@ -100,10 +101,17 @@ struct mura_train_config {
 
 	/* Optimisation. */
 	struct mura_optim_config optim;
+	/* The rate's schedule (lrsched.h): kind and parameters; its lr is
+	 * optim.lr, t_max 0 means the run's epochs, max_lr 0 means optim.lr,
+	 * total_steps is the run's (computed).  onecycle cycles SGD's
+	 * momentum or Adam's beta1, which optim must hold at
+	 * MURA_SCHED_MAX_MOMENTUM as OneCycleLR sets it. */
+	struct mura_sched sched;
 	int batch;
+	int accumulate;            /* batches whose gradients make one step (>= 1) */
 	int epochs;                /* resuming: 0 goes on to the checkpoint's count; more
 	                              than it extends the run, less shortens it */
-	struct mura_loss loss;     /* kind, gamma, alpha; the weights are computed here */
+	struct mura_loss loss;     /* kind, gamma, alpha, smoothing; the weights are computed here */
 	int weights_mode;          /* enum mura_weights_mode */
 	double boost;
 	uint64_t seed;
@@ -176,6 +184,37 @@ enum mura_train_status {
  * stopping) and is not extended returns MURA_TRAIN_DONE at once, having
  * written nothing, and says so. */
 int mura_train_run(const struct mura_train_config *c);
+
+/* The learning-rate range test (Smith, "Cyclical Learning Rates for
+ * Training Neural Networks", 2017), as fastai 2's Learner.lr_find does it:
+ * from the run's starting weights (fresh or --weights), `iters` training
+ * steps of one batch each (in the run's order, augmentation and loss; past
+ * an epoch, the next one's order), step i at the rate start (end /
+ * start)^(i / iters); the loss smoothed as fastai's AvgSmoothLoss (an
+ * exponential average with beta, debiased by 1 - beta^count); stopped
+ * after the step whose smoothed loss is above diverge times its lowest so
+ * far, or whose loss is not finite.  The suggestion is fastai's "steep":
+ * among the points past the first iters / 10 and before the last 5, the
+ * rate where the smoothed loss falls fastest against log(rate).  Nothing
+ * is written: the caller has c->out NULL; resume, accumulate, the
+ * schedule and several processes do not apply (refused, or ignored: the
+ * schedule and accumulate). */
+struct mura_lr_find {
+	double start, end;  /* 1e-7, 10 */
+	int iters;          /* 100 */
+	double beta;        /* 0.98 */
+	double diverge;     /* 4 */
+	/* the result, n points (lr, loss, smooth: arrays owned) */
+	int n;
+	double *lr, *loss, *smooth;
+	int stopped;        /* 1: stopped by divergence before iters */
+	int suggested;      /* the index of the suggestion, -1: too few points */
+};
+/* fastai's defaults. */
+void mura_lr_find_init(struct mura_lr_find *f);
+/* Returns 0, or -1 with mura_error set. */
+int mura_train_find_lr(const struct mura_train_config *c, struct mura_lr_find *f);
+void mura_lr_find_free(struct mura_lr_find *f);
 
 /* out with ".TAG" inserted before ".safetensors" (or appended): "best",
  * "ckpt", "top3".  Returns 0, or -1 if it does not fit. */

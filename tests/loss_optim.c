@@ -148,6 +148,49 @@ static void test_loss(void)
 	CHECK("empty batch refused", mura_loss_compute(&l, zz, yy, NULL, 0, &loss, dz) < 0);
 }
 
+/* Accumulation's promise at the loss: K batches, each with the step's
+ * total images, give one batch of them's gradient on every logit, bit for
+ * bit (and so the same weights' gradients where the model sums the images
+ * in one order), and its loss to rounding; label smoothing 0 is none. */
+static void test_accumulate(void)
+{
+	enum { K = 3, B = 8, N = K * B };
+	struct mura_loss l;
+	struct mura_rng r;
+	float z[N], y[N], big[N], acc[N], plain[N];
+	uint8_t t[N];
+	double lb, la = 0, lp;
+
+	mura_rng_seed(&r, 11);
+	for (int i = 0; i < N; i++) {
+		z[i] = (float)(mura_rng_normal(&r) * 2);
+		y[i] = i % 4 == 0 ? mura_rng_float(&r) : (float)(i % 2);
+		t[i] = (uint8_t)mura_rng_below(&r, MURA_TYPE_COUNT);
+	}
+	mura_loss_init(&l);
+	mura_loss_compute(&l, z, y, t, N, &lp, plain);
+	l.smoothing = 0;
+	mura_loss_compute(&l, z, y, t, N, &lb, big);
+	CHECK("label smoothing 0: the loss without smoothing, bit for bit", lb == lp && !memcmp(big, plain, sizeof big));
+	l.kind = MURA_LOSS_FOCAL;
+	l.alpha = 0.25f;
+	l.smoothing = 0.1;
+	mura_class_weights_compute(&l.cw, MURA_WEIGHTS_PER_TYPE, mura_ab, mura_no, 1.5);
+	mura_loss_compute(&l, z, y, t, N, &lb, big);
+	for (int k = 0; k < K; k++) {
+		double sum;
+		mura_loss_part(&l, z + k * B, y + k * B, t + k * B, B, N, &sum, acc + k * B);
+		la += sum;
+	}
+	la *= 1.0 / N;
+	CHECK("accumulate 3 batches of 8 (focal, per-type, smoothing 0.1): the gradient of one batch of 24, bit for bit",
+	      !memcmp(big, acc, sizeof big));
+	CHECK_NEAR("... and its loss", la, lb, 1e-15 * fabs(lb));
+	l.smoothing = 1.5;
+	CHECK("label smoothing 1.5 refused", mura_loss_compute(&l, z, y, t, N, &lb, big) < 0 &&
+	      strstr(mura_error_get(), "smoothing"));
+}
+
 /* Three blocks, random weights and gradients. */
 struct model {
 	float w[3][50], g[3][50];
@@ -341,6 +384,9 @@ static void run_loss(char **w, int nw)
 		exit(1);
 	l.gamma = (float)num(w, nw, "gamma");
 	l.alpha = (float)num(w, nw, "alpha");
+	l.smoothing = num(w, nw, "smoothing");
+	/* accum: k batches, each with the step's n images' scale */
+	size_t k = strcmp(w[0], "accum") == 0 ? (size_t)num(w, nw, "k") : 1;
 	int mode = mura_weights_mode_parse(field(w, nw, "weights"));
 	uint64_t *counts = slurp(name, "counts", sizeof(uint64_t), 2 * MURA_TYPE_COUNT);
 	if (mode < 0 || mura_class_weights_compute(&l.cw, mode, counts, counts + MURA_TYPE_COUNT,
@@ -351,11 +397,16 @@ static void run_loss(char **w, int nw)
 	float *z = slurp(name, "z", sizeof(float), n), *y = slurp(name, "y", sizeof(float), n);
 	uint8_t *t = slurp(name, "t", 1, n);
 	float *dz = malloc(n * sizeof(float));
-	double loss;
-	if (mura_loss_compute(&l, z, y, t, n, &loss, dz) < 0) {
-		fprintf(stderr, "loss_optim: %s: %s\n", name, mura_error_get());
-		exit(1);
+	double loss = 0;
+	for (size_t i = 0, b = n / k; i < k; i++) {
+		double sum;
+		if (mura_loss_part(&l, z + i * b, y + i * b, t + i * b, b, n, &sum, dz + i * b) < 0) {
+			fprintf(stderr, "loss_optim: %s: %s\n", name, mura_error_get());
+			exit(1);
+		}
+		loss += sum;
 	}
+	loss *= 1.0 / (double)n;
 	spill(name, "c_loss", &loss, sizeof(loss), 1);
 	spill(name, "c_dz", dz, sizeof(float), n);
 	spill(name, "c_w", l.cw.w0, sizeof(float), MURA_TYPE_COUNT);
@@ -459,7 +510,7 @@ static int run_cases(void)
 			words[nw++] = t;
 		if (nw < 2)
 			continue;
-		if (strcmp(words[0], "loss") == 0)
+		if (strcmp(words[0], "loss") == 0 || strcmp(words[0], "accum") == 0)
 			run_loss(words, nw);
 		else if (strcmp(words[0], "optim") == 0)
 			run_optim(words, nw);
@@ -476,6 +527,7 @@ int main(int argc, char **argv)
 	}
 	test_weights();
 	test_loss();
+	test_accumulate();
 	test_optim();
 	return test_status();
 }

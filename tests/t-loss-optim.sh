@@ -1,6 +1,7 @@
 #!/bin/sh
 # t-loss-optim.sh - losses and optimizers against PyTorch 1.13: the loss values
-# and gradients (float64 autograd) within 1e-6 relative, the weights and state
+# and gradients (float64 autograd) within 1e-6 relative, label smoothing and
+# gradient accumulation (K backward calls of loss / K) included, the weights and state
 # after six optimizer steps (lr change, frozen blocks, weight decay on and
 # off) within 4 ulp (bit-exact on Debian's torch).  The cases and the
 # comparison are in tests/py/loss_optim_ref.py; tests/loss_optim --run

@@ -204,7 +204,7 @@ steps=$(((n + 7) / 8))
 MURA_TRAIN_PROGRESS_SECONDS=0 mura-train --progress --arch resnet18 --epochs 1 --batch 8 --augment none \
 	--valid "$T/valid.mt" --out "$T/q.safetensors" "$T/train.mt" 2>"$T/err"
 check_eq "--progress without a terminal, interval 0: a plain line per step" \
-	"$(grep -cE "^epoch 1/1: step [0-9]+/$steps, loss [0-9.]+, acc [0-9.]+, [0-9.]+ img/s, [0-9]+:[0-9]{2} left\$" "$T/err")" \
+	"$(grep -cE "^epoch 1/1: step [0-9]+/$steps, lr [0-9.e-]+, loss [0-9.]+, acc [0-9.]+, [0-9.]+ img/s, [0-9]+:[0-9]{2} left\$" "$T/err")" \
 	"$steps"
 check "... then one as validation starts" grep -qx "epoch 1/1: validating" "$T/err"
 check_eq "... no carriage return or escape (no bar)" "$(tr -dc '\r\033' < "$T/err" | wc -c)" 0

@@ -174,13 +174,15 @@ mura_loss_part(const struct mura_loss *l, const float *z, const float *y, const 
 		return mura_error("unknown loss kind %d", l->kind);
 	if (l->kind == MURA_LOSS_FOCAL && !(l->gamma >= 0))
 		return mura_error("focal loss gamma %g: must be >= 0", (double)l->gamma);
+	if (!(l->smoothing >= 0 && l->smoothing <= 1))
+		return mura_error("label smoothing %g: must be in [0, 1]", l->smoothing);
 
 	const double inv_n = 1.0 / (double)total;
 	const double gamma = l->gamma, alpha = l->alpha;
 	double sum = 0;
 	for (size_t i = 0; i < n; i++) {
 		int t = type ? type[i] : 0;
-		double zi = z[i], yi = y[i];
+		double zi = z[i], yi = l->smoothing > 0 ? (double)y[i] * (1 - l->smoothing) + l->smoothing / 2 : y[i];
 		double w0 = l->cw.w0[t], w1 = l->cw.w1[t];
 		double p = sigmoid(zi), pn = sigmoid(-zi);
 		double c = w1 * yi * softplus(-zi) + w0 * (1 - yi) * softplus(zi);

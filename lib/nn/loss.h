@@ -19,6 +19,11 @@
  * 1 and alpha < 0, gamma = 0 focal is plain BCE; the class weights multiply
  * inside the focal term, so for a label of 0 or 1 they act as a per-class
  * factor beside alpha (focal_i = w_y a_t (1 - p_t)^gamma bce_i, unweighted bce).
+ * Label smoothing E replaces every target y by y (1 - E) + E / 2 (in double)
+ * before all of the above, as a PyTorch user smooths the target tensor
+ * given to BCEWithLogitsLoss or sigmoid_focal_loss: the class weight is
+ * still chosen by the image's type, and w1 and w0 weigh the smoothed
+ * target's two terms, alpha its two focal terms.
  * The value is accumulated in double; the gradient dL/dz[i] (including the
  * 1/n) is written in float.  Extreme logits (|z| = 100 and beyond) give
  * finite, exact values.
@@ -53,6 +58,7 @@ struct mura_loss {
 	int kind;         /* enum mura_loss_kind */
 	float gamma;      /* focal exponent, >= 0 */
 	float alpha;      /* focal: weight of positives (1 - alpha on negatives); < 0 none */
+	double smoothing; /* label smoothing E in [0, 1]: targets y (1 - E) + E / 2 */
 	struct mura_class_weights cw;
 };
 

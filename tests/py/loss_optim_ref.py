@@ -8,6 +8,11 @@
 Files are raw little-endian arrays (numpy tofile/fromfile).  Losses: PyTorch
 in float64 (autograd for the gradients) on the same float32 inputs, so the
 reference is exact to ~1e-15 and the comparison measures our error alone.
+Label smoothing: the target tensor smoothed, y (1 - E) + E / 2, before
+PyTorch's losses (class weights and focal terms as for the others).
+Accumulation: K backward calls of each batch's loss divided by K (what a
+PyTorch user writes), the gradient summed on the logits, against K calls
+of our loss on a batch each, scaled by the step's K B images.
 Optimizers: torch.optim 1.13 in float32 with foreach=False (the single-tensor
 path), several steps, an lr change in the middle, frozen blocks (.grad None)
 and a block without weight decay (a second param group).
@@ -24,8 +29,12 @@ NTYPES = 8
 MURA_A = [0, 2006, 1968, 661, 1484, 599, 4168, 3987]
 MURA_N = [0, 2925, 3138, 1164, 4059, 673, 4211, 5765]
 
-# name, kind, gamma, alpha, weights mode, boost, counts, fractional labels
+# name, kind, gamma, alpha, weights mode, boost, counts, fractional labels[, smoothing]
 LOSS_CASES = [
+    ("bce_smooth", "bce", 2, -1, "none", 1.0, "mura", 0, 0.1),
+    ("bce_pertype_boost_smooth", "bce", 2, -1, "per-type", 1.5, "mura", 1, 0.2),
+    ("focal_g2_a25_pertype_smooth", "focal", 2, 0.25, "per-type", 1.0, "mura", 0, 0.1),
+    ("focal_g15_smooth_unweighted", "focal", 1.5, 0.25, "none", 1.0, "mura", 1, 0.05),
     ("bce_plain", "bce", 2, -1, "none", 1.0, "mura", 0),
     ("bce_none_boost2", "bce", 2, -1, "none", 2.0, "mura", 1),
     ("bce_global", "bce", 2, -1, "global", 1.0, "mura", 0),
@@ -36,6 +45,12 @@ LOSS_CASES = [
     ("focal_g0", "focal", 0, -1, "none", 1.0, "mura", 1),
     ("focal_g15_a25_pertype", "focal", 1.5, 0.25, "per-type", 1.5, "mura", 1),
     ("focal_g2_global_binary", "focal", 2, 0.75, "global", 1.0, "mura", 0),
+]
+
+# name, kind, gamma, alpha, weights mode, boost, smoothing, K batches of B
+ACCUM_CASES = [
+    ("accum_bce_pertype_smooth", "bce", 2, -1, "per-type", 1.5, 0.1, 4, 8),
+    ("accum_focal_a25", "focal", 2, 0.25, "none", 1.0, 0.0, 3, 5),
 ]
 
 SIZES = [37, 1000, 5, 4099]
@@ -79,8 +94,57 @@ def class_weights(mode, ab, no, boost):
     return w0, w1
 
 
+def torch_loss(kind, gamma, alpha, mode, boost, w0, w1, zt, yt, tt):
+    """PyTorch's mean loss of a batch (float64 tensors)."""
+    w0t = torch.tensor(w0, dtype=torch.float64)[tt]
+    w1t = torch.tensor(w1, dtype=torch.float64)[tt]
+    weighted = mode != "none" or boost != 1.0
+    if kind == "bce":
+        if weighted:  # loss_i = w0 [(w1/w0) y sp(-z) + (1-y) sp(z)]
+            return F.binary_cross_entropy_with_logits(zt, yt, weight=w0t, pos_weight=w1t / w0t)
+        return F.binary_cross_entropy_with_logits(zt, yt)
+    if not weighted:
+        return torchvision.ops.sigmoid_focal_loss(zt, yt, alpha=alpha, gamma=gamma, reduction="mean")
+    # torchvision's sigmoid_focal_loss with the class-weighted BCE inside
+    p = torch.sigmoid(zt)
+    ce = F.binary_cross_entropy_with_logits(zt, yt, weight=w0t, pos_weight=w1t / w0t, reduction="none")
+    p_t = p * yt + (1 - p) * (1 - yt)
+    loss = ce * ((1 - p_t) ** gamma)
+    if alpha >= 0:
+        loss = (alpha * yt + (1 - alpha) * (1 - yt)) * loss
+    return loss.mean()
+
+
+def gen_accum(d, rng, case, out):
+    name, kind, gamma, alpha, mode, boost, smooth, k, b = case
+    n = k * b
+    z = (rng.standard_normal(n) * 3).astype(np.float32)
+    y = rng.integers(0, 2, n).astype(np.float32)
+    y[: n // 4] = rng.random(n // 4).astype(np.float32)
+    t = rng.integers(0, NTYPES, n).astype(np.uint8)
+    w0, w1 = class_weights(mode, MURA_A, MURA_N, boost)
+    for ext, v in (("z", z), ("y", y), ("t", t)):
+        v.tofile(f"{d}/{name}.{ext}")
+    np.array(MURA_A + MURA_N, np.uint64).tofile(f"{d}/{name}.counts")
+    np.concatenate([w0, w1]).astype(np.float32).tofile(f"{d}/{name}.t_w")
+    zt = torch.tensor(z, dtype=torch.float64, requires_grad=True)
+    ys = torch.tensor(y, dtype=torch.float64) * (1 - smooth) + smooth / 2
+    tt = torch.tensor(t.astype(np.int64))
+    total = 0.0
+    for i in range(k):  # loss.backward() per batch, the gradients summed
+        s = slice(i * b, (i + 1) * b)
+        loss = torch_loss(kind, gamma, alpha, mode, boost, w0, w1, zt[s], ys[s], tt[s]) / k
+        loss.backward()
+        total += loss.item()
+    np.array([total], np.float64).tofile(f"{d}/{name}.t_loss")
+    zt.grad.numpy().astype(np.float64).tofile(f"{d}/{name}.t_dz")
+    out.write(f"accum {name} kind={kind} gamma={gamma} alpha={alpha} weights={mode} boost={boost} "
+              f"smoothing={smooth} n={n} k={k}\n")
+
+
 def gen_loss(d, rng, case, out):
-    name, kind, gamma, alpha, mode, boost, counts, frac = case
+    name, kind, gamma, alpha, mode, boost, counts, frac = case[:8]
+    smooth = case[8] if len(case) > 8 else 0.0
     if counts == "mura":
         ab, no = MURA_A, MURA_N
     else:  # empty types, a one-class type, and unknown-type images
@@ -104,33 +168,14 @@ def gen_loss(d, rng, case, out):
     np.concatenate([w0, w1]).astype(np.float32).tofile(f"{d}/{name}.t_w")
 
     zt = torch.tensor(z, dtype=torch.float64, requires_grad=True)
-    yt = torch.tensor(y, dtype=torch.float64)
+    yt = torch.tensor(y, dtype=torch.float64) * (1 - smooth) + smooth / 2
     tt = torch.tensor(t.astype(np.int64))
-    w0t = torch.tensor(w0, dtype=torch.float64)[tt]
-    w1t = torch.tensor(w1, dtype=torch.float64)[tt]
-    weighted = mode != "none" or boost != 1.0
-    if kind == "bce":
-        if weighted:  # loss_i = w0 [(w1/w0) y sp(-z) + (1-y) sp(z)]
-            loss = F.binary_cross_entropy_with_logits(zt, yt, weight=w0t, pos_weight=w1t / w0t)
-        else:
-            loss = F.binary_cross_entropy_with_logits(zt, yt)
-    elif not weighted:
-        loss = torchvision.ops.sigmoid_focal_loss(zt, yt, alpha=alpha, gamma=gamma,
-                                                  reduction="mean")
-    else:  # torchvision's sigmoid_focal_loss with the class-weighted BCE inside
-        p = torch.sigmoid(zt)
-        ce = F.binary_cross_entropy_with_logits(zt, yt, weight=w0t, pos_weight=w1t / w0t,
-                                                reduction="none")
-        p_t = p * yt + (1 - p) * (1 - yt)
-        loss = ce * ((1 - p_t) ** gamma)
-        if alpha >= 0:
-            loss = (alpha * yt + (1 - alpha) * (1 - yt)) * loss
-        loss = loss.mean()
+    loss = torch_loss(kind, gamma, alpha, mode, boost, w0, w1, zt, yt, tt)
     loss.backward()
     np.array([loss.item()], np.float64).tofile(f"{d}/{name}.t_loss")
     zt.grad.numpy().astype(np.float64).tofile(f"{d}/{name}.t_dz")
     out.write(f"loss {name} kind={kind} gamma={gamma} alpha={alpha} weights={mode} "
-              f"boost={boost} n={n}\n")
+              f"boost={boost} smoothing={smooth} n={n}\n")
 
 
 def gen_optim(d, rng, case, out):
@@ -185,6 +230,8 @@ def gen(d):
     with open(f"{d}/cases.txt", "w") as out:
         for c in LOSS_CASES:
             gen_loss(d, rng, c, out)
+        for c in ACCUM_CASES:
+            gen_accum(d, rng, c, out)
         for c in OPTIM_CASES:
             gen_optim(d, rng, c, out)
 
@@ -205,7 +252,7 @@ def check(d):
     worst = {}
     for line in open(f"{d}/cases.txt"):
         what, name = line.split()[:2]
-        if what == "loss":
+        if what in ("loss", "accum"):
             tw = np.fromfile(f"{d}/{name}.t_w", np.float32)
             cw = np.fromfile(f"{d}/{name}.c_w", np.float32)
             verdict(np.array_equal(tw, cw), f"loss {name}: class weights",
