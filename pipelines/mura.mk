@@ -55,6 +55,23 @@ AUGMENT       ?= flip=0.5,rotate=30
 MONITOR       ?= val_loss
 PLATEAU_FACTOR   ?= 0.1
 PLATEAU_PATIENCE ?= 1
+# The rate's schedule (mura-train(1)'s "Learning-rate schedules"): plateau
+# (ReduceLROnPlateau, with PLATEAU_*), cosine (T_MAX: empty for the epochs,
+# MIN_LR), step (STEP_SIZE, LR_GAMMA), exponential (LR_GAMMA), onecycle
+# (MAX_LR: empty for LR, PCT_START); WARMUP steps of linear warm-up from
+# WARMUP_FACTOR times the rate.  LABEL_SMOOTHING: targets y (1 - E) + E/2.
+# ACCUMULATE: batches of BATCH whose gradients make one step.
+SCHEDULE      ?= plateau
+STEP_SIZE     ?= 10
+LR_GAMMA      ?= 0.1
+T_MAX         ?=
+MIN_LR        ?= 0
+MAX_LR        ?=
+PCT_START     ?= 0.3
+WARMUP        ?= 0
+WARMUP_FACTOR ?= 0.01
+LABEL_SMOOTHING ?= 0
+ACCUMULATE    ?= 1
 EARLY_STOP    ?= 0
 KEEP_TOP      ?= 5
 SEED          ?= 1
@@ -97,12 +114,28 @@ all: $(OUT)/report/index.html
 include $(dir $(lastword $(MAKEFILE_LIST)))preprocess.mk
 
 THIS := $(abspath $(firstword $(MAKEFILE_LIST)))
+# mura-train's options for the schedule, the warm-up, smoothing and
+# accumulation; in the stage's parameters only where not the defaults, so
+# that runs made before these existed are not retrained.
+SCHED_ARGS := --schedule $(SCHEDULE) \
+	$(if $(filter plateau,$(SCHEDULE)),--plateau-factor $(PLATEAU_FACTOR) --plateau-patience $(PLATEAU_PATIENCE)) \
+	$(if $(filter step,$(SCHEDULE)),--step-size $(STEP_SIZE)) \
+	$(if $(filter step exponential,$(SCHEDULE)),--lr-gamma $(LR_GAMMA)) \
+	$(if $(filter cosine,$(SCHEDULE)),$(if $(T_MAX),--t-max $(T_MAX)) --min-lr $(MIN_LR)) \
+	$(if $(filter onecycle,$(SCHEDULE)),$(if $(MAX_LR),--max-lr $(MAX_LR)) --pct-start $(PCT_START)) \
+	$(if $(filter-out 0,$(WARMUP)),--warmup $(WARMUP) --warmup-factor $(WARMUP_FACTOR)) \
+	--label-smoothing $(LABEL_SMOOTHING) --accumulate $(ACCUMULATE)
+RECIPE_PARAMS := $(if $(filter-out plateau,$(SCHEDULE)),schedule=$(SCHEDULE) step_size=$(STEP_SIZE) \
+	lr_gamma=$(LR_GAMMA) t_max=$(T_MAX) min_lr=$(MIN_LR) max_lr=$(MAX_LR) pct_start=$(PCT_START)) \
+	$(if $(filter-out 0,$(WARMUP)),warmup=$(WARMUP)/$(WARMUP_FACTOR)) \
+	$(if $(filter-out 0,$(LABEL_SMOOTHING)),label_smoothing=$(LABEL_SMOOTHING)) \
+	$(if $(filter-out 1,$(ACCUMULATE)),accumulate=$(ACCUMULATE))
 TRAIN_PARAMS := $(call params,$(OUT)/train.params,arch=$(ARCH) head=$(HEAD) dropout=$(DROPOUT) \
 	weights=$(WEIGHTS) epochs=$(EPOCHS) batch=$(BATCH) optimizer=$(OPTIMIZER) lr=$(LR) \
 	momentum=$(MOMENTUM) weight_decay=$(WEIGHT_DECAY) loss=$(LOSS) gamma=$(GAMMA) \
 	class_weights=$(CLASS_WEIGHTS) boost=$(BOOST) augment=$(AUGMENT) monitor=$(MONITOR) \
 	plateau=$(PLATEAU_FACTOR)/$(PLATEAU_PATIENCE) early_stop=$(EARLY_STOP) keep_top=$(KEEP_TOP) \
-	seed=$(SEED) sync_bn=$(SYNC_BN) $(TRAIN_FLAGS))
+	seed=$(SEED) sync_bn=$(SYNC_BN) $(RECIPE_PARAMS) $(TRAIN_FLAGS))
 SCORE_PARAMS := $(call params,$(OUT)/score.params,ensemble=$(ENSEMBLE) tta=$(TTA))
 REPORT_PARAMS := $(call params,$(OUT)/report.params,aggregate=$(AGGREGATE) tune=$(TUNE) bootstrap=$(BOOTSTRAP))
 PAGE_PARAMS := $(call params,$(OUT)/page.params,operating_points=$(OPERATING_POINTS) gallery=$(GALLERY) \
@@ -126,8 +159,8 @@ $(OUT)/trained: $(PREP)/train.mt $(PREP)/valid.mt $(TRAIN_PARAMS) $(WEIGHTS)
 	    --optimizer $(OPTIMIZER) --lr $(LR) $(if $(filter sgd,$(OPTIMIZER)),--momentum $(MOMENTUM)) \
 	    --weight-decay $(WEIGHT_DECAY) --loss $(LOSS) $(if $(filter focal,$(LOSS)),--gamma $(GAMMA)) \
 	    --class-weights $(CLASS_WEIGHTS) --boost $(BOOST) --augment '$(AUGMENT)' \
-	    --valid $(PREP)/valid.mt --monitor $(MONITOR) --plateau-factor $(PLATEAU_FACTOR) \
-	    --plateau-patience $(PLATEAU_PATIENCE) --early-stop $(EARLY_STOP) --keep-top $(KEEP_TOP) \
+	    --valid $(PREP)/valid.mt --monitor $(MONITOR) $(strip $(SCHED_ARGS)) \
+	    --early-stop $(EARLY_STOP) --keep-top $(KEEP_TOP) \
 	    --seed $(SEED) $(TRAIN_FLAGS) --progress --log $(OUT)/log.tsv --out $(MODEL) $(PREP)/train.mt
 	@case $(ENSEMBLE) in \
 	top) ls $(OUT)/model.top*.safetensors 2>/dev/null | sort -V ;; \

@@ -41,6 +41,14 @@ check "... and shows the training it would run" grep -q -- "--epochs 2 --batch" 
 $MK EPOCHS=1 >logn2 2>&1
 check_eq "... so the next real make with the old variables does nothing" "$(cat logn2)" \
 	"make: Nothing to be done for 'all'."
+# The schedule, warm-up, smoothing and accumulation reach mura-train, and
+# are the stage's parameters (a dry run: the stage would run again).
+$MK EPOCHS=1 SCHEDULE=cosine MIN_LR=1e-5 WARMUP=3 LABEL_SMOOTHING=0.1 ACCUMULATE=2 -n >logsc 2>&1
+check "SCHEDULE=cosine MIN_LR= WARMUP= LABEL_SMOOTHING= ACCUMULATE=: mura-train's options, retraining" \
+	grep -q -- "--schedule cosine --min-lr 1e-5 --warmup 3 --warmup-factor 0.01 --label-smoothing 0.1 --accumulate 2" logsc
+$MK EPOCHS=1 SCHEDULE=step STEP_SIZE=2 LR_GAMMA=0.5 -n >logst 2>&1
+check "SCHEDULE=step STEP_SIZE=2 LR_GAMMA=0.5: --schedule step --step-size 2 --lr-gamma 0.5, no plateau options" \
+	sh -c "grep -q -- '--schedule step --step-size 2 --lr-gamma 0.5 --label' logst && ! grep -q -- --plateau logst"
 
 # NP= trains under mpirun, on the machines of HOSTS=; a real run with 2
 # processes on this machine.
