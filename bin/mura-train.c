@@ -700,6 +700,13 @@ find_lr_files(const char *name, const struct mura_lr_find *f)
 	            "set format x '%%.0e'\nset key top left\n", tmp, f->n, sug);
 	if (!isnan(sug))
 		fprintf(gp, "set arrow from %.17g, graph 0 to %.17g, graph 1 nohead dt 2 lc rgb 'red'\n", sug, sug);
+	/* up to 1.5 times the smoothed loss's highest: a last step's raw loss
+	 * may be far above and flatten the curve */
+	double top = 0;
+	for (int i = 0; i < f->n; i++)
+		top = f->smooth[i] > top ? f->smooth[i] : top;
+	if (top > 0 && isfinite(top))
+		fprintf(gp, "set yrange [0:%.9g]\n", 1.5 * top);
 	fprintf(gp, "plot '-' using 1:2 with lines lc rgb 'gray' title 'loss', "
 	            "'-' using 1:2 with lines lw 2 lc rgb 'blue' title 'smoothed'\n");
 	for (int k = 0; k < 2; k++) {
