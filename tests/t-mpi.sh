@@ -133,7 +133,7 @@ check_eq "... its log has both epochs" "$(cut -f1 "$D/r12.safetensors.tsv" | tr 
 train 2 "$D/t.safetensors" --epochs 1000 >"$T/t.out" 2>&1 &
 pid=$!
 i=0
-while [ ! -s "$D/t.safetensors.tsv" ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i + 1)); done
+while [ ! -s "$D/t.safetensors.tsv" ] && [ $i -lt 1800 ]; do sleep 0.1; i=$((i + 1)); done
 pkill -TERM -f "^mpirun .*$D/t.safetensors"
 wait $pid
 check "SIGTERM to mpirun: the checkpoint is said" grep -q 'terminated: checkpoint written' "$T/t.out"
@@ -146,7 +146,7 @@ check "... and resumes (2 epochs more)" $MPI mura-train --resume "$D/t.ckpt.safe
 train 2 "$D/k.safetensors" --epochs 100000 >"$T/k.out" 2>&1 &
 pid=$!
 i=0
-while [ ! -s "$D/k.safetensors.tsv" ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i + 1)); done
+while [ ! -s "$D/k.safetensors.tsv" ] && [ $i -lt 1800 ]; do sleep 0.1; i=$((i + 1)); done
 kill -KILL "$(pgrep -f "^mura-train .*$D/k.safetensors" | tail -n 1)"
 i=0
 while kill -0 $pid 2>/dev/null && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
@@ -166,7 +166,7 @@ mpirun -np 2 mura-train --weights "$D/init.safetensors" --optimizer sgd --lr 0.0
 	>"$T/f.out" 2>"$T/f.err" &
 pid=$!
 i=0
-while [ ! -s "$D/logs/f.tsv" ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i + 1)); done
+while [ ! -s "$D/logs/f.tsv" ] && [ $i -lt 1800 ]; do sleep 0.1; i=$((i + 1)); done
 rm -rf "$D/logs"
 i=0
 while kill -0 $pid 2>/dev/null && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
