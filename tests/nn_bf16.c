@@ -78,6 +78,47 @@ gemm_case(struct mura_threads *p, int ta, int tb, int m, int n, int k, float alp
 	return ok;
 }
 
+/* bf16 x as vdpbf16ps reads it: subnormal inputs count as 0, as do
+ * subnormal products (the instruction's own DAZ and FTZ, whatever MXCSR). */
+static float
+as_dp(float x)
+{
+	return fpclassify(x) == FP_SUBNORMAL ? 0.0f : x;
+}
+
+/* The packing rounds exactly as mura_bf16_round (ties to even, NaN kept),
+ * along either stride of either operand: with k = 1 each C value is one
+ * product of two rounded values, exact in fp32 (a zero's sign aside: the
+ * sum starts at +0). */
+static void
+test_sbgemm_rounding(struct mura_threads *p)
+{
+	const float v[] = {1.0f + 0x1p-8f, 1.0f + 3 * 0x1p-8f, -(1.0f + 0x1p-8f + 0x1p-20f), 1e-39f, -3e-39f,
+	                   3.0e38f, NAN, 0.1f, -7.3f, 0x1p-126f * 1.5f, 2.0f, 65504.5f, 1e-3f, 0.0f, -0.0f,
+	                   12345.678f, 0.33333f};
+	enum { N = sizeof v / sizeof v[0] };
+	float a[N], b[N], c[N * N];
+	int ok = 1;
+
+	for (int t = 0; t < 4; t++) {
+		for (int i = 0; i < N; i++)
+			a[i] = v[i], b[i] = v[(i * 5 + 3) % N];
+		/* A is N x 1, B is 1 x N: as stored, either transpose reads the same floats */
+		mura_sbgemm(p, t & 1, t >> 1, N, N, 1, 1.0f, a, t & 1 ? N : 1, b, t >> 1 ? 1 : N, 0.0f, c, N);
+		for (int i = 0; i < N; i++)
+			for (int j = 0; j < N; j++) {
+				float want = as_dp(as_dp(mura_bf16_round(a[i])) * as_dp(mura_bf16_round(b[j])));
+				float got = c[i * N + j];
+				if (isnan(want) ? !isnan(got) : got != want) {
+					printf("  sbgemm rounding ta %d tb %d: %.9g x %.9g gave %.9g, want %.9g\n", t & 1,
+					       t >> 1, a[i], b[j], got, want);
+					ok = 0;
+				}
+			}
+	}
+	CHECK("sbgemm: operands rounded exactly as mura_bf16_round (ties, subnormals, NaN), every transpose", ok);
+}
+
 static void
 test_sbgemm(void)
 {
@@ -97,6 +138,7 @@ test_sbgemm(void)
 	ok = ok && gemm_case(two, 0, 0, 300, 600, 130, 0.5f, 1.0f, &g) &&
 	     gemm_case(two, 1, 1, 700, 90, 70, -2.0f, 0.25f, &g) && gemm_case(two, 0, 1, 96, 96, 500, 1.0f, 0, &g);
 	CHECK("sbgemm: alpha, beta (0, 1, 0.25), split by rows and by columns on two threads", ok);
+	test_sbgemm_rounding(one);
 	mura_threads_free(one);
 	mura_threads_free(two);
 }
