@@ -18,7 +18,7 @@
  * are packed in turn, on the stack of the thread that runs them (about 330
  * KB), the loop order of GotoBLAS (Goto and van de Geijn, 2008): B's block
  * is read from the L2 cache, A's panel from L1.  Packing is vectorised for
- * both layouts of either operand (pack_panel): it was scalar, and it was
+ * both layouts of either operand (pack_block): it was scalar, and it was
  * most of the time where one dimension is small or k is long (a 1x1
  * convolution's weight gradient, 256 x 64 x 12800: 68 -> 157-223 GFLOP/s
  * on one thread, processor time, the machine loaded).
@@ -43,6 +43,7 @@ enum {
 	KC = 256,   /* values of k per block (even) */
 	MC = 144,   /* rows of A per block (a multiple of MR) */
 	NC = 512,   /* columns of B per block (a multiple of NR) */
+	AHEAD = 8,  /* rows of an operand prefetched ahead while packing along its lanes */
 };
 
 int
@@ -140,29 +141,43 @@ first(int n)
 }
 
 /*
- * One packed panel, the operand of the kernel: `lanes` (MR rows of op(A)
- * or NR columns of op(B)) by kc values of k, as [ceil(kc / 2)][lanes]
- * pairs, out[p][l] = bf16(x(l, 2p)) | bf16(x(l, 2p + 1)) << 16 with x(l, q)
- * = d[l ls + q ks] for l < w and q < kc, 0 past them.  One of the strides
- * is 1 (the operand is row- or column-major): along the lanes, a row of
- * pairs is two rounded vectors' halves; along k, 16 lanes' 32 values of k
- * become 16 vectors of pairs, transposed 16 x 16.
+ * The packed operand of the kernel: `width` lanes (rows of op(A) or columns
+ * of op(B)) by kc values of k, in panels of `lanes` (MR or NR), each panel
+ * [ceil(kc / 2)][lanes] pairs: out[c][p][l] = bf16(x(c lanes + l, 2p)) |
+ * bf16(x(c lanes + l, 2p + 1)) << 16, x(l, q) = d[l ls + q ks] for l < w and
+ * q < kc, 0 past them.  One of the strides is 1 (the operand is row- or
+ * column-major).  Along the lanes: a row of pairs is two rounded vectors'
+ * halves, and the block is read row by row, two rows at a time, across all
+ * its panels (a panel at a time reads 2 x 128 bytes of each of kc rows: a
+ * stride the prefetcher does not follow, from memory at a third of the
+ * speed).  Along k: 16 lanes' 32 values of k become 16 vectors of pairs,
+ * transposed 16 x 16.  Either way the next rows are prefetched: the operand
+ * comes from memory (a 64 x 51200 x 576 product on one thread packed B in
+ * 15 ms without, 7 with).
  */
 BF16_TARGET static void
-pack_panel(const float *d, size_t ls, size_t ks, int w, int kc, int lanes, uint32_t *out)
+pack_block(const float *d, size_t ls, size_t ks, int w, int width, int kc, int lanes, uint32_t *out)
 {
 	const int kp = (kc + 1) / 2;
+	const size_t panel = (size_t)kp * lanes;
 	const __m512i hi16 = _mm512_set1_epi32((int)0xffff0000u);
 
 	if (ls == 1 || w == 1) {
-		for (int p = 0; p < kp; p++, out += lanes) {
+		for (int p = 0; p < kp; p++) {
 			const float *r0 = d + (size_t)(2 * p) * ks, *r1 = r0 + ks;
-			for (int l = 0; l < lanes; l += 16) {
-				__mmask16 m0 = first(w - l), m1 = 2 * p + 1 < kc ? m0 : 0;
-				__m512i lo = round16(_mm512_maskz_loadu_ps(m0, r0 + l * ls));
-				__m512i hi = round16(_mm512_maskz_loadu_ps(m1, r1 + l * ls));
-				__m512i v = _mm512_or_si512(_mm512_srli_epi32(lo, 16), _mm512_and_si512(hi, hi16));
-				_mm512_mask_storeu_epi32(out + l, first(lanes - l), v);
+			for (int c0 = 0; c0 < width; c0 += lanes) {
+				uint32_t *o = out + (size_t)(c0 / lanes) * panel + (size_t)p * lanes;
+				for (int l = 0; l < lanes; l += 16) {
+					__mmask16 m0 = first(w - c0 - l), m1 = 2 * p + 1 < kc ? m0 : 0;
+					if (2 * p + 1 + AHEAD < kc) {
+						__builtin_prefetch(r0 + AHEAD * ks + (size_t)(c0 + l) * ls, 0, 3);
+						__builtin_prefetch(r1 + AHEAD * ks + (size_t)(c0 + l) * ls, 0, 3);
+					}
+					__m512i lo = round16(_mm512_maskz_loadu_ps(m0, r0 + (size_t)(c0 + l) * ls));
+					__m512i hi = round16(_mm512_maskz_loadu_ps(m1, r1 + (size_t)(c0 + l) * ls));
+					__m512i v = _mm512_or_si512(_mm512_srli_epi32(lo, 16), _mm512_and_si512(hi, hi16));
+					_mm512_mask_storeu_epi32(o + l, first(lanes - l), v);
+				}
 			}
 		}
 		return;
@@ -172,62 +187,63 @@ pack_panel(const float *d, size_t ls, size_t ks, int w, int kc, int lanes, uint3
 	 * high halves in order, so word p pairs values 2p and 2p + 1. */
 	const __m512i odd = _mm512_set_epi16(63, 61, 59, 57, 55, 53, 51, 49, 47, 45, 43, 41, 39, 37, 35, 33,
 	                                     31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
-	for (int p0 = 0; p0 < kp; p0 += 16)
-		for (int l0 = 0; l0 < lanes; l0 += 16) {
-			__m512i v[16];
-			for (int l = 0; l < 16; l++) {
-				if (l0 + l >= w) {
-					v[l] = _mm512_setzero_si512();
-					continue;
+	for (int c0 = 0; c0 < width; c0 += lanes, out += panel)
+		for (int p0 = 0; p0 < kp; p0 += 16)
+			for (int l0 = 0; l0 < lanes; l0 += 16) {
+				__m512i v[16];
+				for (int l = 0; l < 16; l++) {
+					if (c0 + l0 + l >= w) {
+						v[l] = _mm512_setzero_si512();
+						continue;
+					}
+					const float *x = d + (size_t)(c0 + l0 + l) * ls + 2 * p0;
+					if (2 * p0 + 64 + 32 <= kc) {  /* the lane's values two steps on */
+						__builtin_prefetch(x + 64, 0, 3);
+						__builtin_prefetch(x + 80, 0, 3);
+					}
+					__m512i a = round16(_mm512_maskz_loadu_ps(first(kc - 2 * p0), x));
+					__m512i b = round16(_mm512_maskz_loadu_ps(first(kc - 2 * p0 - 16), x + 16));
+					v[l] = _mm512_permutex2var_epi16(a, odd, b);
 				}
-				const float *x = d + (size_t)(l0 + l) * ls + 2 * p0;
-				__m512i a = round16(_mm512_maskz_loadu_ps(first(kc - 2 * p0), x));
-				__m512i b = round16(_mm512_maskz_loadu_ps(first(kc - 2 * p0 - 16), x + 16));
-				v[l] = _mm512_permutex2var_epi16(a, odd, b);
+				transpose16(v);
+				for (int p = 0; p < 16 && p0 + p < kp; p++)
+					_mm512_mask_storeu_epi32(out + (size_t)(p0 + p) * lanes + l0, first(lanes - l0),
+					                         v[p]);
 			}
-			transpose16(v);
-			for (int p = 0; p < 16 && p0 + p < kp; p++)
-				_mm512_mask_storeu_epi32(out + (size_t)(p0 + p) * lanes + l0, first(lanes - l0), v[p]);
-		}
 }
 
-/* Rows [i0, i0 + mc) and values of k [p0, p0 + kc) of A, packed panel by
- * panel of MR rows; rows past m are 0. */
+/* Rows [i0, i0 + mc) and values of k [p0, p0 + kc) of A, packed in panels
+ * of MR rows (mc a multiple of MR); rows past m are 0. */
 static void
 pack_a(const struct smat *a, int m, int i0, int mc, int p0, int kc, uint32_t *out)
 {
-	const int kp = (kc + 1) / 2;
-
-	for (int r0 = 0; r0 < mc; r0 += MR) {
-		int i = i0 + r0, w = m - i < MR ? m - i : MR;
-		pack_panel(a->d + (size_t)i * a->rs + (size_t)p0 * a->cs, a->rs, a->cs, w, kc, MR,
-		           out + (size_t)r0 * kp);
-	}
+	pack_block(a->d + (size_t)i0 * a->rs + (size_t)p0 * a->cs, a->rs, a->cs, m - i0, mc, kc, MR, out);
 }
 
-/* Values of k [p0, p0 + kc) and columns [j0, j0 + nc) of B, packed panel
- * by panel of NR columns; columns past n are 0. */
+/* Values of k [p0, p0 + kc) and columns [j0, j0 + nc) of B, packed in
+ * panels of NR columns (nc a multiple of NR); columns past n are 0. */
 static void
 pack_b(const struct smat *b, int n, int p0, int kc, int j0, int nc, uint32_t *out)
 {
-	const int kp = (kc + 1) / 2;
-
-	for (int c0 = 0; c0 < nc; c0 += NR) {
-		int j = j0 + c0, w = n - j < NR ? n - j : NR;
-		pack_panel(b->d + (size_t)p0 * b->rs + (size_t)j * b->cs, b->cs, b->rs, w, kc, NR,
-		           out + (size_t)c0 * kp);
-	}
+	pack_block(b->d + (size_t)p0 * b->rs + (size_t)j0 * b->cs, b->cs, b->rs, n - j0, nc, kc, NR, out);
 }
 #endif
 
 #ifdef HAVE_BF16_KERNEL
-/* C[0..mr)[0..nr) += alpha * (A's panel x B's panel) over kp pairs of k. */
-BF16_TARGET
-static void
-kernel(int kp, const uint32_t *a, const uint32_t *b, float *c, size_t ldc, float alpha, int mr, int nr)
+/* C[0..mr)[0..nr) = alpha (A's panel x B's panel) + beta C over kp pairs
+ * of k; C is not read where beta is 0.  C's tile is prefetched first: it
+ * lies in memory (the rows of a large C are far apart), and its loads at
+ * the end cost as long as the products where k is short. */
+BF16_TARGET static void
+kernel(int kp, const uint32_t *a, const uint32_t *b, float *c, size_t ldc, float alpha, float beta, int mr,
+       int nr)
 {
 	__m512 acc[MR][2];
 
+	for (int i = 0; i < mr; i++) {
+		__builtin_prefetch(c + (size_t)i * ldc, 1, 3);
+		__builtin_prefetch(c + (size_t)i * ldc + nr - 1, 1, 3);
+	}
 #pragma GCC unroll 12
 	for (int i = 0; i < MR; i++)
 		acc[i][0] = acc[i][1] = _mm512_setzero_ps();
@@ -241,14 +257,17 @@ kernel(int kp, const uint32_t *a, const uint32_t *b, float *c, size_t ldc, float
 			acc[i][1] = _mm512_dpbf16_ps(acc[i][1], ai, b1);
 		}
 	}
-	const __m512 va = _mm512_set1_ps(alpha);
-	const __mmask16 m0 = nr >= 16 ? 0xffff : (__mmask16)((1u << nr) - 1);
-	const __mmask16 m1 = nr >= 32 ? 0xffff : nr <= 16 ? 0 : (__mmask16)((1u << (nr - 16)) - 1);
+	const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+	const __mmask16 m0 = first(nr), m1 = first(nr - 16);
 	for (int i = 0; i < mr; i++) {
 		float *ci = c + (size_t)i * ldc;
-		__m512 c0 = _mm512_maskz_loadu_ps(m0, ci), c1 = _mm512_maskz_loadu_ps(m1, ci + 16);
-		_mm512_mask_storeu_ps(ci, m0, _mm512_fmadd_ps(va, acc[i][0], c0));
-		_mm512_mask_storeu_ps(ci + 16, m1, _mm512_fmadd_ps(va, acc[i][1], c1));
+		__m512 r0 = _mm512_mul_ps(va, acc[i][0]), r1 = _mm512_mul_ps(va, acc[i][1]);
+		if (beta != 0.0f) {
+			r0 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m0, ci), r0);
+			r1 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m1, ci + 16), r1);
+		}
+		_mm512_mask_storeu_ps(ci, m0, r0);
+		_mm512_mask_storeu_ps(ci + 16, m1, r1);
 	}
 }
 #endif
@@ -261,21 +280,20 @@ sbgemm_serial(const struct smat *a, const struct smat *b, int m, int n, int k, f
 	_Alignas(64) uint32_t pa[MC * KC / 2];
 	_Alignas(64) uint32_t pb[KC / 2 * NC];
 
-	for (int i = 0; i < m; i++) {
-		float *ci = c + (size_t)i * ldc;
-		if (beta == 0.0f)
-			memset(ci, 0, (size_t)n * sizeof *ci);
-		else if (beta != 1.0f)
+	if (k == 0 || alpha == 0.0f) {  /* no products: C = beta C */
+		for (int i = 0; i < m; i++) {
+			float *ci = c + (size_t)i * ldc;
 			for (int j = 0; j < n; j++)
-				ci[j] *= beta;
-	}
-	if (k == 0 || alpha == 0.0f)
+				ci[j] = beta == 0.0f ? 0.0f : beta * ci[j];
+		}
 		return;
+	}
 #ifdef HAVE_BF16_KERNEL
 	for (int j0 = 0; j0 < n; j0 += NC) {
 		int nc = n - j0 < NC ? n - j0 : NC;
 		for (int p0 = 0; p0 < k; p0 += KC) {
 			int kc = k - p0 < KC ? k - p0 : KC, kp = (kc + 1) / 2;
+			float bk = p0 == 0 ? beta : 1.0f;  /* the first block of k applies beta */
 			pack_b(b, n, p0, kc, j0, (nc + NR - 1) / NR * NR, pb);
 			for (int i0 = 0; i0 < m; i0 += MC) {
 				int mc = m - i0 < MC ? m - i0 : MC;
@@ -283,7 +301,7 @@ sbgemm_serial(const struct smat *a, const struct smat *b, int m, int n, int k, f
 				for (int c0 = 0; c0 < nc; c0 += NR)
 					for (int r0 = 0; r0 < mc; r0 += MR)
 						kernel(kp, pa + (size_t)r0 * kp, pb + (size_t)c0 * kp,
-						       c + (size_t)(i0 + r0) * ldc + j0 + c0, ldc, alpha,
+						       c + (size_t)(i0 + r0) * ldc + j0 + c0, ldc, alpha, bk,
 						       mc - r0 < MR ? mc - r0 : MR, nc - c0 < NR ? nc - c0 : NR);
 			}
 		}
