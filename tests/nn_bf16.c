@@ -143,6 +143,107 @@ test_sbgemm(void)
 	mura_threads_free(two);
 }
 
+/* One 3x3 "same" convolution in bf16 (x [cin][n][h][w]): y, gw and dx
+ * against sums in double of the products of the rounded operands, each
+ * within 1e-5 of its sum of magnitudes.  With 32 output channels conv3.c's
+ * direct kernels compute it (rounding as they copy), with 48 im2col and
+ * mura_sbgemm (conv.c's direct_ok). */
+static int
+conv_case(int cin, int cout, struct mura_rng *g)
+{
+	const int n = 2, h = 9, w = 11, kk = 9;
+	const size_t plane = (size_t)n * h * w;
+	struct mura_threads *two = mura_threads_create(2);
+	float *wt = malloc((size_t)cout * cin * kk * sizeof *wt), *gw = calloc((size_t)cout * cin * kk, sizeof *gw);
+	float *x = malloc(cin * plane * sizeof *x), *dx = malloc(cin * plane * sizeof *dx);
+	float *y = malloc(cout * plane * sizeof *y), *dy = malloc(cout * plane * sizeof *dy);
+	struct mura_conv cv = {cin, cout, 3, 1, 1, wt, gw, NULL, NULL};
+	struct mura_fm fx = {x, cin, n, h, w}, fy = {y, cout, n, h, w}, fdy = {dy, cout, n, h, w}, fdx = {dx, cin, n, h, w};
+	struct mura_nn_ctx ctx = {two, NULL, 0, NULL, NULL, NULL, 1};
+	int ok = two && wt && gw && x && dx && y && dy;
+
+	ctx.scratch_n = ok ? mura_conv_scratch(&cv, &fx, 2) : 0;
+	ok = ok && (ctx.scratch = malloc(ctx.scratch_n * sizeof(float) + 64)) != NULL;
+	for (size_t i = 0; ok && i < (size_t)cout * cin * kk; i++)
+		wt[i] = (float)mura_rng_normal(g);
+	for (size_t i = 0; ok && i < cin * plane; i++)
+		x[i] = (float)mura_rng_normal(g);
+	for (size_t i = 0; ok && i < cout * plane; i++)
+		dy[i] = (float)mura_rng_normal(g);
+	if (ok) {
+		mura_conv_forward(&ctx, &cv, &fx, &fy);
+		mura_conv_backward(&ctx, &cv, &fx, &fdy, &fdx, 0);
+	}
+#define R(v) ((double)mura_bf16_round(v))
+#define X(c, i, r, q) x[(((size_t)(c) * n + (i)) * h + (r)) * w + (q)]
+#define AT(a, c, i, r, q) a[(((size_t)(c) * n + (i)) * h + (r)) * w + (q)]
+	double worst = 0;  /* the largest error over its tolerance */
+	for (int co = 0; ok && co < cout; co++)
+		for (int ci = 0; ci < cin; ci++)
+			for (int t = 0; t < kk; t++) {
+				double sg = 0, mg = 0;
+				for (int i = 0; i < n; i++)
+					for (int r = 0; r < h; r++)
+						for (int q = 0; q < w; q++) {
+							int ry = r + t / 3 - 1, qx = q + t % 3 - 1;
+							if (ry < 0 || ry >= h || qx < 0 || qx >= w)
+								continue;
+							double v = R(AT(dy, co, i, r, q)) * R(X(ci, i, ry, qx));
+							sg += v, mg += fabs(v);
+						}
+				double e = fabs(gw[((size_t)co * cin + ci) * kk + t] - sg) / (1e-5 * mg + 1e-30);
+				worst = e > worst ? e : worst;
+			}
+	for (int i = 0; ok && i < n; i++)
+		for (int r = 0; r < h; r++)
+			for (int q = 0; q < w; q++) {
+				for (int co = 0; co < cout; co++) {  /* y */
+					double sy = 0, my = 0;
+					for (int ci = 0; ci < cin; ci++)
+						for (int t = 0; t < kk; t++) {
+							int ry = r + t / 3 - 1, qx = q + t % 3 - 1;
+							if (ry < 0 || ry >= h || qx < 0 || qx >= w)
+								continue;
+							double v = R(wt[((size_t)co * cin + ci) * kk + t]) * R(X(ci, i, ry, qx));
+							sy += v, my += fabs(v);
+						}
+					double e = fabs(AT(y, co, i, r, q) - sy) / (1e-5 * my + 1e-30);
+					worst = e > worst ? e : worst;
+				}
+				for (int ci = 0; ci < cin; ci++) {  /* dx */
+					double sx = 0, mx = 0;
+					for (int co = 0; co < cout; co++)
+						for (int t = 0; t < kk; t++) {
+							int ry = r - (t / 3 - 1), qx = q - (t % 3 - 1);
+							if (ry < 0 || ry >= h || qx < 0 || qx >= w)
+								continue;
+							double v = R(wt[((size_t)co * cin + ci) * kk + t]) * R(AT(dy, co, i, ry, qx));
+							sx += v, mx += fabs(v);
+						}
+					double e = fabs(AT(dx, ci, i, r, q) - sx) / (1e-5 * mx + 1e-30);
+					worst = e > worst ? e : worst;
+				}
+			}
+#undef R
+#undef X
+#undef AT
+	if (ok && worst > 1)
+		printf("  conv bf16 %d -> %d: error %.3g times its tolerance\n", cin, cout, worst);
+	free(wt), free(gw), free(x), free(dx), free(y), free(dy), free(ctx.scratch);
+	mura_threads_free(two);
+	return ok && worst <= 1;
+}
+
+static void
+test_conv(void)
+{
+	struct mura_rng g;
+
+	mura_rng_seed(&g, 11);
+	CHECK("conv bf16: 3x3, 32 output channels (direct kernels): y, gw, dx on rounded operands", conv_case(6, 32, &g));
+	CHECK("conv bf16: 3x3, 48 output channels (im2col + sbgemm): y, gw, dx on rounded operands", conv_case(6, 48, &g));
+}
+
 static void
 test_precision(void)
 {
@@ -181,5 +282,6 @@ main(void)
 		return test_status();
 	}
 	test_sbgemm();
+	test_conv();
 	return test_status();
 }

@@ -35,6 +35,7 @@
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #define HAVE_BF16_KERNEL 1
 #include <immintrin.h>
+#define BF16_TARGET __attribute__((target("avx512f,avx512bw,avx512bf16")))
 #endif
 
 enum {
@@ -79,6 +80,23 @@ mura_bf16_round(float f)
 	return r;
 }
 
+#ifdef HAVE_BF16_KERNEL
+BF16_TARGET static void round_n_avx512(float *d, const float *s, size_t n);
+#endif
+
+void
+mura_bf16_round_n(float *d, const float *s, size_t n)
+{
+#ifdef HAVE_BF16_KERNEL
+	if (mura_bf16_supported()) {
+		round_n_avx512(d, s, n);
+		return;
+	}
+#endif
+	for (size_t i = 0; i < n; i++)
+		d[i] = mura_bf16_round(s[i]);
+}
+
 /* A strided matrix: element (i, j) at d[i * rs + j * cs]. */
 struct smat {
 	const float *d;
@@ -86,7 +104,6 @@ struct smat {
 };
 
 #ifdef HAVE_BF16_KERNEL
-#define BF16_TARGET __attribute__((target("avx512f,avx512bw,avx512bf16")))
 
 /* Sixteen floats rounded as bf16_of does (to nearest, ties to even; a NaN
  * made quiet), each bf16 in the high half of its 32-bit lane, the low half
@@ -102,6 +119,18 @@ round16(__m512 x)
 	const __mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff)),
 	                                              _mm512_set1_epi32(0x7f800000));
 	return _mm512_mask_or_epi32(r, nan, u, _mm512_set1_epi32(0x00400000));
+}
+
+static void
+round_n_avx512(float *d, const float *s, size_t n)
+{
+	const __m512i hi16 = _mm512_set1_epi32((int)0xffff0000u);
+
+	for (size_t i = 0; i < n; i += 16) {
+		__mmask16 m = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
+		__m512i r = _mm512_and_si512(round16(_mm512_maskz_loadu_ps(m, s + i)), hi16);
+		_mm512_mask_storeu_ps(d + i, m, _mm512_castsi512_ps(r));
+	}
 }
 
 /* r[i] becomes the i-th column of the 16 x 16 matrix of 32-bit words whose

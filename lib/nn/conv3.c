@@ -34,6 +34,11 @@
  * convolution of dy with the flipped, transposed weights, which the packing
  * reads straight from W.
  *
+ * In mixed precision (ctx->bf16) every kernel here rounds its operands to
+ * bf16 as it copies them (the zero-bordered input, the packed weights, dy's
+ * copies), so it computes what the bf16 GEMM does: products of bf16 values,
+ * exact in fp32, summed in fp32.  conv.c says where that pays.
+ *
  * By channels: where the image is small against the channels (a 64 px
  * input reaches layer4 at 2 x 2), the border would be most of the work.
  * That kernel instead computes 6 output positions, whichever rows and images
@@ -199,6 +204,7 @@ struct pad_job {
 	float *xp;
 	int n, h, w;
 	struct pgeom g;
+	int bf16;  /* round to bf16 while copying */
 };
 
 static void
@@ -213,18 +219,23 @@ pad_part(void *v, size_t c0, size_t c1)
 		memset(d, 0, j->g.stride * sizeof *d);
 		d += j->g.margin;
 		for (int i = 0; i < j->n; i++)
-			for (int r = 0; r < j->h; r++)
-				memcpy(d + (size_t)i * j->g.img + ((size_t)r + j->g.pad) * j->g.wp + j->g.pad,
-				       s + ((size_t)i * j->h + r) * j->w, (size_t)j->w * sizeof *s);
+			for (int r = 0; r < j->h; r++) {
+				float *dr = d + (size_t)i * j->g.img + ((size_t)r + j->g.pad) * j->g.wp + j->g.pad;
+				const float *sr = s + ((size_t)i * j->h + r) * j->w;
+				if (j->bf16)
+					mura_bf16_round_n(dr, sr, (size_t)j->w);
+				else
+					memcpy(dr, sr, (size_t)j->w * sizeof *s);
+			}
 	}
 }
 
-/* Copies channels of f into the zero-bordered layout at xp; returns the
- * pointer to q = 0 of channel 0. */
+/* Copies channels of f into the zero-bordered layout at xp (rounded to
+ * bf16 in ctx's mixed precision); returns the pointer to q = 0 of channel 0. */
 static float *
 pad(struct mura_nn_ctx *ctx, const struct mura_fm *f, float *xp, struct pgeom g)
 {
-	struct pad_job j = {f->d, xp, f->n, f->h, f->w, g};
+	struct pad_job j = {f->d, xp, f->n, f->h, f->w, g, ctx->bf16};
 
 	mura_threads_for(ctx->threads, (size_t)f->c, 1, pad_part, &j);
 	return xp + g.margin;
@@ -234,6 +245,7 @@ struct pack_job {
 	const float *w;
 	float *wp;
 	int cin, cout, ocb, flip, taps;
+	int bf16;  /* round to bf16 while packing */
 };
 
 /* wp[co / ocb][ci][tap][co % ocb] for the output channels of blocks
@@ -258,8 +270,10 @@ pack_part(void *v, size_t b0, size_t b1)
 				const float *src = co >= j->cout ? NULL
 				                 : j->flip ? j->w + ((size_t)ci * j->cout + co) * nt
 				                           : j->w + ((size_t)co * j->cin + ci) * nt;
-				for (int t = 0; t < nt; t++)
-					d[t * j->ocb + o] = !src ? 0 : j->flip ? src[nt - 1 - t] : src[t];
+				for (int t = 0; t < nt; t++) {
+					float v = !src ? 0 : j->flip ? src[nt - 1 - t] : src[t];
+					d[t * j->ocb + o] = j->bf16 ? mura_bf16_round(v) : v;
+				}
 			}
 		}
 }
@@ -274,7 +288,7 @@ pack_part(void *v, size_t b0, size_t b1)
  */
 struct pack_entry {
 	const float *w;
-	int flip, ocb, taps, cin, cout;
+	int flip, ocb, taps, cin, cout, bf16;
 	float *wp;
 };
 
@@ -312,13 +326,13 @@ packed(struct mura_nn_ctx *ctx, struct pack_job *j, size_t blocks)
 		for (size_t i = 0; i < p->n; i++) {
 			struct pack_entry *e = &p->e[i];
 			if (e->w == j->w && e->flip == j->flip && e->ocb == j->ocb && e->taps == j->taps &&
-			    e->cin == j->cin && e->cout == j->cout)
+			    e->cin == j->cin && e->cout == j->cout && e->bf16 == j->bf16)
 				return e->wp;
 		}
 		float *wp = NULL;
 		if ((p->n < p->cap || mura_grow(&p->e, &p->cap, p->n + 1, sizeof *p->e) == 0) &&
 		    (wp = aligned_alloc(64, (n * sizeof *wp + 63) / 64 * 64))) {
-			p->e[p->n++] = (struct pack_entry){j->w, j->flip, j->ocb, j->taps, j->cin, j->cout, wp};
+			p->e[p->n++] = (struct pack_entry){j->w, j->flip, j->ocb, j->taps, j->cin, j->cout, j->bf16, wp};
 			j->wp = wp;
 		}
 	}
@@ -334,7 +348,7 @@ forward(struct mura_nn_ctx *ctx, const struct kernel *k, struct pgeom g, int cin
         float *y, int acc)
 {
 	const size_t blocks = ((size_t)cout + (size_t)k->ocb - 1) / (size_t)k->ocb;
-	struct pack_job pj = {w, wp, cin, cout, k->ocb, flip, 9};
+	struct pack_job pj = {w, wp, cin, cout, k->ocb, flip, 9, ctx->bf16};
 	struct conv3_job j = {xp, packed(ctx, &pj, blocks), NULL, y, NULL, cin, cout, shape->n, shape->h,
 	                      shape->w, acc, g.stride, (g.total + (size_t)k->tile - 1) / (size_t)k->tile, 0,
 	                      3, 1, 0, 0, 0, 0};
@@ -435,7 +449,7 @@ mura_convc_forward(struct mura_nn_ctx *ctx, const struct mura_conv *cv, int flip
 	float *wp = ctx->scratch + ((size_t)cin * g.stride + 15) / 16 * 16;
 	const size_t blocks = ((size_t)cout + (size_t)k->cob - 1) / (size_t)k->cob;
 	const size_t tiles = ((size_t)x->n * ho * wo + (size_t)k->cpt - 1) / (size_t)k->cpt;
-	struct pack_job pj = {cv->w, wp, cin, cout, k->cob, flip, cv->k * cv->k};
+	struct pack_job pj = {cv->w, wp, cin, cout, k->cob, flip, cv->k * cv->k, ctx->bf16};
 	struct conv3_job j = {xp, packed(ctx, &pj, blocks), NULL, y, NULL, cin, cout, x->n, x->h, x->w,
 	                      acc, g.stride, 0, 0, cv->k, flip ? 1 : cv->stride, ho, wo, g.wp, g.img};
 
@@ -449,6 +463,7 @@ struct tr_job {
 	float *dyt;
 	int cout, cob;
 	size_t npos;
+	int bf16;  /* round to bf16 while copying */
 };
 
 static void
@@ -466,7 +481,7 @@ transpose_part(void *v, size_t b0, size_t b1)
 			size_t co = cb * cob + c;
 			const float *s = co < (size_t)j->cout ? j->dy + co * j->npos : NULL;
 			for (size_t p = p0; p < p1; p++)
-				d[p * cob + c] = s ? s[p] : 0;
+				d[p * cob + c] = !s ? 0 : j->bf16 ? mura_bf16_round(s[p]) : s[p];
 		}
 	}
 }
@@ -534,7 +549,7 @@ mura_convc_grad_w(struct mura_nn_ctx *ctx, const struct mura_conv *cv, const str
 	float *dyt = ctx->scratch + ((size_t)cv->cin * g.stride + 15) / 16 * 16;
 	float *gp = dyt + blocks * cob * npos;
 
-	struct tr_job tj = {dy->d, dyt, cv->cout, k->cob, npos};
+	struct tr_job tj = {dy->d, dyt, cv->cout, k->cob, npos, ctx->bf16};
 	mura_threads_for(ctx->threads, blocks * ((npos + 63) / 64), 1, transpose_part, &tj);
 	memset(gp, 0, blocks * cob * (size_t)cv->cin * taps * sizeof *gp);
 	struct conv3_job j = {xp, NULL, dyt, NULL, gp, cv->cin, cv->cout, x->n, x->h, x->w, 0, g.stride,

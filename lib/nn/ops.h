@@ -109,6 +109,8 @@ struct mura_nn_ctx {
  * rounded to bf16 (to nearest, ties to even), as an fp32 value. */
 int mura_bf16_supported(void);
 float mura_bf16_round(float f);
+/* d[i] = mura_bf16_round(s[i]) for i < n; d may be s. */
+void mura_bf16_round_n(float *d, const float *s, size_t n);
 /* mura_sgemm's product with A and B rounded to bf16 and the sums in fp32
  * (PyTorch autocast's precision); only where mura_bf16_supported(). */
 void mura_sbgemm(struct mura_threads *p, int trans_a, int trans_b, int m, int n, int k,
