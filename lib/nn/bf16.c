@@ -97,6 +97,23 @@ mura_bf16_round_n(float *d, const float *s, size_t n)
 		d[i] = mura_bf16_round(s[i]);
 }
 
+#ifdef HAVE_BF16_KERNEL
+BF16_TARGET static void pair_n_avx512(uint32_t *d, const float *a, const float *b, size_t n);
+#endif
+
+void
+mura_bf16_pair_n(uint32_t *d, const float *a, const float *b, size_t n)
+{
+#ifdef HAVE_BF16_KERNEL
+	if (mura_bf16_supported()) {
+		pair_n_avx512(d, a, b, n);
+		return;
+	}
+#endif
+	for (size_t i = 0; i < n; i++)
+		d[i] = bf16_of(a[i]) | (b ? bf16_of(b[i]) << 16 : 0);
+}
+
 /* A strided matrix: element (i, j) at d[i * rs + j * cs]. */
 struct smat {
 	const float *d;
@@ -130,6 +147,19 @@ round_n_avx512(float *d, const float *s, size_t n)
 		__mmask16 m = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
 		__m512i r = _mm512_and_si512(round16(_mm512_maskz_loadu_ps(m, s + i)), hi16);
 		_mm512_mask_storeu_ps(d + i, m, _mm512_castsi512_ps(r));
+	}
+}
+
+static void
+pair_n_avx512(uint32_t *d, const float *a, const float *b, size_t n)
+{
+	const __m512i hi16 = _mm512_set1_epi32((int)0xffff0000u);
+
+	for (size_t i = 0; i < n; i += 16) {
+		__mmask16 m = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
+		__m512i lo = _mm512_srli_epi32(round16(_mm512_maskz_loadu_ps(m, a + i)), 16);
+		__m512i hi = b ? _mm512_and_si512(round16(_mm512_maskz_loadu_ps(m, b + i)), hi16) : _mm512_setzero_si512();
+		_mm512_mask_storeu_epi32(d + i, m, _mm512_or_si512(lo, hi));
 	}
 }
 

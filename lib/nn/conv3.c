@@ -34,10 +34,12 @@
  * convolution of dy with the flipped, transposed weights, which the packing
  * reads straight from W.
  *
- * In mixed precision (ctx->bf16) every kernel here rounds its operands to
- * bf16 as it copies them (the zero-bordered input, the packed weights, dy's
- * copies), so it computes what the bf16 GEMM does: products of bf16 values,
- * exact in fp32, summed in fp32.  conv.c says where that pays.
+ * In mixed precision (ctx->bf16) the kernel by positions has a bf16
+ * version where the CPU has AVX512-BF16 (conv3_bf16_part: input channels in
+ * pairs, vdpbf16ps), and the others round their operands to bf16 as they
+ * copy them (the zero-bordered input, the packed weights, dy's copies): so
+ * all compute what the bf16 GEMM does, products of bf16 values, exact in
+ * fp32, summed in fp32.  conv.c says where each pays.
  *
  * By channels: where the image is small against the channels (a 64 px
  * input reaches layer4 at 2 x 2), the border would be most of the work.
@@ -106,6 +108,59 @@ struct conv3_job {
 #define CPT 6
 #include "conv3_kernel.h"
 #pragma GCC pop_options
+#endif
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#include <immintrin.h>
+#define HAVE_CONV3_BF16 1
+/*
+ * By positions in bf16 (AVX512-BF16): the AVX-512 kernel's tile (8 output
+ * channels x 48 q) with input channels taken two at a time.  xp holds,
+ * per pair of channels, one 32-bit word per q: bf16(x[2c][q]) |
+ * bf16(x[2c + 1][q]) << 16 (mura_bf16_pair_n), and the weights are packed
+ * likewise, wp[co / 8][c][tap][co % 8] = the pair (W[co][2c][tap],
+ * W[co][2c + 1][tap]); one vdpbf16ps then adds both channels' products
+ * for 16 q.  Half the instructions of the fp32 kernel, half the bytes.
+ */
+__attribute__((target("avx512f,avx512bf16"))) static void
+conv3_bf16_part(void *v, size_t lo, size_t hi)
+{
+	const struct conv3_job *j = v;
+	const ptrdiff_t wp = (ptrdiff_t)j->w + 2;
+	const ptrdiff_t off[9] = {-wp - 1, -wp, -wp + 1, -1, 0, 1, wp - 1, wp, wp + 1};
+	const size_t cp = ((size_t)j->cin + 1) / 2;
+	const uint32_t *xp = (const uint32_t *)j->xp, *wpk = (const uint32_t *)j->wp;
+
+	for (size_t t = lo; t < hi; t++) {
+		const size_t q0 = t * 48;
+		for (int co0 = 0; co0 < j->cout; co0 += 8) {
+			const uint32_t *wb = wpk + (size_t)co0 * cp * 9;
+			__m512 acc[8][3];
+			for (int o = 0; o < 8; o++)
+				acc[o][0] = acc[o][1] = acc[o][2] = _mm512_setzero_ps();
+			for (size_t c = 0; c < cp; c++) {
+				const uint32_t *xc = xp + c * j->stride + q0;
+				for (int tap = 0; tap < 9; tap++) {
+					const uint32_t *xs = xc + off[tap], *wk = wb + (c * 9 + (size_t)tap) * 8;
+					__m512bh xv[3];
+					for (int u = 0; u < 3; u++)
+						xv[u] = (__m512bh)_mm512_loadu_si512((const void *)(xs + 16 * u));
+#pragma GCC unroll 8
+					for (int o = 0; o < 8; o++) {
+						const __m512bh wv = (__m512bh)_mm512_set1_epi32((int)wk[o]);
+						for (int u = 0; u < 3; u++)
+							acc[o][u] = _mm512_dpbf16_ps(acc[o][u], wv, xv[u]);
+					}
+				}
+			}
+			float tb[8 * 48];
+			for (int o = 0; o < 8; o++)
+				for (int u = 0; u < 3; u++)
+					_mm512_storeu_ps(tb + o * 48 + u * 16, acc[o][u]);
+			conv3_avx512_store(j, tb, q0, co0);
+		}
+	}
+}
 #endif
 
 struct kernel {
@@ -205,6 +260,7 @@ struct pad_job {
 	int n, h, w;
 	struct pgeom g;
 	int bf16;  /* round to bf16 while copying */
+	int c;     /* channels of x */
 };
 
 static void
@@ -235,9 +291,54 @@ pad_part(void *v, size_t c0, size_t c1)
 static float *
 pad(struct mura_nn_ctx *ctx, const struct mura_fm *f, float *xp, struct pgeom g)
 {
-	struct pad_job j = {f->d, xp, f->n, f->h, f->w, g, ctx->bf16};
+	struct pad_job j = {f->d, xp, f->n, f->h, f->w, g, ctx->bf16, f->c};
 
 	mura_threads_for(ctx->threads, (size_t)f->c, 1, pad_part, &j);
+	return xp + g.margin;
+}
+
+/* Does the forward by positions run conv3_bf16_part (ctx's precision is
+ * bf16 and the AVX-512 kernel is the one picked)? */
+static int
+pairs(const struct mura_nn_ctx *ctx, const struct kernel *k)
+{
+#ifdef HAVE_CONV3_BF16
+	return ctx->bf16 && k == &kernels[0];
+#else
+	(void)ctx, (void)k;
+	return 0;
+#endif
+}
+
+/* The pairs of channels [c0, c1) of the input, zero-bordered as pad_part's
+ * copy, each word two channels' bf16 (conv3_bf16_part). */
+static void
+pad_pairs_part(void *v, size_t c0, size_t c1)
+{
+	const struct pad_job *j = v;
+	const size_t plane = (size_t)j->n * j->h * j->w;
+
+	for (size_t c = c0; c < c1; c++) {
+		uint32_t *d = (uint32_t *)j->xp + c * j->g.stride;
+		const float *a = j->x + 2 * c * plane, *b = 2 * (int)c + 1 < j->c ? a + plane : NULL;
+		memset(d, 0, j->g.stride * sizeof *d);
+		d += j->g.margin;
+		for (int i = 0; i < j->n; i++)
+			for (int r = 0; r < j->h; r++) {
+				size_t so = ((size_t)i * j->h + r) * j->w;
+				mura_bf16_pair_n(d + (size_t)i * j->g.img + ((size_t)r + j->g.pad) * j->g.wp + j->g.pad,
+				                 a + so, b ? b + so : NULL, (size_t)j->w);
+			}
+	}
+}
+
+/* pad's copy of f in pairs of channels at xp; returns q = 0 of pair 0. */
+static float *
+pad_pairs(struct mura_nn_ctx *ctx, const struct mura_fm *f, float *xp, struct pgeom g)
+{
+	struct pad_job j = {f->d, xp, f->n, f->h, f->w, g, 1, f->c};
+
+	mura_threads_for(ctx->threads, ((size_t)f->c + 1) / 2, 1, pad_pairs_part, &j);
 	return xp + g.margin;
 }
 
@@ -276,6 +377,37 @@ pack_part(void *v, size_t b0, size_t b1)
 				}
 			}
 		}
+}
+
+/* pack_part's weights for conv3_bf16_part: blocks [b0, b1) of 8 output
+ * channels, wp[b][c][tap][o] = the bf16 pair (W'[co][2c][tap], W'[co][2c +
+ * 1][tap]) with co = 8 b + o, W' as pack_part reads it (flip too); zero
+ * past cout and past cin. */
+static void
+pack_pairs_part(void *v, size_t b0, size_t b1)
+{
+	const struct pack_job *j = v;
+	const int cp = (j->cin + 1) / 2;
+	uint32_t *wp = (uint32_t *)j->wp;
+
+	for (size_t b = b0; b < b1; b++)
+		for (int c = 0; c < cp; c++)
+			for (int o = 0; o < 8; o++) {
+				const int co = (int)b * 8 + o;
+				for (int t = 0; t < 9; t++) {
+					uint32_t pr = 0;
+					for (int h = 0; h < 2 && co < j->cout && 2 * c + h < j->cin; h++) {
+						int ci = 2 * c + h;
+						float w = j->flip ? j->w[((size_t)ci * j->cout + co) * 9 + (8 - t)]
+						                  : j->w[((size_t)co * j->cin + ci) * 9 + t];
+						uint32_t u;
+						float r = mura_bf16_round(w);
+						memcpy(&u, &r, sizeof u);
+						pr |= (u >> 16) << (16 * h);
+					}
+					wp[((b * (size_t)cp + (size_t)c) * 9 + (size_t)t) * 8 + (size_t)o] = pr;
+				}
+			}
 }
 
 /*
@@ -349,11 +481,25 @@ forward(struct mura_nn_ctx *ctx, const struct kernel *k, struct pgeom g, int cin
 {
 	const size_t blocks = ((size_t)cout + (size_t)k->ocb - 1) / (size_t)k->ocb;
 	struct pack_job pj = {w, wp, cin, cout, k->ocb, flip, 9, ctx->bf16};
-	struct conv3_job j = {xp, packed(ctx, &pj, blocks), NULL, y, NULL, cin, cout, shape->n, shape->h,
-	                      shape->w, acc, g.stride, (g.total + (size_t)k->tile - 1) / (size_t)k->tile, 0,
-	                      3, 1, 0, 0, 0, 0};
+	struct conv3_job j = {xp, NULL, NULL, y, NULL, cin, cout, shape->n, shape->h, shape->w, acc,
+	                      g.stride, (g.total + (size_t)k->tile - 1) / (size_t)k->tile, 0, 3, 1, 0, 0, 0, 0};
 
+#ifdef HAVE_CONV3_BF16
+	if (pairs(ctx, k)) {  /* xp in pairs (pad_pairs); the weights likewise, not kept */
+		mura_threads_for(ctx->threads, blocks, 1, pack_pairs_part, &pj);
+		j.wp = wp;
+		mura_threads_for(ctx->threads, j.tiles, 1, conv3_bf16_part, &j);
+		return;
+	}
+#endif
+	j.wp = packed(ctx, &pj, blocks);
 	mura_threads_for(ctx->threads, j.tiles, 1, k->part, &j);
+}
+
+int
+mura_conv3_bf16(const struct mura_nn_ctx *ctx)
+{
+	return pairs(ctx, pick());
 }
 
 /* Single thread, 8 images: 128 -> 32 channels at 10 x 10, the forward
@@ -372,7 +518,7 @@ mura_conv3_forward(struct mura_nn_ctx *ctx, const struct mura_conv *cv, const st
 {
 	const struct kernel *k = pick();
 	const struct pgeom g = pgeom_of(x->n, x->h, x->w, 1, k->tile);
-	float *xp = pad(ctx, x, ctx->scratch, g);
+	float *xp = pairs(ctx, k) ? pad_pairs(ctx, x, ctx->scratch, g) : pad(ctx, x, ctx->scratch, g);
 
 	forward(ctx, k, g, cv->cin, cv->cout, cv->w, 0, xp, ctx->scratch + (size_t)cv->cin * g.stride,
 	        x, y->d, 0);
@@ -384,7 +530,7 @@ mura_conv3_dx(struct mura_nn_ctx *ctx, const struct mura_conv *cv, const struct 
 {
 	const struct kernel *k = pick();
 	const struct pgeom g = pgeom_of(dy->n, dy->h, dy->w, 1, k->tile);
-	float *dyp = pad(ctx, dy, ctx->scratch, g);
+	float *dyp = pairs(ctx, k) ? pad_pairs(ctx, dy, ctx->scratch, g) : pad(ctx, dy, ctx->scratch, g);
 
 	forward(ctx, k, g, cv->cout, cv->cin, cv->w, 1, dyp, ctx->scratch + (size_t)cv->cout * g.stride,
 	        dy, dx->d, acc);

@@ -111,6 +111,9 @@ int mura_bf16_supported(void);
 float mura_bf16_round(float f);
 /* d[i] = mura_bf16_round(s[i]) for i < n; d may be s. */
 void mura_bf16_round_n(float *d, const float *s, size_t n);
+/* d[i] = bf16(a[i]) | bf16(b[i]) << 16 for i < n: the pairs vdpbf16ps
+ * multiplies, from two rows (b NULL: zeros). */
+void mura_bf16_pair_n(uint32_t *d, const float *a, const float *b, size_t n);
 /* mura_sgemm's product with A and B rounded to bf16 and the sums in fp32
  * (PyTorch autocast's precision); only where mura_bf16_supported(). */
 void mura_sbgemm(struct mura_threads *p, int trans_a, int trans_b, int m, int n, int k,
@@ -210,6 +213,10 @@ void mura_conv_backward(struct mura_nn_ctx *ctx, const struct mura_conv *cv,
  * im2col + GEMM for cout output channels of h x w (measured: see conv3.c). */
 size_t mura_conv3_scratch(int cin, int cout, int n, int h, int w);
 int mura_conv3_pays(int cout, int h, int w);
+/* Whether the forward kernel (and so dx) runs on bf16 pairs in ctx's
+ * precision (bf16 with AVX512-BF16, the AVX-512 kernel picked); elsewhere
+ * in bf16 conv3.c's kernels run in fp32 on operands rounded to bf16. */
+int mura_conv3_bf16(const struct mura_nn_ctx *ctx);
 void mura_conv3_forward(struct mura_nn_ctx *ctx, const struct mura_conv *cv,
                         const struct mura_fm *x, struct mura_fm *y);
 void mura_conv3_dx(struct mura_nn_ctx *ctx, const struct mura_conv *cv, const struct mura_fm *dy,
