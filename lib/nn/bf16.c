@@ -114,6 +114,23 @@ mura_bf16_pair_n(uint32_t *d, const float *a, const float *b, size_t n)
 		d[i] = bf16_of(a[i]) | (b ? bf16_of(b[i]) << 16 : 0);
 }
 
+#ifdef HAVE_BF16_KERNEL
+BF16_TARGET static void half_n_avx512(uint16_t *d, const float *s, size_t n);
+#endif
+
+void
+mura_bf16_n(uint16_t *d, const float *s, size_t n)
+{
+#ifdef HAVE_BF16_KERNEL
+	if (mura_bf16_supported()) {
+		half_n_avx512(d, s, n);
+		return;
+	}
+#endif
+	for (size_t i = 0; i < n; i++)
+		d[i] = (uint16_t)bf16_of(s[i]);
+}
+
 /* A strided matrix: element (i, j) at d[i * rs + j * cs]. */
 struct smat {
 	const float *d;
@@ -160,6 +177,16 @@ pair_n_avx512(uint32_t *d, const float *a, const float *b, size_t n)
 		__m512i lo = _mm512_srli_epi32(round16(_mm512_maskz_loadu_ps(m, a + i)), 16);
 		__m512i hi = b ? _mm512_and_si512(round16(_mm512_maskz_loadu_ps(m, b + i)), hi16) : _mm512_setzero_si512();
 		_mm512_mask_storeu_epi32(d + i, m, _mm512_or_si512(lo, hi));
+	}
+}
+
+static void
+half_n_avx512(uint16_t *d, const float *s, size_t n)
+{
+	for (size_t i = 0; i < n; i += 16) {
+		__mmask16 m = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
+		__m512i r = _mm512_srli_epi32(round16(_mm512_maskz_loadu_ps(m, s + i)), 16);
+		_mm512_mask_cvtepi32_storeu_epi16(d + i, m, r);
 	}
 }
 

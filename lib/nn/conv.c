@@ -103,11 +103,14 @@ conv3_fwd(const struct mura_conv *cv, const struct mura_fm *x)
 /* May conv3.c's direct kernels compute a product with m output channels
  * in ctx's precision, by positions (the forward and dx kernel) or not?
  * In fp32 wherever they pay (the rules beside each use).  In bf16 the
- * kernel by positions has a bf16 version that beats im2col + sbgemm
- * (resnet50's 3x3 forwards, 320 px, batch 8, 2 threads: 0.186 s against
- * 0.283); the others run at fp32's speed on operands rounded to bf16, half
- * the bf16 GEMM's, so only for few output channels, where im2col and
- * packing, not the products, bound the GEMM (densenet169's 3x3s, 32). */
+ * forward by positions beats im2col + sbgemm wherever it pays (resnet50's
+ * 3x3 forwards, 320 px, batch 8, 2 threads: 0.186 s against 0.283); dx and
+ * the weight gradient by positions (bf16 kernels too, where the CPU has
+ * AVX512-BF16) only for few channels, where im2col and packing, not the
+ * products, bound the GEMM: densenet169's 3x3 backward 0.72-0.77 -> 0.50-
+ * 0.64 s with the bf16 weight gradient at 32 channels, but resnet50's
+ * layer1 (64) level either way; the kernels by channels run in fp32 on
+ * operands rounded to bf16, half the bf16 GEMM's speed. */
 static int
 direct_ok(const struct mura_nn_ctx *ctx, int m, int by_positions)
 {

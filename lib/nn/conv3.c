@@ -34,12 +34,13 @@
  * convolution of dy with the flipped, transposed weights, which the packing
  * reads straight from W.
  *
- * In mixed precision (ctx->bf16) the kernel by positions has a bf16
- * version where the CPU has AVX512-BF16 (conv3_bf16_part: input channels in
- * pairs, vdpbf16ps), and the others round their operands to bf16 as they
- * copy them (the zero-bordered input, the packed weights, dy's copies): so
- * all compute what the bf16 GEMM does, products of bf16 values, exact in
- * fp32, summed in fp32.  conv.c says where each pays.
+ * In mixed precision (ctx->bf16) the kernels by positions have bf16
+ * versions where the CPU has AVX512-BF16 (conv3_bf16_part: input channels
+ * in pairs; conv3_bf16_gw_part: positions in pairs; vdpbf16ps), and the
+ * others round their operands to bf16 as they copy them (the zero-bordered
+ * input, the packed weights, dy's copies): so all compute what the bf16
+ * GEMM does, products of bf16 values, exact in fp32, summed in fp32.
+ * conv.c says where each pays.
  *
  * By channels: where the image is small against the channels (a 64 px
  * input reaches layer4 at 2 x 2), the border would be most of the work.
@@ -158,6 +159,61 @@ conv3_bf16_part(void *v, size_t lo, size_t hi)
 				for (int u = 0; u < 3; u++)
 					_mm512_storeu_ps(tb + o * 48 + u * 16, acc[o][u]);
 			conv3_avx512_store(j, tb, q0, co0);
+		}
+	}
+}
+/*
+ * The weight gradient in bf16, as the fp32 kernel's _gw_block with pairs
+ * of q: xp and dyp hold one bf16 per q (mura_bf16_n), so 32 consecutive q
+ * are one vector, and one vdpbf16ps adds dy[q] x[q + off] for 32 q (16
+ * lanes of two).  Thread t's input channels, blocks of j->qblock values of
+ * q (dyp's block stays in cache), 2 output channels x 9 taps in registers.
+ */
+__attribute__((target("avx512f,avx512bf16"))) static inline __attribute__((always_inline)) void
+conv3_bf16_gw_block(const struct conv3_job *j, int co0, int nb, int ci, size_t q0, size_t q1,
+                    const ptrdiff_t *off)
+{
+	const uint16_t *xc = (const uint16_t *)j->xp + (size_t)ci * j->stride;
+	const uint16_t *dyp = (const uint16_t *)j->dyp;
+	__m512 acc[2][9];
+
+	for (int o = 0; o < 2; o++)
+		for (int tap = 0; tap < 9; tap++)
+			acc[o][tap] = _mm512_setzero_ps();
+	for (size_t q = q0; q < q1; q += 32) {
+		__m512bh d[2];
+		for (int o = 0; o < nb; o++)
+			d[o] = (__m512bh)_mm512_loadu_si512((const void *)(dyp + (size_t)(co0 + o) * j->stride + q));
+#pragma GCC unroll 9
+		for (int tap = 0; tap < 9; tap++) {
+			__m512bh xv = (__m512bh)_mm512_loadu_si512((const void *)(xc + q + off[tap]));
+			for (int o = 0; o < nb; o++)
+				acc[o][tap] = _mm512_dpbf16_ps(acc[o][tap], d[o], xv);
+		}
+	}
+	for (int o = 0; o < nb; o++)
+		for (int tap = 0; tap < 9; tap++)
+			j->gw[((size_t)(co0 + o) * j->cin + ci) * 9 + tap] += _mm512_reduce_add_ps(acc[o][tap]);
+}
+
+__attribute__((target("avx512f,avx512bf16"))) static void
+conv3_bf16_gw_part(void *v, int t, int nt)
+{
+	const struct conv3_job *j = v;
+	const ptrdiff_t wp = (ptrdiff_t)j->w + 2;
+	const ptrdiff_t off[9] = {-wp - 1, -wp, -wp + 1, -1, 0, 1, wp - 1, wp, wp + 1};
+	const size_t end = j->tiles * 32;
+	size_t lo, hi;
+
+	mura_threads_share((size_t)j->cin, t, nt, 1, &lo, &hi);
+	for (size_t q0 = 0; q0 < end; q0 += j->qblock) {
+		size_t q1 = q0 + j->qblock < end ? q0 + j->qblock : end;
+		for (size_t ci = lo; ci < hi; ci++) {
+			int co0 = 0;
+			for (; co0 + 2 <= j->cout; co0 += 2)
+				conv3_bf16_gw_block(j, co0, 2, (int)ci, q0, q1, off);
+			if (co0 < j->cout)
+				conv3_bf16_gw_block(j, co0, 1, (int)ci, q0, q1, off);
 		}
 	}
 }
@@ -340,6 +396,35 @@ pad_pairs(struct mura_nn_ctx *ctx, const struct mura_fm *f, float *xp, struct pg
 
 	mura_threads_for(ctx->threads, ((size_t)f->c + 1) / 2, 1, pad_pairs_part, &j);
 	return xp + g.margin;
+}
+
+/* pad's copy of channels [c0, c1) with one bf16 per q (conv3_bf16_gw_part). */
+static void
+pad_halves_part(void *v, size_t c0, size_t c1)
+{
+	const struct pad_job *j = v;
+	const size_t plane = (size_t)j->n * j->h * j->w;
+
+	for (size_t c = c0; c < c1; c++) {
+		uint16_t *d = (uint16_t *)j->xp + c * j->g.stride;
+		memset(d, 0, j->g.stride * sizeof *d);
+		d += j->g.margin;
+		for (int i = 0; i < j->n; i++)
+			for (int r = 0; r < j->h; r++)
+				mura_bf16_n(d + (size_t)i * j->g.img + ((size_t)r + j->g.pad) * j->g.wp + j->g.pad,
+				            j->x + c * plane + ((size_t)i * j->h + r) * j->w, (size_t)j->w);
+	}
+}
+
+/* pad's copy of f at xp in bf16, one per q; returns q = 0 of channel 0 (in
+ * 16-bit units from xp). */
+static uint16_t *
+pad_halves(struct mura_nn_ctx *ctx, const struct mura_fm *f, void *xp, struct pgeom g)
+{
+	struct pad_job j = {f->d, xp, f->n, f->h, f->w, g, 1, f->c};
+
+	mura_threads_for(ctx->threads, (size_t)f->c, 1, pad_halves_part, &j);
+	return (uint16_t *)xp + g.margin;
 }
 
 struct pack_job {
@@ -541,6 +626,19 @@ mura_conv3_grad_w(struct mura_nn_ctx *ctx, const struct mura_conv *cv, const str
                   const struct mura_fm *dy)
 {
 	const struct kernel *k = pick();
+#ifdef HAVE_CONV3_BF16
+	if (pairs(ctx, k)) {  /* one bf16 per q, the q in steps of 32 */
+		const struct pgeom h = pgeom_of(x->n, x->h, x->w, 1, 32);
+		uint16_t *dyh = pad_halves(ctx, dy, ctx->scratch, h);
+		uint16_t *xh = pad_halves(ctx, x, (uint16_t *)ctx->scratch + (size_t)cv->cout * h.stride, h);
+		size_t qb = ((size_t)256 << 10) / (size_t)cv->cout / 32 * 32;
+		struct conv3_job j = {(const float *)xh, NULL, (const float *)dyh, NULL, cv->gw, cv->cin,
+		                      cv->cout, x->n, x->h, x->w, 0, h.stride, (h.total + 31) / 32,
+		                      qb > 32 * 16 ? qb : 32 * 16, 3, 1, 0, 0, 0, 0};
+		mura_threads_run(ctx->threads, conv3_bf16_gw_part, &j);
+		return;
+	}
+#endif
 	const struct pgeom g = pgeom_of(x->n, x->h, x->w, 1, k->tile);
 	float *dyp = pad(ctx, dy, ctx->scratch, g);
 	float *xp = pad(ctx, x, ctx->scratch + (size_t)cv->cout * g.stride, g);

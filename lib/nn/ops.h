@@ -114,6 +114,8 @@ void mura_bf16_round_n(float *d, const float *s, size_t n);
 /* d[i] = bf16(a[i]) | bf16(b[i]) << 16 for i < n: the pairs vdpbf16ps
  * multiplies, from two rows (b NULL: zeros). */
 void mura_bf16_pair_n(uint32_t *d, const float *a, const float *b, size_t n);
+/* d[i] = the bits of bf16(s[i]) for i < n. */
+void mura_bf16_n(uint16_t *d, const float *s, size_t n);
 /* mura_sgemm's product with A and B rounded to bf16 and the sums in fp32
  * (PyTorch autocast's precision); only where mura_bf16_supported(). */
 void mura_sbgemm(struct mura_threads *p, int trans_a, int trans_b, int m, int n, int k,
