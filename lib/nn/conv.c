@@ -103,14 +103,16 @@ conv3_fwd(const struct mura_conv *cv, const struct mura_fm *x)
 /* May conv3.c's direct kernels compute a product with m output channels
  * in ctx's precision, by positions (the forward and dx kernel) or not?
  * In fp32 wherever they pay (the rules beside each use).  In bf16 the
- * forward by positions beats im2col + sbgemm wherever it pays (resnet50's
- * 3x3 forwards, 320 px, batch 8, 2 threads: 0.186 s against 0.283); dx and
- * the weight gradient by positions (bf16 kernels too, where the CPU has
- * AVX512-BF16) only for few channels, where im2col and packing, not the
- * products, bound the GEMM: densenet169's 3x3 backward 0.72-0.77 -> 0.50-
- * 0.64 s with the bf16 weight gradient at 32 channels, but resnet50's
- * layer1 (64) level either way; the kernels by channels run in fp32 on
- * operands rounded to bf16, half the bf16 GEMM's speed. */
+ * kernel by positions beats im2col + sbgemm wherever it pays in fp32
+ * (320 px, batch 8, 2 threads, MURA_PROFILE=1, switched off by hand to
+ * compare: resnet50's 3x3 forwards 0.283 -> 0.186 s; with dx too, the 3x3
+ * backward of densenet169 0.29-0.33 -> 0.22-0.25 s, of resnet50 0.26-0.33
+ * -> 0.23-0.27).  The weight gradient by positions (a bf16 kernel too,
+ * where the CPU has AVX512-BF16) only for few channels, where im2col and
+ * packing, not the products, bound the GEMM: densenet169's 3x3 backward
+ * 0.72-0.77 -> 0.50-0.64 s at 32 channels, but resnet50's layer1 (64)
+ * level either way.  The kernels by channels run in fp32 on operands
+ * rounded to bf16, half the bf16 GEMM's speed: few channels only. */
 static int
 direct_ok(const struct mura_nn_ctx *ctx, int m, int by_positions)
 {
@@ -457,7 +459,7 @@ mura_conv_backward(struct mura_nn_ctx *ctx, const struct mura_conv *cv,
 		mura_conv3_grad_w(ctx, cv, x, dy);
 	if (gwc)
 		mura_convc_grad_w(ctx, cv, x, dy);
-	if (same && direct_ok(ctx, cv->cin, 0) && is_conv3(cv) && mura_conv3_pays(cv->cin, x->h, x->w))
+	if (same && direct_ok(ctx, cv->cin, 1) && is_conv3(cv) && mura_conv3_pays(cv->cin, x->h, x->w))
 		mura_conv3_dx(ctx, cv, dy, dx, acc);
 	else if (same && direct_ok(ctx, cv->cin, 0) && mura_convc_pays(cv, 1))
 		mura_convc_forward(ctx, cv, 1, dy, dx->d, acc);
