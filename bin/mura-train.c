@@ -779,7 +779,7 @@ main(int argc, char **argv)
 	struct mura_dist *d;
 	char cmd[8192];
 	const char *e;
-	int rc;
+	int rc, fell_back;
 
 	set_argv0(argv[0]);
 	mura_train_config_default(&o.c);
@@ -788,6 +788,10 @@ main(int argc, char **argv)
 	if (o.c.resume)
 		resume_options(&o, argc, argv);
 	check(&o, argc, argv);
+	if (o.c.resume && !o.given[OPT_PRECISION] && o.c.model.precision == MURA_PRECISION_BF16 &&
+	    mura_precision_resolve(MURA_PRECISION_BF16, &fell_back) < 0)
+		die("%s was trained in bf16 and this CPU has no AVX512-BF16: resume it with --precision fp32",
+		    o.c.resume);
 	precision_resolve(&o.c.model.precision);
 	command_line(cmd, sizeof cmd, argc, argv);
 	o.c.command = cmd;

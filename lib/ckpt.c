@@ -105,6 +105,7 @@ static const struct field state_fields[] = {
 	STATE(base_lr, CKPT_DOUBLE, 1),
 	STATE(sched_steps, CKPT_LONG, 1),
 	STATE(step_lr, CKPT_DOUBLE, 1),
+	STATE(precision, CKPT_STRING, 1),
 };
 
 static const struct field settings_fields[] = {

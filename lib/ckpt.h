@@ -73,6 +73,10 @@
  *   sched_steps    long    onecycle: the run's optimizer steps (optional)
  *   step_lr        double  the rate of the last step taken, the log's lr
  *                          (optional; 0 when absent: then lr)
+ *   precision      string  fp32 or bf16, what the run last trained in
+ *                          (--precision, resolved; optional, empty when
+ *                          absent: fp32); a resumed run keeps it unless
+ *                          told otherwise
  *
  * train_settings (struct mura_ckpt_settings), with the mura-train option
  * that sets each; a resumed run takes them, and its own must equal them,
@@ -173,6 +177,7 @@ struct mura_ckpt_state {
 	double base_lr;
 	long sched_steps;
 	double step_lr;
+	char precision[8];
 };
 
 /* The run's settings; the fields are train_settings' keys, above. */

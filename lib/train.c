@@ -141,6 +141,7 @@ struct run {
 	int augment;
 	struct mura_norm norm;
 	int threads;
+	int precision;                /* c->model.precision resolved: FP32 or BF16 */
 	int batch;
 	int local;                    /* images one process takes at a time: its share of batch */
 	size_t one;                   /* floats of one input image */
@@ -500,6 +501,10 @@ mura_train_config_from_ckpt(struct mura_train_config *c, struct mura_ckpt_settin
 	}
 	copy_same(c, s, 1);
 	c->sync_bn = st.sync_bn;
+	if (st.precision[0] && (c->model.precision = mura_precision_parse(st.precision)) < 0) {
+		mura_error_prefix("%s: train_state: precision", path);
+		goto done;
+	}
 	c->optim.kind = optimizer;
 	c->loss.kind = loss;
 	c->weights_mode = weights_mode;
@@ -1812,7 +1817,7 @@ setup(struct run *r)
 	struct mura_aug_spec spec;
 	struct mura_ckpt_settings theirs;
 	struct mura_st_file ck;
-	int rc = -1;
+	int rc = -1, fell_back;
 
 	memset(&ck, 0, sizeof ck);
 	if (c->batch < 1 || c->epochs < (c->resume ? 0 : 1) || (!c->out && !r->finding) || !c->train)
@@ -1825,7 +1830,8 @@ setup(struct run *r)
 	r->rank = mura_dist_rank(r->d);
 	r->ranks = mura_dist_size(r->d);
 	r->local = (r->batch + r->ranks - 1) / r->ranks;
-	if ((r->threads = mura_threads_count(c->model.threads)) < 0)
+	if ((r->threads = mura_threads_count(c->model.threads)) < 0 ||
+	    (r->precision = mura_precision_resolve(c->model.precision, &fell_back)) < 0)
 		return -1;
 	r->ckpt_epoch = -1;
 	utf8_text(r->command, sizeof r->command, c->command ? c->command : "");
@@ -1888,6 +1894,10 @@ setup(struct run *r)
 		info(r, "%s was written by %d process%s, this run has %d: the batches are the same, the rounding "
 		        "%sis not", c->resume, r->st.ranks ? r->st.ranks : 1, r->st.ranks > 1 ? "es" : "", r->ranks,
 		        c->sync_bn || r->ranks == 1 ? "" : "(and each process's batch statistics) ");
+	if (c->resume && strcmp(r->st.precision[0] ? r->st.precision : "fp32", mura_precision_name(r->precision)))
+		info(r, "%s was trained in %s, this run trains in %s", c->resume,
+		     r->st.precision[0] ? r->st.precision : "fp32", mura_precision_name(r->precision));
+	snprintf(r->st.precision, sizeof r->st.precision, "%s", mura_precision_name(r->precision));
 	r->st.threads = r->threads;
 	r->st.ranks = r->ranks;
 	r->st.sync_bn = c->sync_bn;

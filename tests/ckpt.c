@@ -48,7 +48,7 @@ static const char *const golden_settings[] = {
 
 /* What formatting adds to a golden text: the optional keys it lacks, as
  * read when absent. */
-#define STATE_SINCE "epochs=0\nranks=0\nsync_bn=0\nbase_lr=0\nsched_steps=0\nstep_lr=0\n"
+#define STATE_SINCE "epochs=0\nranks=0\nsync_bn=0\nbase_lr=0\nsched_steps=0\nstep_lr=0\nprecision=\n"
 #define SETTINGS_SINCE                                                                                   \
 	"schedule=plateau\nstep_size=0\nlr_gamma=0.10000000000000001\nt_max=0\nmin_lr=0\nmax_lr=0\n"         \
 	"pct_start=0.29999999999999999\nwarmup=0\nwarmup_factor=0.01\nlabel_smoothing=0\naccumulate=1\n"

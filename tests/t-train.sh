@@ -117,6 +117,43 @@ check_eq "a finished run of 2 epochs resumed with --epochs 3: exit 0" "$?" 0
 check "... says it extends the run" grep -q "d2.ckpt.safetensors: extending the run from 2 to 3 epochs" "$T/err"
 check_eq "... and ends with the tensors of a 3-epoch run" \
 	"$(tensors "$T/d2.safetensors" 2>&1)" "$(tensors "$T/d4.safetensors" 2>&1)"
+# The precision is the checkpoint's too: a resumed run keeps it unless told.
+popts="--arch resnet18 --epochs 1 --batch 8 --lr 0.001 --augment none --seed 5"
+MURA_TRAIN_STOP_AFTER_STEPS=3 mura-train $popts --out "$T/prec1.safetensors" "$T/train.mt" >/dev/null 2>&1
+check_eq "an fp32 run stopped after step 3: its checkpoint records precision=fp32" \
+	"$(meta "$T/prec1.ckpt.safetensors" train_state | grep '^precision=')" "precision=fp32"
+# The same checkpoint saying bf16 (a string of the same length in place):
+# refused where there is no bf16 (MURA_SIMD=avx2 takes it away), naming the way on.
+/usr/bin/python3 -c 'import sys; p = sys.argv[1]; b = open(p, "rb").read()
+assert b.count(b"precision=fp32") == 1
+open(p, "wb").write(b.replace(b"precision=fp32", b"precision=bf16"))' "$T/prec1.ckpt.safetensors"
+before=$(stamp "$T"/prec1.*)
+check_fails "a bf16 checkpoint resumed where there is no AVX512-BF16: refused, saying how" 1 \
+	"prec1.ckpt.safetensors was trained in bf16 and this CPU has no AVX512-BF16: resume it with --precision fp32" \
+	env MURA_SIMD=avx2 mura-train --out "$T/prec1.safetensors" --resume "$T/prec1.ckpt.safetensors" "$T/train.mt"
+check_eq "... and touches no file" "$(stamp "$T"/prec1.*)" "$before"
+MURA_SIMD=avx2 mura-train --precision fp32 --out "$T/prec1.safetensors" --resume "$T/prec1.ckpt.safetensors" \
+	"$T/train.mt" 2>"$T/err"
+check_eq "... resumed with --precision fp32: exit 0" "$?" 0
+check "... saying the precision changed" grep -q "prec1.ckpt.safetensors was trained in bf16, this run trains in fp32" "$T/err"
+check_eq "... and the checkpoint records fp32" \
+	"$(meta "$T/prec1.ckpt.safetensors" train_state | grep '^precision=')" "precision=fp32"
+if grep -q '\<avx512_bf16\>' /proc/cpuinfo; then
+	mura-train $popts --precision bf16 --out "$T/prec2.safetensors" "$T/train.mt" 2>/dev/null
+	mura-train $popts --out "$T/prec3.safetensors" "$T/train.mt" 2>/dev/null
+	MURA_TRAIN_STOP_AFTER_STEPS=3 mura-train $popts --precision bf16 --out "$T/prec4.safetensors" "$T/train.mt" \
+		>/dev/null 2>&1
+	check_eq "a bf16 run stopped after step 3: its checkpoint records precision=bf16" \
+		"$(meta "$T/prec4.ckpt.safetensors" train_state | grep '^precision=')" "precision=bf16"
+	mura-train --out "$T/prec4.safetensors" --resume "$T/prec4.ckpt.safetensors" "$T/train.mt" 2>"$T/err"
+	check_eq "... resumed without --precision: exit 0" "$?" 0
+	check_eq "... in bf16: the tensors of the uninterrupted bf16 run" \
+		"$(tensors "$T/prec4.safetensors" 2>&1)" "$(tensors "$T/prec2.safetensors" 2>&1)"
+	check "... which bf16 changed (the fp32 run's tensors differ)" \
+		test "$(tensors "$T/prec3.safetensors" 2>&1)" != "$(tensors "$T/prec2.safetensors" 2>&1)"
+else
+	skip "a bf16 run resumed in bf16" "this CPU has no AVX512-BF16 (grep avx512_bf16 /proc/cpuinfo)"
+fi
 check_eq "the log: a header and 3 rows" "$(head -n 1 "$T/a.tsv" | tr '\t' ' '; wc -l < "$T/a.tsv")" \
 	"epoch lr train_loss train_acc val_loss val_auc val_kappa seconds images_per_s
 4"

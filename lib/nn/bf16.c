@@ -27,7 +27,9 @@
  * tests/bench/sbgemm.sh (README, Performance).
  */
 #include <assert.h>
+#include <pthread.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "ops.h"
@@ -47,15 +49,28 @@ enum {
 	AHEAD = 8,  /* rows of an operand prefetched ahead while packing along its lanes */
 };
 
+/* AVX512-BF16 and AVX-512, unless MURA_SIMD asks for a lesser instruction
+ * set (avx2, generic: conv3.c), which has no bf16 products: decided once. */
+static int supported;
+static pthread_once_t supported_once = PTHREAD_ONCE_INIT;
+
+static void
+check_supported(void)
+{
+#ifdef HAVE_BF16_KERNEL
+	const char *want = getenv("MURA_SIMD");
+
+	__builtin_cpu_init();
+	supported = __builtin_cpu_supports("avx512bf16") && __builtin_cpu_supports("avx512f") &&
+	            !(want && (strcmp(want, "avx2") == 0 || strcmp(want, "generic") == 0));
+#endif
+}
+
 int
 mura_bf16_supported(void)
 {
-#ifdef HAVE_BF16_KERNEL
-	__builtin_cpu_init();
-	return __builtin_cpu_supports("avx512bf16") && __builtin_cpu_supports("avx512f");
-#else
-	return 0;
-#endif
+	pthread_once(&supported_once, check_supported);
+	return supported;
 }
 
 /* f rounded to bf16, to nearest with ties to even; a NaN stays a (quiet) NaN. */
