@@ -8,6 +8,8 @@
 #     four probabilities torchvision computes
 #   - the other views run and stay probabilities; the header alone for an
 #     empty stream
+#   - --precision bf16 (where the CPU has AVX512-BF16) against PyTorch's
+#     autocast, and one record a batch (weights packed once) against 16
 #   - mura-train fine-tunes an ImageNet-shaped torchvision file (its classifier
 #     dropped, said on stderr), and its model loads back into torchvision;
 #     without --arch it tells the architecture from the file's tensors
@@ -40,6 +42,22 @@ if need_python torch torchvision numpy; then
 			check_eq "--tta $tta: a probability per record" \
 				"$(awk -F '\t' 'NR > 1 && $7 >= 0 && $7 <= 1' "$T/tta.tsv" | wc -l)" 14
 		done
+		# bf16 (mura-score packs each layer's weights once: --batch 1 scores
+		# 13 of the 14 records with weights packed for an earlier batch).
+		if [ -f "$T/ref-single-bf16.tsv" ]; then
+			mura-score -a resnet18 -m "$T/tv0.safetensors" --precision bf16 --batch 16 "$T/in.mt" \
+				> "$T/bf16.tsv" 2>"$T/err"
+			check_eq "--precision bf16: exit 0" "$?" 0
+			ref check-bf16 "$T/bf16.tsv" "$T/ref-single-bf16.tsv" "$T/ref-single.tsv"
+			check "... not fp32's probabilities" test "$(cut -f7 "$T/bf16.tsv")" != "$(cut -f7 "$T/single.tsv")"
+			mura-score -a resnet18 -m "$T/tv0.safetensors" --precision bf16 --batch 1 "$T/in.mt" \
+				> "$T/bf16-1.tsv" 2>"$T/err"
+			check_eq "... one record a batch, weights packed once: the same probabilities within 1e-6" \
+				"$(within 1e-6 "$T/bf16-1.tsv" "$T/bf16.tsv")" yes
+		else
+			skip "mura-score --precision bf16 against PyTorch autocast" \
+				"this CPU has no AVX512-BF16 (grep avx512_bf16 /proc/cpuinfo)"
+		fi
 		check_eq "an empty stream: the header alone" \
 			"$(mura-score -a resnet18 -m "$T/tv0.safetensors" < /dev/null)" \
 			"$(printf 'path\ttype\tpatient\tstudy\timage\tlabel\tprob')"

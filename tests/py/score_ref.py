@@ -14,9 +14,18 @@ computes for the same records that mura-score reads.
                              the mean of the four probabilities
                              DIR/imagenet.safetensors: resnet18 with ImageNet's
                              1000-way classifier (random weights), for --weights
+                             DIR/ref-single-bf16.tsv: model 0 alone under CPU autocast
+                             (bfloat16), where the CPU has AVX512-BF16
     score_ref.py check OUT REF
                              OUT (mura-score's table) has REF's rows, in order, with
                              the same metadata, and probabilities within 1e-4
+    score_ref.py check-bf16 OUT REF-BF16 REF
+                             OUT (mura-score --precision bf16) has REF-BF16's rows,
+                             its probabilities within max(2e-2, twice autocast's own
+                             largest distance from fp32 (REF)) of autocast's, as
+                             t-parity's logits, and no further from fp32 than 1.5
+                             times autocast is (autocast also keeps activations in
+                             bf16; --precision bf16 keeps them in fp32)
     score_ref.py load MODEL  MODEL (written by mura-train) loads into torchvision's
                              model of the architecture its metadata names,
                              num_classes=1, with strict=True
@@ -95,23 +104,30 @@ def records(rng):
     return out
 
 
-def probs(models, x, flip):
+def probs(models, x, flip, bf16=False):
     views = [x, torch.flip(x, dims=[2])] if flip else [x]
     ps = []
-    with torch.no_grad():
+    with torch.no_grad(), torch.cpu.amp.autocast(enabled=bf16, dtype=torch.bfloat16):
         for m in models:
             for v in views:
                 ps.append(torch.sigmoid(m(v.unsqueeze(0)).double()).item())
     return sum(ps) / len(ps)
 
 
-def write_ref(path, recs, models, flip):
+def has_bf16():
+    try:
+        return ' avx512_bf16' in open('/proc/cpuinfo').read()
+    except OSError:
+        return False
+
+
+def write_ref(path, recs, models, flip, bf16=False):
     with open(path, 'w') as f:
         f.write('path\ttype\tpatient\tstudy\timage\tlabel\tprob\n')
         for x, _, meta in recs:
             f.write('%s\t%s\t%d\t%d\t%d\t%d\t%.17g\n' % (meta['path'], TYPES[meta['type']], meta['patient'],
                                                       meta['study'], meta['image'], int(meta['label']),
-                                                      probs(models, x, flip)))
+                                                      probs(models, x, flip, bf16)))
 
 
 def gen(d):
@@ -128,6 +144,8 @@ def gen(d):
             f.write(b)
     write_ref(os.path.join(d, 'ref-single.tsv'), recs, ms[:1], False)
     write_ref(os.path.join(d, 'ref-ensemble.tsv'), recs, ms, True)
+    if has_bf16():
+        write_ref(os.path.join(d, 'ref-single-bf16.tsv'), recs, ms[:1], False, True)
 
 
 def check(out_path, ref_path):
@@ -145,6 +163,30 @@ def check(out_path, ref_path):
     spread = max(float(w[6]) for w in want[1:]) - min(float(w[6]) for w in want[1:])
     print('%s: %s: %d probabilities within 1e-4 of torchvision\'s (largest difference %.3g, '
           'spread of the values %.3g)' % ('PASS' if diff <= 1e-4 else 'FAIL', name, len(got) - 1, diff, spread))
+
+
+def check_bf16(out_path, ref_path, fp32_path):
+    got = list(csv.reader(open(out_path), delimiter='\t'))
+    want = list(csv.reader(open(ref_path), delimiter='\t'))
+    fp32 = list(csv.reader(open(fp32_path), delimiter='\t'))
+    name = os.path.basename(ref_path)
+    if got[0] != want[0] or len(got) != len(want) or len(fp32) != len(want):
+        print('FAIL: %s: header or row count differ' % name)
+        return
+    print(('PASS: %s: every row has its record\'s metadata' if all(g[:6] == w[:6] for g, w in zip(got[1:], want[1:]))
+           else 'FAIL: %s: metadata differ') % name)
+    ours = [float(g[6]) for g in got[1:]]
+    auto = [float(w[6]) for w in want[1:]]
+    full = [float(f[6]) for f in fp32[1:]]
+    d_auto = max(abs(a - f) for a, f in zip(auto, full))   # autocast's own error
+    d_ours = max(abs(o - a) for o, a in zip(ours, auto))
+    d_full = max(abs(o - f) for o, f in zip(ours, full))
+    tol = max(2e-2, 2 * d_auto)
+    print('%s: %s: %d probabilities within max(2e-2, twice autocast\'s own distance from fp32, %.3g) of '
+          'PyTorch autocast\'s: largest difference %.3g' % ('PASS' if d_ours <= tol else 'FAIL', name, len(ours),
+                                                              d_auto, d_ours))
+    print('%s: %s: no further from fp32 than 1.5 times autocast is: %.3g against %.3g'
+          % ('PASS' if d_full <= 1.5 * d_auto else 'FAIL', name, d_full, d_auto))
 
 
 def load(path):
@@ -182,9 +224,11 @@ if __name__ == '__main__':
         gen(sys.argv[2])
     elif sys.argv[1] == 'check':
         check(sys.argv[2], sys.argv[3])
+    elif sys.argv[1] == 'check-bf16':
+        check_bf16(sys.argv[2], sys.argv[3], sys.argv[4])
     elif sys.argv[1] == 'load':
         load(sys.argv[2])
     elif sys.argv[1] == 'archs':
         archs(sys.argv[2])
     else:
-        sys.exit('usage: score_ref.py gen DIR | check OUT REF | load MODEL | archs DIR')
+        sys.exit('usage: score_ref.py gen DIR | check OUT REF | check-bf16 OUT REF-BF16 REF | load MODEL | archs DIR')
