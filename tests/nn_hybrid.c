@@ -9,14 +9,15 @@
  * embeddings were made for and at another.
  *
  * With arguments it is the C side of tests/t-hybrid.sh instead:
- *   nn_hybrid parity MODEL.safetensors INPUT.safetensors OUT.safetensors
+ *   nn_hybrid parity MODEL.safetensors INPUT.safetensors OUT.safetensors [fp32|bf16]
  * loads a model file written by tests/py/hybrid_ref.py (its configuration
  * from its metadata), runs the input batch x through an evaluation plan's
  * forward, then in a training plan an evaluation forward, a training
  * forward and a backward from dlogits, then with the backbone frozen a
  * training forward and a backward; writes the logits, the state after the
  * training forward and the gradients to OUT, and the model as it stands
- * after the training forward to OUT.model.
+ * after the training forward to OUT.model.  bf16: the model's precision
+ * (model.h's enum mura_precision; an error where the CPU lacks AVX512-BF16).
  */
 #include <math.h>
 #include <stdio.h>
@@ -474,6 +475,8 @@ parity(char **argv)
 	if (mura_st_open(&mf, argv[2]) < 0 || mura_model_config_read(&mf, &c) != 1)
 		return fail(argv[2]);
 	c.threads = 0;
+	if (argv[5] && (c.precision = mura_precision_parse(argv[5])) < 0)
+		return fail(argv[5]);
 	struct mura_model *m = mura_model_create(&c);
 	if (!m || mura_model_load(m, &mf, info, sizeof info) < 0)
 		return fail(argv[2]);
@@ -529,10 +532,10 @@ parity(char **argv)
 int
 main(int argc, char **argv)
 {
-	if (argc == 5 && strcmp(argv[1], "parity") == 0)
+	if ((argc == 5 || argc == 6) && strcmp(argv[1], "parity") == 0)
 		return parity(argv);
 	if (argc != 1) {
-		fprintf(stderr, "usage: nn_hybrid [parity MODEL INPUT OUT]\n");
+		fprintf(stderr, "usage: nn_hybrid [parity MODEL INPUT OUT [fp32|bf16]]\n");
 		return 2;
 	}
 	if (!mkdtemp(tmpdir))

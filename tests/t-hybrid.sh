@@ -5,7 +5,8 @@
 #     after layer4, at the size its position embeddings were made for and
 #     at two others (one not square), so their resampling runs; small
 #     transformers, so it stays quick.  tests/nn_hybrid (its "parity" mode)
-#     is the C side.  SKIPPED without torch and torchvision.
+#     is the C side.  SKIPPED without torch and torchvision.  Then two cases
+#     in bf16 against PyTorch's CPU autocast (SKIPPED without AVX512-BF16).
 #   - a small hybrid trained by mura-train on tests/py/blobs.py's stream
 #     learns (validation AUC well above chance), and mura-score and
 #     mura-kappa read its models, at its size and at another;
@@ -32,6 +33,16 @@ else
 		3:32:2:4:2:2:96:96 \
 		4:24:1:3:2:3:96:80 \
 		2>&1 || echo "FAIL: hybrid parity: hybrid_ref.py exited with status $?"
+	# bf16 mixed precision against PyTorch's autocast (the attention's
+	# products too): at the grid's size and resampled.
+	if grep -q '\<avx512_bf16\>' /proc/cpuinfo; then
+		"$PY" "$MURA_TOP/tests/py/hybrid_ref.py" "$DRIVER" "$T" \
+			3:32:2:4:2:2:64:64:bf16 \
+			4:64:2:4:2:2:96:80:bf16 \
+			2>&1 || echo "FAIL: hybrid parity bf16: hybrid_ref.py exited with status $?"
+	else
+		skip "hybrid parity bf16 with PyTorch autocast" "this CPU has no AVX512-BF16 (grep avx512_bf16 /proc/cpuinfo)"
+	fi
 fi
 
 # ---- training ----------------------------------------------------------------

@@ -3,7 +3,7 @@ hybrid of lib/nn/model.h written here with torch.nn (torchvision's resnet50
 for the backbone, timm's ViT code for the rest: the same names), against
 lib/nn driven through `tests/nn_hybrid parity`.
 
-    hybrid_ref.py DRIVER WORKDIR CASE...     CASE = STAGE:D:L:H:R:N:H:W
+    hybrid_ref.py DRIVER WORKDIR CASE...     CASE = STAGE:D:L:H:R:N:H:W[:bf16]
 
 Every model has the position grid of a 64 x 64 input; a case of another
 size makes both sides resample it (bilinear, align_corners=False, as timm's
@@ -33,7 +33,12 @@ nothing dropped).  Compared here:
   - our model file, as saved after the training forward, loads into the
     reference with load_state_dict(strict=True) and equals its state.
 Dropout is 0: its masks are drawn from different generators (nn_hybrid's
-own checks cover it).  Prints PASS/FAIL lines.
+own checks cover it).  A case ending in :bf16 runs ours with --precision
+bf16 against PyTorch's CPU autocast (bfloat16) instead, every product of
+the backbone, the projection and the transformer (attention's included) in
+bf16, compared as parity_models.py's run_case_bf16 compares (logits,
+running statistics, gradients, each against its own tolerance and beside
+autocast's own error against fp32).  Prints PASS/FAIL lines.
 """
 import os
 import sys
@@ -45,7 +50,7 @@ import torchvision
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import st_tool  # noqa: E402
-from parity_models import (KINK_TAU, Kinks, check_gradients, pick_input, rel,  # noqa: E402
+from parity_models import (KINK_TAU, Kinks, bf16_verdicts, check_gradients, pick_input, rel,  # noqa: E402
                            run_driver, settle_bn, torch_pass, verdict, worst)
 
 GRID_INPUT = 64  # every case's model has the position grid of this input size
@@ -272,12 +277,35 @@ def run_case(driver, work, case):
     print('    %s: ours %.1f s (driver: load, 4 forwards, 2 backwards), torch %.1f s' % (tag, ours_s, torch_s))
 
 
+def run_case_bf16(driver, work, case):
+    stage, dim, depth, heads, ratio, n, h, w = map(int, case.split(':')[:8])
+    tag = 'hybrid stage %d D%d L%d H%d R%d %dx%dx%d bf16' % (stage, dim, depth, heads, ratio, n, h, w)
+    net, grid = make_model(stage, dim, depth, heads, ratio, n, 20240607 + stage)
+    sd = net.state_dict()
+    ref = Hybrid(stage, dim, depth, heads, ratio, grid)
+    ref.load_state_dict(sd)
+    x = torch.randn(n, 3, h, w, generator=torch.Generator().manual_seed(0))
+    dl = torch.randn(n)
+    model_path = os.path.join(work, 'hybrid.safetensors')
+    input_path = os.path.join(work, 'input.safetensors')
+    out_path = os.path.join(work, 'out.safetensors')
+    st_tool.save(model_path, {k: v.contiguous() for k, v in sd.items()},
+                 metadata(stage, dim, depth, heads, ratio, grid))
+    st_tool.save(input_path, {'x': x, 'dlogits': dl})
+    ours_s = run_driver(driver, [model_path, input_path, out_path, 'bf16'], tag)
+    if ours_s is None:
+        return
+    out, _, _ = st_tool.load(out_path)
+    torch_s = bf16_verdicts(tag, out, net, net, ref, ref, x, dl)
+    print('    %s: ours %.1f s, torch %.1f s' % (tag, ours_s, torch_s))
+
+
 def main():
     if len(sys.argv) < 4:
         sys.exit(__doc__)
     torch.set_num_threads(1)  # see parity_models.py
     for case in sys.argv[3:]:
-        run_case(sys.argv[1], sys.argv[2], case)
+        (run_case_bf16 if case.endswith(':bf16') else run_case)(sys.argv[1], sys.argv[2], case)
 
 
 if __name__ == '__main__':

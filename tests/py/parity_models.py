@@ -441,7 +441,15 @@ def run_case_bf16(driver, work, case):
     if ours_s is None:
         return
     out, _, _ = st_tool.load(out_path)
+    torch_s = bf16_verdicts(tag, out, net, net.tv, ref, ref.tv, x, dl)
+    print('    %s: ours %.1f s, torch %.1f s' % (tag, ours_s, torch_s))
 
+
+def bf16_verdicts(tag, out, net, mod, ref, ref_mod, x, dl):
+    """run_case_bf16's comparisons (its docstring), for any network: net in
+    fp32 weights run under autocast, ref a copy run in fp32, mod and ref_mod
+    the modules whose state_dict names are out's (state.NAME, grad.NAME).
+    Returns PyTorch's seconds."""
     t0 = time.time()
     net.eval()
     with torch.no_grad(), torch.cpu.amp.autocast(dtype=torch.bfloat16):
@@ -462,13 +470,13 @@ def run_case_bf16(driver, work, case):
                 % (e, off, lim, spread))
         verdict('parity %s: logits, %s mode, are bf16\'s, not fp32\'s' % (tag, mode), off > 1e-4,
                 'ours against fp32 %.2g' % off)
-    sdb, sd32 = net.tv.state_dict(), ref.tv.state_dict()
+    sdb, sd32 = mod.state_dict(), ref_mod.state_dict()
     stats = [k for k in sdb if k.endswith('running_mean') or k.endswith('running_var')]
     e = max(rel(out['state.' + k], sdb[k]) for k in stats)
     spread = max(rel(sdb[k], sd32[k]) for k in stats)
     verdict('parity %s: %d running statistics' % (tag, len(stats)), e <= BF16_STATS,
             'worst rel err %.2g (tolerance %.2g); autocast against fp32 %.2g' % (e, BF16_STATS, spread))
-    p16, p32 = dict(net.tv.named_parameters()), dict(ref.tv.named_parameters())
+    p16, p32 = dict(mod.named_parameters()), dict(ref_mod.named_parameters())
     ours = {k: out['grad.' + k].reshape(p.shape) for k, p in p16.items()}
     errs, bad = [], []
     for k, p in p16.items():
@@ -490,7 +498,7 @@ def run_case_bf16(driver, work, case):
     verdict('parity %s: all gradients together against fp32, within %g x autocast\'s error'
             % (tag, BF16_WHOLE), e <= BF16_WHOLE * spread,
             'ours %.3g, autocast %.3g; ours against autocast %.3g' % (e, spread, nrel(cat(ours), cat({k: p.grad for k, p in p16.items()}))))
-    print('    %s: ours %.1f s, torch %.1f s' % (tag, ours_s, torch_s))
+    return torch_s
 
 
 def main():
