@@ -2,6 +2,8 @@
 # pipeline, small enough to finish in a few minutes on 2 cores.
 #
 #   make -f pipelines/demo.mk [DEMO=out/demo] [PATIENTS=...] [any variable of mura.mk]
+#   make -s -f pipelines/demo.mk vars    the demo's mura.mk variables, one line
+#                                        (tests/bench/quality.sh trains with them)
 #
 # mura-synth writes DEMO/data/MURA-v1.1 (to a temporary folder, renamed when
 # complete); pipelines/mura.mk preprocesses, trains, scores and reports into
@@ -27,7 +29,7 @@ DEMO_VARS = MURA=$(DEMO)/data/MURA-v1.1 OUT=$(DEMO)/run PREP=$(DEMO)/prep \
 	CAM_LAYER=layer1
 
 .DELETE_ON_ERROR:
-.PHONY: all
+.PHONY: all vars
 SHELL := /bin/bash
 .SHELLFLAGS := -o pipefail -c  # a pipe fails when any of its tools does
 
@@ -44,3 +46,6 @@ $(DEMO)/data/MURA-v1.1/train_image_paths.csv:
 	rm -rf $(DEMO)/data.tmp
 	mura-synth --out $(DEMO)/data.tmp --seed $(SYNTH_SEED) --patients $(PATIENTS)
 	rm -rf $(DEMO)/data && mv $(DEMO)/data.tmp $(DEMO)/data
+
+vars:
+	@echo $(DEMO_VARS)

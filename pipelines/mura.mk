@@ -75,6 +75,9 @@ ACCUMULATE    ?= 1
 EARLY_STOP    ?= 0
 KEEP_TOP      ?= 5
 SEED          ?= 1
+# PRECISION=bf16: mura-train and mura-score in bf16 mixed precision (CPUs
+# with AVX512-BF16; auto: bf16 where the CPU has it); the default fp32.
+PRECISION     ?= fp32
 TRAIN_FLAGS   ?=
 # Several processes, on this machine or on the machines of a hostfile (the
 # README's "Training on several machines"): NP processes under MPIRUN with
@@ -130,13 +133,15 @@ RECIPE_PARAMS := $(if $(filter-out plateau,$(SCHEDULE)),schedule=$(SCHEDULE) ste
 	$(if $(filter-out 0,$(WARMUP)),warmup=$(WARMUP)/$(WARMUP_FACTOR)) \
 	$(if $(filter-out 0,$(LABEL_SMOOTHING)),label_smoothing=$(LABEL_SMOOTHING)) \
 	$(if $(filter-out 1,$(ACCUMULATE)),accumulate=$(ACCUMULATE))
+# In the parameters only when not the default, so existing runs are not redone.
+PRECISION_PARAMS := $(if $(filter-out fp32,$(PRECISION)),precision=$(PRECISION))
 TRAIN_PARAMS := $(call params,$(OUT)/train.params,arch=$(ARCH) head=$(HEAD) dropout=$(DROPOUT) \
 	weights=$(WEIGHTS) epochs=$(EPOCHS) batch=$(BATCH) optimizer=$(OPTIMIZER) lr=$(LR) \
 	momentum=$(MOMENTUM) weight_decay=$(WEIGHT_DECAY) loss=$(LOSS) gamma=$(GAMMA) \
 	class_weights=$(CLASS_WEIGHTS) boost=$(BOOST) augment=$(AUGMENT) monitor=$(MONITOR) \
 	plateau=$(PLATEAU_FACTOR)/$(PLATEAU_PATIENCE) early_stop=$(EARLY_STOP) keep_top=$(KEEP_TOP) \
-	seed=$(SEED) sync_bn=$(SYNC_BN) $(RECIPE_PARAMS) $(TRAIN_FLAGS))
-SCORE_PARAMS := $(call params,$(OUT)/score.params,ensemble=$(ENSEMBLE) tta=$(TTA))
+	seed=$(SEED) sync_bn=$(SYNC_BN) $(RECIPE_PARAMS) $(PRECISION_PARAMS) $(TRAIN_FLAGS))
+SCORE_PARAMS := $(call params,$(OUT)/score.params,ensemble=$(ENSEMBLE) tta=$(TTA) $(PRECISION_PARAMS))
 REPORT_PARAMS := $(call params,$(OUT)/report.params,aggregate=$(AGGREGATE) tune=$(TUNE) bootstrap=$(BOOTSTRAP))
 PAGE_PARAMS := $(call params,$(OUT)/page.params,operating_points=$(OPERATING_POINTS) gallery=$(GALLERY) \
 	cam_method=$(CAM_METHOD) cam_layer=$(CAM_LAYER))
@@ -161,14 +166,15 @@ $(OUT)/trained: $(PREP)/train.mt $(PREP)/valid.mt $(TRAIN_PARAMS) $(WEIGHTS)
 	    --class-weights $(CLASS_WEIGHTS) --boost $(BOOST) --augment '$(AUGMENT)' \
 	    --valid $(PREP)/valid.mt --monitor $(MONITOR) $(strip $(SCHED_ARGS)) \
 	    --early-stop $(EARLY_STOP) --keep-top $(KEEP_TOP) \
-	    --seed $(SEED) $(TRAIN_FLAGS) --progress --log $(OUT)/log.tsv --out $(MODEL) $(PREP)/train.mt
+	    --seed $(SEED) $(if $(filter-out fp32,$(PRECISION)),--precision $(PRECISION)) $(TRAIN_FLAGS) --progress --log $(OUT)/log.tsv --out $(MODEL) $(PREP)/train.mt
 	@case $(ENSEMBLE) in \
 	top) ls $(OUT)/model.top*.safetensors 2>/dev/null | sort -V ;; \
 	best) ls $(OUT)/model.best.safetensors 2>/dev/null ;; \
 	esac > $@.tmp; [ -s $@.tmp ] || echo $(MODEL) > $@.tmp; mv $@.tmp $@
 
 $(OUT)/%.scores.tsv: $(OUT)/trained $(PREP)/%.mt $(SCORE_PARAMS)
-	mura-score $$(sed 's/^/--model /' $(OUT)/trained) --tta $(TTA) $(PREP)/$*.mt > $@.tmp
+	mura-score $$(sed 's/^/--model /' $(OUT)/trained) --tta $(TTA) \
+	    $(if $(filter-out fp32,$(PRECISION)),--precision $(PRECISION)) $(PREP)/$*.mt > $@.tmp
 	@mv $@.tmp $@
 
 KAPPA = mura-kappa --aggregate $(AGGREGATE) --bootstrap $(BOOTSTRAP) \

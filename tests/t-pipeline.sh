@@ -49,6 +49,10 @@ check "SCHEDULE=cosine MIN_LR= WARMUP= LABEL_SMOOTHING= ACCUMULATE=: mura-train'
 $MK EPOCHS=1 SCHEDULE=step STEP_SIZE=2 LR_GAMMA=0.5 -n >logst 2>&1
 check "SCHEDULE=step STEP_SIZE=2 LR_GAMMA=0.5: --schedule step --step-size 2 --lr-gamma 0.5, no plateau options" \
 	sh -c "grep -q -- '--schedule step --step-size 2 --lr-gamma 0.5 --label' logst && ! grep -q -- --plateau logst"
+$MK EPOCHS=1 PRECISION=bf16 -n >logpr 2>&1
+check "PRECISION=bf16: mura-train and mura-score with --precision bf16, retraining and rescoring" \
+	sh -c "grep -q -- '--seed 1 --precision bf16' logpr && grep -q -- '--precision bf16 .*/prep/test.mt' logpr"
+check "PRECISION=fp32, the default: no --precision" sh -c "! grep -q -- --precision logst"
 
 # NP= trains under mpirun, on the machines of HOSTS=; a real run with 2
 # processes on this machine.
