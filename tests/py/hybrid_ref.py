@@ -191,6 +191,16 @@ def metadata(stage, dim, depth, heads, ratio, grid):
             'vit_grid': '%dx%d' % grid}
 
 
+def save_case(work, sd, shape, grid, x, dl):
+    """The model (state dict sd, with the metadata of shape = STAGE, D, L, H, R
+    and grid) and the input batch as the C driver reads them in work; their
+    paths and the driver's output's."""
+    paths = [os.path.join(work, f) for f in ('hybrid.safetensors', 'input.safetensors', 'out.safetensors')]
+    st_tool.save(paths[0], {k: v.contiguous() for k, v in sd.items()}, metadata(*shape, grid))
+    st_tool.save(paths[1], {'x': x, 'dlogits': dl})
+    return paths
+
+
 def run_case(driver, work, case):
     stage, dim, depth, heads, ratio, n, h, w = map(int, case.split(':'))
     tag = 'hybrid stage %d D%d L%d H%d R%d %dx%dx%d' % (stage, dim, depth, heads, ratio, n, h, w)
@@ -199,12 +209,7 @@ def run_case(driver, work, case):
     kinks = Kinks(net)
     x, near, seed = pick_input(kinks, n, h, w, KINK_TAU)
     dl = torch.randn(n)
-    model_path = os.path.join(work, 'hybrid.safetensors')
-    input_path = os.path.join(work, 'input.safetensors')
-    out_path = os.path.join(work, 'out.safetensors')
-    st_tool.save(model_path, {k: v.contiguous() for k, v in sd.items()},
-                 metadata(stage, dim, depth, heads, ratio, grid))
-    st_tool.save(input_path, {'x': x, 'dlogits': dl})
+    model_path, input_path, out_path = save_case(work, sd, (stage, dim, depth, heads, ratio), grid, x, dl)
 
     ours_s = run_driver(driver, [model_path, input_path, out_path], tag)
     if ours_s is None:
@@ -286,12 +291,7 @@ def run_case_bf16(driver, work, case):
     ref.load_state_dict(sd)
     x = torch.randn(n, 3, h, w, generator=torch.Generator().manual_seed(0))
     dl = torch.randn(n)
-    model_path = os.path.join(work, 'hybrid.safetensors')
-    input_path = os.path.join(work, 'input.safetensors')
-    out_path = os.path.join(work, 'out.safetensors')
-    st_tool.save(model_path, {k: v.contiguous() for k, v in sd.items()},
-                 metadata(stage, dim, depth, heads, ratio, grid))
-    st_tool.save(input_path, {'x': x, 'dlogits': dl})
+    model_path, input_path, out_path = save_case(work, sd, (stage, dim, depth, heads, ratio), grid, x, dl)
     ours_s = run_driver(driver, [model_path, input_path, out_path, 'bf16'], tag)
     if ours_s is None:
         return
