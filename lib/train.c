@@ -1894,9 +1894,10 @@ setup(struct run *r)
 		info(r, "%s was written by %d process%s, this run has %d: the batches are the same, the rounding "
 		        "%sis not", c->resume, r->st.ranks ? r->st.ranks : 1, r->st.ranks > 1 ? "es" : "", r->ranks,
 		        c->sync_bn || r->ranks == 1 ? "" : "(and each process's batch statistics) ");
-	if (c->resume && strcmp(r->st.precision[0] ? r->st.precision : "fp32", mura_precision_name(r->precision)))
-		info(r, "%s was trained in %s, this run trains in %s", c->resume,
-		     r->st.precision[0] ? r->st.precision : "fp32", mura_precision_name(r->precision));
+	const char *was = r->st.precision[0] ? r->st.precision : "fp32";  /* absent: an fp32 run */
+	if (c->resume && strcmp(was, mura_precision_name(r->precision)))
+		info(r, "%s was trained in %s, this run trains in %s", c->resume, was,
+		     mura_precision_name(r->precision));
 	snprintf(r->st.precision, sizeof r->st.precision, "%s", mura_precision_name(r->precision));
 	r->st.threads = r->threads;
 	r->st.ranks = r->ranks;

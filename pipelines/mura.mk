@@ -135,6 +135,7 @@ RECIPE_PARAMS := $(if $(filter-out plateau,$(SCHEDULE)),schedule=$(SCHEDULE) ste
 	$(if $(filter-out 1,$(ACCUMULATE)),accumulate=$(ACCUMULATE))
 # In the parameters only when not the default, so existing runs are not redone.
 PRECISION_PARAMS := $(if $(filter-out fp32,$(PRECISION)),precision=$(PRECISION))
+PRECISION_ARG := $(if $(filter-out fp32,$(PRECISION)),--precision $(PRECISION))
 TRAIN_PARAMS := $(call params,$(OUT)/train.params,arch=$(ARCH) head=$(HEAD) dropout=$(DROPOUT) \
 	weights=$(WEIGHTS) epochs=$(EPOCHS) batch=$(BATCH) optimizer=$(OPTIMIZER) lr=$(LR) \
 	momentum=$(MOMENTUM) weight_decay=$(WEIGHT_DECAY) loss=$(LOSS) gamma=$(GAMMA) \
@@ -166,15 +167,14 @@ $(OUT)/trained: $(PREP)/train.mt $(PREP)/valid.mt $(TRAIN_PARAMS) $(WEIGHTS)
 	    --class-weights $(CLASS_WEIGHTS) --boost $(BOOST) --augment '$(AUGMENT)' \
 	    --valid $(PREP)/valid.mt --monitor $(MONITOR) $(strip $(SCHED_ARGS)) \
 	    --early-stop $(EARLY_STOP) --keep-top $(KEEP_TOP) \
-	    --seed $(SEED) $(if $(filter-out fp32,$(PRECISION)),--precision $(PRECISION)) $(TRAIN_FLAGS) --progress --log $(OUT)/log.tsv --out $(MODEL) $(PREP)/train.mt
+	    --seed $(SEED) $(PRECISION_ARG) $(TRAIN_FLAGS) --progress --log $(OUT)/log.tsv --out $(MODEL) $(PREP)/train.mt
 	@case $(ENSEMBLE) in \
 	top) ls $(OUT)/model.top*.safetensors 2>/dev/null | sort -V ;; \
 	best) ls $(OUT)/model.best.safetensors 2>/dev/null ;; \
 	esac > $@.tmp; [ -s $@.tmp ] || echo $(MODEL) > $@.tmp; mv $@.tmp $@
 
 $(OUT)/%.scores.tsv: $(OUT)/trained $(PREP)/%.mt $(SCORE_PARAMS)
-	mura-score $$(sed 's/^/--model /' $(OUT)/trained) --tta $(TTA) \
-	    $(if $(filter-out fp32,$(PRECISION)),--precision $(PRECISION)) $(PREP)/$*.mt > $@.tmp
+	mura-score $$(sed 's/^/--model /' $(OUT)/trained) --tta $(TTA) $(PRECISION_ARG) $(PREP)/$*.mt > $@.tmp
 	@mv $@.tmp $@
 
 KAPPA = mura-kappa --aggregate $(AGGREGATE) --bootstrap $(BOOTSTRAP) \
