@@ -55,6 +55,9 @@ while [ "$e" -lt "$epochs" ]; do
 		}
 	}' > "$log.tmp.$$"
 	mv "$log.tmp.$$" "$log"
-	echo "$e" > "$ckpt"  # read only once this process is gone
-	echo "$e" > "$out"
+	# each written to a temporary name and renamed, as mura-train does: a
+	# SIGTERM between the truncation and the write of a plain "echo > ckpt"
+	# left an empty checkpoint, resumed as "after epoch " (a CI failure)
+	echo "$e" > "$ckpt.tmp.$$" && mv "$ckpt.tmp.$$" "$ckpt"
+	echo "$e" > "$out.tmp.$$" && mv "$out.tmp.$$" "$out"
 done
