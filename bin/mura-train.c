@@ -807,13 +807,20 @@ main(int argc, char **argv)
 			die_usage("MURA_TRAIN_STOP_AFTER_STEPS: %s", mura_error_get());
 		p.stop_after = v;
 	}
-	if (o.find_lr) {
-		o.c.stop = &stop_signal;
-		return find_lr(&o, &p);
-	}
 	/* One process of a job under mpirun, or alone (lib/dist.h). */
 	if (mura_dist_init(&d, &argc, &argv) < 0)
 		die_lib();
+	if (o.find_lr) {  /* one process: under mpirun, each would run a test of its own */
+		int n = mura_dist_size(d);
+		if (n > 1 && mura_dist_rank(d) == 0)
+			fprintf(stderr, "%s: --find-lr runs in one process, not in a job of %d under mpirun\n",
+			        argv0, n);
+		mura_dist_end(d);
+		if (n > 1)
+			return 2;
+		o.c.stop = &stop_signal;
+		return find_lr(&o, &p);
+	}
 	o.c.dist = d;
 	if (mura_dist_rank(d) == 0) {  /* the job's progress is process 0's */
 		o.c.report = report;

@@ -191,3 +191,8 @@ check_eq "... once" "$(grep -c '^mura-train:' "$T/.err")" 1
 check_fails "--batch too small for 2 processes" 1 "$P--batch 3: 2 processes need at least 2 images" \
 	$MPI mura-train --batch 3 --out "$T/x.safetensors" "$D/train.mt"
 check_eq "... once" "$(grep -c '^mura-train:' "$T/.err")" 1
+# --find-lr ran in each process before (each its own range test, writing
+# the same files): refused, said by process 0
+check_fails "--find-lr under mpirun refused" 2 "^mura-train: --find-lr runs in one process, not in a job of 2" \
+	$MPI mura-train --find-lr "$T/lr" "$D/train.mt"
+check_eq "... once, no curve written" "$(grep -c '^mura-train:' "$T/.err") $(ls "$T"/lr.* 2>/dev/null | wc -l)" "1 0"
