@@ -9,6 +9,8 @@
 #
 #   sh tests/bench/scaling.sh [STEPS]     (default 6 timed steps after 1 warm-up)
 #   ARCHS=resnet50 sh tests/bench/scaling.sh   one architecture
+#   BUCKETS="1 25 100" sh tests/bench/scaling.sh   the job of 2 once per
+#                                   --bucket-mb (default: 25, mura-train's)
 #
 # The rates are mura-train's own (its --progress lines, one per step): the
 # steps after the first, from the difference of the elapsed times the lines
@@ -39,13 +41,13 @@ head -n $need "$T/s/MURA-v1.1/train_image_paths.csv" | mura-resize --root "$T/s"
 
 echo "scaling: batch $BATCH (global), ${SIZE}x$SIZE, $STEPS steps after 1 warm-up; OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset"
 echo "scaling: load before: $(cut -d' ' -f1-3 /proc/loadavg)"
-# run NAME NP THREADS ARCH: one epoch; prints "images/s wait_s bytes".  One
-# process runs without mpirun, which would bind it to one core.
+# run NAME NP THREADS ARCH BUCKET_MB: one epoch; prints "images/s wait_s
+# bytes".  One process runs without mpirun, which would bind it to one core.
 run() {
 	n=$2 th=$3 arch=$4
 	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE MURA_TRAIN_PROGRESS_SECONDS=0 MURA_DIST_STATS=1 \
 		$([ "$n" = 1 ] || echo mpirun -np "$n") mura-train --arch "$arch" --augment none --class-weights none --optimizer sgd \
-		--momentum 0.9 --lr 0.001 --batch $BATCH --epochs 1 --threads "$th" --progress \
+		--momentum 0.9 --lr 0.001 --batch $BATCH --epochs 1 --threads "$th" --progress --bucket-mb "$5" \
 		--out "$T/$1.safetensors" "$T/train.mt" 2>"$T/$1.err" >/dev/null || {
 		sed 's/^/    /' "$T/$1.err" | tail -n 5 >&2; echo "- - -"; return; }
 	# "step K/N, ..., R img/s": R = K * BATCH / elapsed, so elapsed = K * BATCH / R
@@ -57,17 +59,17 @@ run() {
 		END { rate = t[1] && t[steps + 1] > t[1] ? steps * b / (t[steps + 1] - t[1]) : 0;
 			printf "%.2f %.4f %.0f\n", rate, nw ? wait / nw : 0, bytes }' "$T/$1.err"
 }
-printf '%-34s %10s %14s %14s\n' "training step (images/s)" "images/s" "wait/step" "MB summed/step"
+printf '%-44s %10s %14s %15s\n' "training step (images/s)" "images/s" "wait/step" "MiB summed/step"
 for arch in ${ARCHS:-densenet169 resnet50}; do
-	for cfg in "1 2" "2 1"; do
-		set -- $cfg
-		r=$(run "$arch-$1" "$1" "$2" "$arch")
-		set -- $cfg $r
+	for cfg in "1 2 25" $(for b in ${BUCKETS:-25}; do echo "2,1,$b"; done); do
+		set -- $(echo "$cfg" | tr , ' ')
+		r=$(run "$arch-$1-$3" "$1" "$2" "$arch" "$3")
+		set -- "$@" $r
 		if [ "$1" = 1 ]; then
-			printf '%-34s %10s %14s %14s\n' "$arch, 1 process x $2 threads" "$3" - -
+			printf '%-44s %10s %14s %15s\n' "$arch, 1 process x $2 threads" "$4" - -
 		else
-			printf '%-34s %10s %12s s %14s\n' "$arch, $1 processes x $2 thread" "$3" "$4" \
-				"$(awk -v b="$5" 'BEGIN { printf "%.1f", b / 1048576 }')"
+			printf '%-44s %10s %12s s %15s\n' "$arch, $1 processes x $2 thread, buckets $3 MiB" "$4" "$5" \
+				"$(awk -v b="$6" 'BEGIN { printf "%.1f", b / 1048576 }')"
 		fi
 	done
 done

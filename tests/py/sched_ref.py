@@ -7,7 +7,7 @@
     sched_ref.py run KEY=VALUE...   one case's rates, "%g" as mura-train's
                                     progress lines print them, one a line
 
-The loop is the one lib/sched.h promises: torch.optim.lr_scheduler's
+The loop is the one lib/lrsched.h promises: torch.optim.lr_scheduler's
 schedulers on one optimizer, the warm-up (LinearLR) built first and stepped
 after each of its first N optimizer steps, OneCycleLR stepped after every
 step, CosineAnnealingLR, StepLR and ExponentialLR after every epoch.
