@@ -59,16 +59,16 @@ run() {
 		END { rate = t[1] && t[steps + 1] > t[1] ? steps * b / (t[steps + 1] - t[1]) : 0;
 			printf "%.2f %.4f %.0f\n", rate, nw ? wait / nw : 0, bytes }' "$T/$1.err"
 }
-printf '%-44s %10s %14s %15s\n' "training step (images/s)" "images/s" "wait/step" "MiB summed/step"
+printf '%-52s %10s %14s %15s\n' "training step (images/s)" "images/s" "wait/step" "MiB summed/step"
 for arch in ${ARCHS:-densenet169 resnet50}; do
 	for cfg in "1 2 25" $(for b in ${BUCKETS:-25}; do echo "2,1,$b"; done); do
 		set -- $(echo "$cfg" | tr , ' ')
 		r=$(run "$arch-$1-$3" "$1" "$2" "$arch" "$3")
 		set -- "$@" $r
 		if [ "$1" = 1 ]; then
-			printf '%-44s %10s %14s %15s\n' "$arch, 1 process x $2 threads" "$4" - -
+			printf '%-52s %10s %14s %15s\n' "$arch, 1 process x $2 threads" "$4" - -
 		else
-			printf '%-44s %10s %12s s %15s\n' "$arch, $1 processes x $2 thread, buckets $3 MiB" "$4" "$5" \
+			printf '%-52s %10s %12s s %15s\n' "$arch, $1 processes x $2 thread, buckets $3 MiB" "$4" "$5" \
 				"$(awk -v b="$6" 'BEGIN { printf "%.1f", b / 1048576 }')"
 		fi
 	done
