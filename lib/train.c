@@ -7,9 +7,11 @@
  * forward, loss, backward, and after every `accumulate` batches an
  * optimizer step at the schedule's rate (lib/lrsched.h).  Then validation,
  * the callbacks, the epoch schedules and the files.  The learning-rate
- * range test (mura_train_find_lr) runs steps of the same code.  Whatever decides the next step is either derived from
- * (seed, epoch, step, path) or saved in the checkpoint; that is what makes
- * a resumed run end with the weights of an uninterrupted one.
+ * range test (mura_train_find_lr) runs steps of the same code.
+ *
+ * Whatever decides the next step is either derived from (seed, epoch,
+ * step, path) or saved in the checkpoint; that is what makes a resumed run
+ * end with the weights of an uninterrupted one.
  *
  * The checkpoint's metadata holds train_state (where the loop is, the
  * callbacks' memory, the run's number of epochs), train_settings (the
