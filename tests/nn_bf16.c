@@ -6,7 +6,9 @@
  * sum of the products' magnitudes), over shapes that cut every block and
  * tile edge, both transposes, alpha and beta, one thread and two.  And the
  * model's precision: fp32, bf16, auto and the error where the CPU lacks
- * AVX512-BF16.  The bf16 cases are SKIPPED (loudly) on such a CPU.
+ * AVX512-BF16.  And a batch norm + ReLU folded into a 1x1 convolution's
+ * packing (mura_sbgemm_bn): the written-out path's values bit for bit.
+ * The bf16 cases are SKIPPED (loudly) on such a CPU.
  */
 #include <math.h>
 #include <stdio.h>
@@ -248,6 +250,125 @@ test_conv(void)
 	CHECK("conv bf16: 72 -> 80 channels, im2col + sbgemm: y, gw, dx on rounded operands", conv_case(72, 80, &g));
 }
 
+/* mura_sbgemm_bn against mura_sbgemm of the operand bn.c would write,
+ * relu(b ka + kb) per row: bit for bit, on shapes across block and tile
+ * edges (k past KC, so the map is offset per block), a row stride past n,
+ * one thread and two (split by columns, then by rows). */
+static int
+gemm_bn_case(struct mura_threads *p, int m, int n, int k, struct mura_rng *g)
+{
+	const int lda = k + 3, ldb = n + 5;
+	float *a = malloc((size_t)m * lda * sizeof *a), *b = malloc((size_t)k * ldb * sizeof *b);
+	float *bn = malloc((size_t)k * ldb * sizeof *bn), *ka = malloc((size_t)k * sizeof *ka);
+	float *kb = malloc((size_t)k * sizeof *kb);
+	float *c = malloc((size_t)m * n * sizeof *c), *want = malloc((size_t)m * n * sizeof *want);
+	int ok = a && b && bn && ka && kb && c && want;
+
+	for (size_t i = 0; ok && i < (size_t)m * lda; i++)
+		a[i] = (float)mura_rng_normal(g);
+	for (int q = 0; ok && q < k; q++) {
+		ka[q] = (float)(0.2 + mura_rng_double(g));
+		kb[q] = (float)mura_rng_normal(g) * 0.5f;
+		for (int j = 0; j < ldb; j++) {
+			b[(size_t)q * ldb + j] = (float)mura_rng_normal(g);
+			float t = b[(size_t)q * ldb + j] * ka[q] + kb[q];
+			bn[(size_t)q * ldb + j] = t > 0 ? t : 0;
+		}
+	}
+	if (ok) {
+		mura_sbgemm(p, 0, 0, m, n, k, 1.0f, a, lda, bn, ldb, 0.0f, want, n);
+		mura_sbgemm_bn(p, m, n, k, a, lda, b, ldb, ka, kb, c, n);
+		ok = memcmp(c, want, (size_t)m * n * sizeof *c) == 0;
+		if (!ok)
+			printf("  sbgemm_bn %dx%dx%d: differs from sbgemm of the written operand\n", m, n, k);
+	}
+	free(a), free(b), free(bn), free(ka), free(kb), free(c), free(want);
+	return ok;
+}
+
+/* norm1 + relu1 + conv1 of a DenseNet layer folded (mura_bn_map, then
+ * mura_conv_forward_bn) against the two written out (mura_bn_forward or
+ * _cached, then mura_conv_forward): the same y, map, running statistics
+ * and num_batches_tracked, bit for bit, in training and evaluation. */
+static int
+conv_bn_case(int train, struct mura_rng *g)
+{
+	enum { CIN = 45, COUT = 40, N = 2, H = 13, W = 17 };
+	const size_t plane = (size_t)N * H * W;
+	struct mura_threads *two = mura_threads_create(2);
+	float *wt = malloc((size_t)COUT * CIN * sizeof *wt), *x = malloc(CIN * plane * sizeof *x);
+	float *a1 = malloc(CIN * plane * sizeof *a1), *y0 = malloc(COUT * plane * sizeof *y0);
+	float *y1 = malloc(COUT * plane * sizeof *y1), *f = calloc(2 * 8 * CIN, sizeof *f);
+	double *st = calloc(4 * CIN, sizeof *st);
+	int64_t nbt[2] = {0, 0};
+	int ok = two && wt && x && a1 && y0 && y1 && f && st;
+	if (!ok)
+		goto out;
+	struct mura_conv cv = {CIN, COUT, 1, 1, 0, wt, NULL, NULL, NULL};
+	struct mura_bn bn[2];
+	for (int i = 0; i < 2; i++) {  /* one per side, the same weights and running statistics */
+		float *v = f + (size_t)i * 8 * CIN;
+		bn[i] = (struct mura_bn){CIN, v, NULL, v + CIN, NULL, v + 2 * CIN, v + 3 * CIN, &nbt[i],
+		                         v + 4 * CIN, v + 5 * CIN, 0.1f, 1e-5f, v + 6 * CIN, v + 7 * CIN};
+	}
+	for (int c = 0; c < CIN; c++) {
+		bn[0].w[c] = bn[1].w[c] = (float)(0.5 + mura_rng_double(g));
+		bn[0].b[c] = bn[1].b[c] = (float)mura_rng_normal(g) * 0.3f;
+		bn[0].rmean[c] = bn[1].rmean[c] = (float)mura_rng_normal(g) * 0.2f;
+		bn[0].rvar[c] = bn[1].rvar[c] = (float)(0.5 + mura_rng_double(g));
+	}
+	for (size_t i = 0; i < (size_t)COUT * CIN; i++)
+		wt[i] = (float)mura_rng_normal(g);
+	for (size_t i = 0; i < CIN * plane; i++)
+		x[i] = (float)(mura_rng_normal(g) + 0.3);
+	/* the first 20 channels' statistics cached, as by an earlier layer */
+	struct mura_bn_stats s0 = {st, st + CIN, CIN, 0}, s1 = {st + 2 * CIN, st + 3 * CIN, CIN, 0};
+	struct mura_fm fx = {x, CIN, N, H, W}, fx20 = {x, 20, N, H, W}, fa = {a1, CIN, N, H, W};
+	struct mura_fm fy0 = {y0, COUT, N, H, W}, fy1 = {y1, COUT, N, H, W}, fa20 = {a1, 20, N, H, W};
+	struct mura_nn_ctx ctx = {two, NULL, 0, NULL, NULL, NULL, 1};
+	if (train) {
+		mura_bn_forward_cached(&ctx, &bn[0], &fx20, &fa20, 1, &s0);
+		mura_bn_forward_cached(&ctx, &bn[1], &fx20, &fa20, 1, &s1);
+		mura_bn_forward_cached(&ctx, &bn[0], &fx, &fa, 1, &s0);
+		mura_bn_map(&ctx, &bn[1], &fx, 1, &s1, bn[1].scale, bn[1].shift);
+		ok = s1.known == CIN && nbt[0] == 2 && nbt[1] == 2;
+	} else {
+		mura_bn_forward(&ctx, &bn[0], &fx, &fa, 0, 1);
+		mura_bn_map(&ctx, &bn[1], &fx, 0, NULL, bn[1].scale, bn[1].shift);
+		ok = nbt[0] == 0 && nbt[1] == 0;
+	}
+	mura_conv_forward(&ctx, &cv, &fa, &fy0);
+	mura_conv_forward_bn(&ctx, &cv, &fx, bn[1].scale, bn[1].shift, &fy1);
+	ok = ok && memcmp(y0, y1, COUT * plane * sizeof *y0) == 0;
+	if (train)  /* the maps, batch statistics and running statistics */
+		ok = ok && memcmp(f + 4 * CIN, f + 12 * CIN, 4 * CIN * sizeof *f) == 0 &&
+		     memcmp(f + 2 * CIN, f + 10 * CIN, 2 * CIN * sizeof *f) == 0;
+out:
+	free(wt), free(x), free(a1), free(y0), free(y1), free(f), free(st);
+	mura_threads_free(two);
+	return ok;
+}
+
+static void
+test_bn_folded(void)
+{
+	static const int shapes[][3] = {{1, 1, 1}, {13, 33, 3}, {7, 70, 257}, {40, 530, 513}, {300, 40, 130}};
+	struct mura_threads *one = mura_threads_create(1), *two = mura_threads_create(2);
+	struct mura_rng g;
+	int ok = one && two;
+
+	mura_rng_seed(&g, 13);
+	for (size_t s = 0; ok && s < sizeof shapes / sizeof shapes[0]; s++)
+		ok = gemm_bn_case(one, shapes[s][0], shapes[s][1], shapes[s][2], &g) &&
+		     gemm_bn_case(two, shapes[s][0], shapes[s][1], shapes[s][2], &g);
+	CHECK("sbgemm_bn: relu(B ka + kb) applied in the packing equals sbgemm of it written out, bit for bit", ok);
+	mura_threads_free(one);
+	mura_threads_free(two);
+	CHECK("conv_forward_bn: a folded batch norm + ReLU + 1x1 conv, training (cached statistics): "
+	      "y, map, statistics bit for bit", conv_bn_case(1, &g));
+	CHECK("conv_forward_bn: the same in evaluation (running statistics)", conv_bn_case(0, &g));
+}
+
 static void
 test_precision(void)
 {
@@ -287,5 +408,6 @@ main(void)
 	}
 	test_sbgemm();
 	test_conv();
+	test_bn_folded();
 	return test_status();
 }

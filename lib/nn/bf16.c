@@ -150,6 +150,7 @@ mura_bf16_n(uint16_t *d, const float *s, size_t n)
 struct smat {
 	const float *d;
 	size_t rs, cs;
+	const float *ka, *kb;  /* B only, row-major: row q taken as relu(B[q] ka[q] + kb[q]); or NULL */
 };
 
 #ifdef HAVE_BF16_KERNEL
@@ -256,8 +257,20 @@ first(int n)
  * comes from memory (a 64 x 51200 x 576 product on one thread packed B in
  * 15 ms without, 7 with).
  */
+BF16_TARGET static inline __m512
+bn_relu16(__m512 x, const float *ka, const float *kb, int q)
+{
+	/* a product, then a sum: bn.c's x * a + b without contraction, and
+	 * max(t, 0) is its t > 0 ? t : 0 (a NaN gives 0, as there) */
+	__m512 t = _mm512_add_ps(_mm512_mul_ps(x, _mm512_set1_ps(ka[q])), _mm512_set1_ps(kb[q]));
+	return _mm512_max_ps(t, _mm512_setzero_ps());
+}
+
+/* ka, kb: for an operand along its lanes (B row-major) only, value q of k
+ * is packed as relu(x * ka[q] + kb[q]) (mura_sbgemm_bn), or NULL. */
 BF16_TARGET static void
-pack_block(const float *d, size_t ls, size_t ks, int w, int width, int kc, int lanes, uint32_t *out)
+pack_block(const float *d, size_t ls, size_t ks, int w, int width, int kc, int lanes, const float *ka,
+           const float *kb, uint32_t *out)
 {
 	const int kp = (kc + 1) / 2;
 	const size_t panel = (size_t)kp * lanes;
@@ -274,8 +287,15 @@ pack_block(const float *d, size_t ls, size_t ks, int w, int width, int kc, int l
 						__builtin_prefetch(r0 + AHEAD * ks + (size_t)(c0 + l) * ls, 0, 3);
 						__builtin_prefetch(r1 + AHEAD * ks + (size_t)(c0 + l) * ls, 0, 3);
 					}
-					__m512i lo = round16(_mm512_maskz_loadu_ps(m0, r0 + (size_t)(c0 + l) * ls));
-					__m512i hi = round16(_mm512_maskz_loadu_ps(m1, r1 + (size_t)(c0 + l) * ls));
+					__m512 x0 = _mm512_maskz_loadu_ps(m0, r0 + (size_t)(c0 + l) * ls);
+					__m512 x1 = _mm512_maskz_loadu_ps(m1, r1 + (size_t)(c0 + l) * ls);
+					if (ka) {  /* lanes past the operand stay 0 */
+						x0 = _mm512_maskz_mov_ps(m0, bn_relu16(x0, ka, kb, 2 * p));
+						if (m1)
+							x1 = _mm512_maskz_mov_ps(m1, bn_relu16(x1, ka, kb, 2 * p + 1));
+					}
+					__m512i lo = round16(x0);
+					__m512i hi = round16(x1);
 					__m512i v = _mm512_or_si512(_mm512_srli_epi32(lo, 16), _mm512_and_si512(hi, hi16));
 					_mm512_mask_storeu_epi32(o + l, first(lanes - l), v);
 				}
@@ -283,7 +303,7 @@ pack_block(const float *d, size_t ls, size_t ks, int w, int width, int kc, int l
 		}
 		return;
 	}
-	assert(ks == 1);
+	assert(ks == 1 && !ka);
 	/* Halfword 2h + 1 of two rounded vectors side by side, h = 0..31: the
 	 * high halves in order, so word p pairs values 2p and 2p + 1. */
 	const __m512i odd = _mm512_set_epi16(63, 61, 59, 57, 55, 53, 51, 49, 47, 45, 43, 41, 39, 37, 35, 33,
@@ -318,7 +338,8 @@ pack_block(const float *d, size_t ls, size_t ks, int w, int width, int kc, int l
 static void
 pack_a(const struct smat *a, int m, int i0, int mc, int p0, int kc, uint32_t *out)
 {
-	pack_block(a->d + (size_t)i0 * a->rs + (size_t)p0 * a->cs, a->rs, a->cs, m - i0, mc, kc, MR, out);
+	pack_block(a->d + (size_t)i0 * a->rs + (size_t)p0 * a->cs, a->rs, a->cs, m - i0, mc, kc, MR, NULL, NULL,
+	           out);
 }
 
 /* Values of k [p0, p0 + kc) and columns [j0, j0 + nc) of B, packed in
@@ -326,7 +347,8 @@ pack_a(const struct smat *a, int m, int i0, int mc, int p0, int kc, uint32_t *ou
 static void
 pack_b(const struct smat *b, int n, int p0, int kc, int j0, int nc, uint32_t *out)
 {
-	pack_block(b->d + (size_t)p0 * b->rs + (size_t)j0 * b->cs, b->cs, b->rs, n - j0, nc, kc, NR, out);
+	pack_block(b->d + (size_t)p0 * b->rs + (size_t)j0 * b->cs, b->cs, b->rs, n - j0, nc, kc, NR,
+	           b->ka ? b->ka + p0 : NULL, b->kb ? b->kb + p0 : NULL, out);
 }
 #endif
 
@@ -433,16 +455,28 @@ sb_part(void *v, int i, int nt)
 		mura_threads_share((size_t)j->n, i, nt, NR, &lo, &hi);
 		if (lo == hi)
 			return;
-		struct smat b = {j->b.d + lo * j->b.cs, j->b.rs, j->b.cs};
+		struct smat b = {j->b.d + lo * j->b.cs, j->b.rs, j->b.cs, j->b.ka, j->b.kb};
 		sbgemm_serial(&j->a, &b, j->m, (int)(hi - lo), j->k, j->alpha, j->beta, j->c + lo, j->ldc);
 	} else {
 		mura_threads_share((size_t)j->m, i, nt, MR, &lo, &hi);
 		if (lo == hi)
 			return;
-		struct smat a = {j->a.d + lo * j->a.rs, j->a.rs, j->a.cs};
+		struct smat a = {j->a.d + lo * j->a.rs, j->a.rs, j->a.cs, NULL, NULL};
 		sbgemm_serial(&a, &j->b, (int)(hi - lo), j->n, j->k, j->alpha, j->beta,
 		              j->c + lo * j->ldc, j->ldc);
 	}
+}
+
+static void
+sb_run(struct mura_threads *p, struct sb_job j)
+{
+	if (j.m <= 0 || j.n <= 0)
+		return;
+	/* As mura_sgemm: below about a million multiply-adds one thread. */
+	if ((double)j.m * j.n * j.k < 1e6 || mura_threads_size(p) == 1)
+		sb_part(&j, 0, 1);
+	else
+		mura_threads_run(p, sb_part, &j);
 }
 
 void
@@ -451,16 +485,30 @@ mura_sbgemm(struct mura_threads *p, int trans_a, int trans_b, int m, int n, int 
             float beta, float *c, int ldc)
 {
 	struct sb_job j = {
-		{a, trans_a ? 1 : (size_t)lda, trans_a ? (size_t)lda : 1},
-		{b, trans_b ? 1 : (size_t)ldb, trans_b ? (size_t)ldb : 1},
+		{a, trans_a ? 1 : (size_t)lda, trans_a ? (size_t)lda : 1, NULL, NULL},
+		{b, trans_b ? 1 : (size_t)ldb, trans_b ? (size_t)ldb : 1, NULL, NULL},
 		m, n, k, alpha, beta, c, (size_t)ldc, n >= m,
 	};
 
-	if (m <= 0 || n <= 0)
-		return;
-	/* As mura_sgemm: below about a million multiply-adds one thread. */
-	if ((double)m * n * k < 1e6 || mura_threads_size(p) == 1)
-		sb_part(&j, 0, 1);
-	else
-		mura_threads_run(p, sb_part, &j);
+	sb_run(p, j);
+}
+
+/*
+ * C = A relu(B ka + kb), ka and kb per row of B: a batch norm and ReLU
+ * (their per-channel affine map) in front of a 1x1 convolution, applied
+ * while B is packed, so that the normalised operand is never written out
+ * (a DenseNet layer's norm1 + relu1 + conv1 read the block's whole
+ * concatenation once rather than three times).  Bit for bit the product
+ * of the operand that bn.c's forward writes.
+ */
+void
+mura_sbgemm_bn(struct mura_threads *p, int m, int n, int k, const float *a, int lda, const float *b,
+               int ldb, const float *ka, const float *kb, float *c, int ldc)
+{
+	struct sb_job j = {
+		{a, (size_t)lda, 1, NULL, NULL}, {b, (size_t)ldb, 1, ka, kb},
+		m, n, k, 1.0f, 0.0f, c, (size_t)ldc, n >= m,
+	};
+
+	sb_run(p, j);
 }

@@ -34,6 +34,7 @@ struct bn_job {
 	double mt;    /* values per channel over every process (sync), else m */
 	int phase;    /* backward: BWD_FUSED, or sync's BWD_SUMS then BWD_DX */
 	double *sums; /* sync: per channel sum(g), sum(g (x - mean)) */
+	float *ka, *kb;  /* mura_bn_map: the affine map's two floats per channel, and no y */
 };
 
 enum { BWD_FUSED, BWD_SUMS, BWD_DX };
@@ -90,7 +91,7 @@ bn_fwd_part(void *v, size_t c0, size_t c1)
 
 	for (size_t c = c0; c < c1; c++) {
 		const float *x = j->x->d + c * m;
-		float *y = j->yo->d + c * m;
+		float *y = j->yo ? j->yo->d + c * m : NULL;
 		float a, b;
 
 		if (j->saved) {
@@ -125,6 +126,11 @@ bn_fwd_part(void *v, size_t c0, size_t c1)
 				bn->scale[c] = a;
 				bn->shift[c] = b;
 			}
+		}
+		if (j->ka) {
+			j->ka[c] = a;
+			j->kb[c] = b;
+			continue;
 		}
 		if (j->relu)
 			for (size_t i = 0; i < m; i++) {
@@ -217,7 +223,7 @@ mura_bn_forward(struct mura_nn_ctx *ctx, const struct mura_bn *bn, const struct 
                 struct mura_fm *y, int train, int relu)
 {
 	struct bn_job j = {bn, x, NULL, NULL, y, NULL, train, relu, 0, 0, mura_fm_plane(x), NULL,
-	                   (double)mura_fm_plane(x), BWD_FUSED, NULL};
+	                   (double)mura_fm_plane(x), BWD_FUSED, NULL, NULL, NULL};
 	const double t0 = mura_prof_start(ctx);
 
 	if (train && ctx->sync)
@@ -242,7 +248,7 @@ mura_bn_forward_cached(struct mura_nn_ctx *ctx, const struct mura_bn *bn, const 
                        struct mura_fm *y, int relu, struct mura_bn_stats *st)
 {
 	struct bn_job j = {bn, x, NULL, NULL, y, NULL, 1, relu, 0, 0, mura_fm_plane(x), st,
-	                   (double)mura_fm_plane(x), BWD_FUSED, NULL};
+	                   (double)mura_fm_plane(x), BWD_FUSED, NULL, NULL, NULL};
 	const double t0 = mura_prof_start(ctx);
 
 	assert(x->c <= st->c);
@@ -256,6 +262,29 @@ mura_bn_forward_cached(struct mura_nn_ctx *ctx, const struct mura_bn *bn, const 
 	++*bn->nbt;
 }
 
+/* mura_bn_forward, or mura_bn_forward_cached where st is not NULL, up to
+ * y: the same statistics, updates and two floats per channel, into ka and
+ * kb, and no y (mura_sbgemm_bn applies them). */
+void
+mura_bn_map(struct mura_nn_ctx *ctx, const struct mura_bn *bn, const struct mura_fm *x, int train,
+            struct mura_bn_stats *st, float *ka, float *kb)
+{
+	struct bn_job j = {bn, x, NULL, NULL, NULL, NULL, train, 1, 0, 0, mura_fm_plane(x), st,
+	                   (double)mura_fm_plane(x), BWD_FUSED, NULL, ka, kb};
+	const double t0 = mura_prof_start(ctx);
+
+	assert(!st || (train && x->c <= st->c));
+	if (train && ctx->sync)
+		forward_synced(ctx, &j, st);
+	else
+		mura_threads_for(ctx->threads, (size_t)x->c, 1, bn_fwd_part, &j);
+	if (st && st->known < x->c)
+		st->known = x->c;
+	mura_prof_stop(ctx, MURA_PROF_BN_FWD, t0, 0);
+	if (train)
+		++*bn->nbt;
+}
+
 /* The same loop as the forward's with the same two floats per channel, so
  * the same values bit for bit. */
 void
@@ -263,7 +292,7 @@ mura_bn_forward_saved(struct mura_nn_ctx *ctx, const struct mura_bn *bn, const s
                       struct mura_fm *y, int relu)
 {
 	struct bn_job j = {bn, x, NULL, NULL, y, NULL, 1, relu, 0, 1, mura_fm_plane(x), NULL,
-	                   (double)mura_fm_plane(x), BWD_FUSED, NULL};
+	                   (double)mura_fm_plane(x), BWD_FUSED, NULL, NULL, NULL};
 	const double t0 = mura_prof_start(ctx);
 
 	mura_threads_for(ctx->threads, (size_t)x->c, 1, bn_fwd_part, &j);
@@ -467,7 +496,7 @@ mura_bn_backward(struct mura_nn_ctx *ctx, const struct mura_bn *bn, const struct
                  int train, int relu, int acc)
 {
 	struct bn_job j = {bn, x, y, dy, NULL, dx, train, relu, acc, 0, mura_fm_plane(x), NULL,
-	                   (double)mura_fm_plane(x), BWD_FUSED, NULL};
+	                   (double)mura_fm_plane(x), BWD_FUSED, NULL, NULL, NULL};
 	const double t0 = mura_prof_start(ctx);
 
 	if (train && dx && ctx->sync) {

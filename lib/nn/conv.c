@@ -38,6 +38,7 @@
  * positions adds to shared input values) and whole columns of gW: no two
  * threads ever write the same value, and there is one dispatch per chunk.
  */
+#include <assert.h>
 #include <string.h>
 
 #include "ops.h"
@@ -338,6 +339,28 @@ mura_conv_forward(struct mura_nn_ctx *ctx, const struct mura_conv *cv,
 		mura_threads_for(ctx->threads, (size_t)cv->cout, 1, bias_part, &bj);
 	}
 	mura_prof_stop(ctx, prof_kind(cv, 1), t0, 2.0 * (double)cv->cout * (double)kdim * (double)m);
+}
+
+int
+mura_conv_folds_bn(const struct mura_nn_ctx *ctx, const struct mura_conv *cv)
+{
+	return ctx->bf16 && is_direct(cv) && !cv->b;
+}
+
+/* y = conv(relu(x ka + kb)) for a 1x1 convolution without bias in bf16:
+ * the batch norm + ReLU in front of it (mura_bn_map's) applied as its
+ * operand is packed (mura_sbgemm_bn), never written out. */
+void
+mura_conv_forward_bn(struct mura_nn_ctx *ctx, const struct mura_conv *cv, const struct mura_fm *x,
+                     const float *ka, const float *kb, struct mura_fm *y)
+{
+	const size_t m = mura_fm_plane(y);
+	const double t0 = mura_prof_start(ctx);
+
+	assert(mura_conv_folds_bn(ctx, cv) && x->c == cv->cin);
+	mura_sbgemm_bn(ctx->threads, cv->cout, (int)m, cv->cin, cv->w, cv->cin, x->d, (int)m, ka, kb, y->d,
+	               (int)m);
+	mura_prof_stop(ctx, prof_kind(cv, 1), t0, 2.0 * (double)cv->cout * (double)cv->cin * (double)m);
 }
 
 static void

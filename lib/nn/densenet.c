@@ -75,6 +75,7 @@ struct densenet {
 	struct transition trans[3];
 	struct mura_bn norm5;
 	float *g_a1, *g_a3, *g_t1, *g_t2, *g_r0;  /* gradients, shared */
+	float *map;           /* norm1's map in evaluation, 2 x the largest cin (layer_forward) */
 };
 
 /* The layers mura_model_capture names (densenet_layer): each block's
@@ -159,6 +160,14 @@ densenet_build(struct mura_model *m, struct net_build *b)
 		}
 	}
 	net_bn(b, &dn->norm5, "features.norm5", c);
+	if (!dn->map) {
+		int most = 0;
+		for (int k = 0; k < 4; k++)
+			for (int l = 0; l < dn->block[k].nlayers; l++)
+				most = dn->block[k].layer[l].cin > most ? dn->block[k].layer[l].cin : most;
+		if (!(dn->map = calloc(2 * (size_t)most, sizeof(float))))
+			return mura_error("out of memory");
+	}
 	m->feat_c = c;
 	return 0;
 }
@@ -174,6 +183,7 @@ densenet_free(void *v)
 		free(dn->block[k].layer);
 		free(dn->block[k].stats.mean);
 	}
+	free(dn->map);
 	free(dn);
 }
 
@@ -241,21 +251,31 @@ densenet_plan(struct mura_model *m, struct net_plan *p, int n, int h, int w)
 }
 
 /* Training: norm1 with the block's statistics cache, from which it needs
- * only those of the previous layer's output (mura_bn_forward_cached). */
+ * only those of the previous layer's output (mura_bn_forward_cached).
+ * In bf16, norm1 + relu1 are applied as conv1 packs its operand
+ * (mura_conv_forward_bn), and a1 is not written: the same a2 bit for bit,
+ * from one pass over the block's concatenation rather than three
+ * (backward recomputes a1 as before). */
 static void
-layer_forward(struct mura_nn_ctx *ctx, struct dense_layer *L, const struct mura_fm *blk,
-              struct mura_bn_stats *st, int train)
+layer_forward(struct mura_nn_ctx *ctx, const struct densenet *dn, struct dense_layer *L,
+              const struct mura_fm *blk, struct mura_bn_stats *st, int train)
 {
 	struct mura_fm x = mura_fm_slice(blk, 0, L->cin), out = mura_fm_slice(blk, L->cin, GROWTH);
 	struct mura_fm a1 = fm(L->a1, L->cin, blk->n, blk->h, blk->w);
 	struct mura_fm a2 = fm(L->a2, BN_SIZE * GROWTH, blk->n, blk->h, blk->w);
 	struct mura_fm a3 = fm(L->a3, BN_SIZE * GROWTH, blk->n, blk->h, blk->w);
 
-	if (train)
-		mura_bn_forward_cached(ctx, &L->norm1, &x, &a1, 1, st);
-	else
-		mura_bn_forward(ctx, &L->norm1, &x, &a1, 0, 1);
-	mura_conv_forward(ctx, &L->conv1, &a1, &a2);
+	if (mura_conv_folds_bn(ctx, &L->conv1)) {
+		float *ka = train ? L->norm1.scale : dn->map, *kb = train ? L->norm1.shift : dn->map + L->cin;
+		mura_bn_map(ctx, &L->norm1, &x, train, train ? st : NULL, ka, kb);
+		mura_conv_forward_bn(ctx, &L->conv1, &x, ka, kb, &a2);
+	} else {
+		if (train)
+			mura_bn_forward_cached(ctx, &L->norm1, &x, &a1, 1, st);
+		else
+			mura_bn_forward(ctx, &L->norm1, &x, &a1, 0, 1);
+		mura_conv_forward(ctx, &L->conv1, &a1, &a2);
+	}
 	mura_bn_forward(ctx, &L->norm2, &a2, &a3, train, 1);
 	mura_conv_forward(ctx, &L->conv2, &a3, &out);
 }
@@ -334,7 +354,7 @@ densenet_forward(struct mura_model *m, int n, int train)
 		}
 		blk->stats.known = 0;
 		for (int l = 0; l < blk->nlayers; l++)
-			layer_forward(ctx, &blk->layer[l], &x, &blk->stats, t);
+			layer_forward(ctx, dn, &blk->layer[l], &x, &blk->stats, t);
 		net_capture_act(m, LAYER_BLOCK + k, &x);
 	}
 	const struct dense_block *last = &dn->block[3];

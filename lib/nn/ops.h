@@ -121,6 +121,11 @@ void mura_bf16_n(uint16_t *d, const float *s, size_t n);
 void mura_sbgemm(struct mura_threads *p, int trans_a, int trans_b, int m, int n, int k,
                  float alpha, const float *a, int lda, const float *b, int ldb,
                  float beta, float *c, int ldc);
+/* C (m x n) = A relu(B ka + kb), A m x k and B k x n row-major, ka and kb
+ * per row of B, applied (without contraction) while B is packed: a batch
+ * norm + ReLU folded into a 1x1 convolution (mura_conv_forward_bn). */
+void mura_sbgemm_bn(struct mura_threads *p, int m, int n, int k, const float *a, int lda, const float *b,
+                    int ldb, const float *ka, const float *kb, float *c, int ldc);
 /* The product in the precision bf16 says: mura_sbgemm, else mura_sgemm. */
 static inline void
 mura_gemm(int bf16, struct mura_threads *p, int trans_a, int trans_b, int m, int n, int k,
@@ -203,6 +208,13 @@ struct mura_conv {
 size_t mura_conv_scratch(const struct mura_conv *cv, const struct mura_fm *x, int nthreads);
 void mura_conv_forward(struct mura_nn_ctx *ctx, const struct mura_conv *cv,
                        const struct mura_fm *x, struct mura_fm *y);
+/* A 1x1 convolution without bias in bf16 (ctx->bf16) of relu(x ka + kb),
+ * ka and kb per channel of x (mura_bn_map): the batch norm + ReLU folded
+ * into the product, the same values bit for bit as mura_bn_forward then
+ * mura_conv_forward.  Only where mura_conv_folds_bn. */
+int mura_conv_folds_bn(const struct mura_nn_ctx *ctx, const struct mura_conv *cv);
+void mura_conv_forward_bn(struct mura_nn_ctx *ctx, const struct mura_conv *cv, const struct mura_fm *x,
+                          const float *ka, const float *kb, struct mura_fm *y);
 /* Adds to cv->gw (and cv->gb); writes (acc: adds to) dx unless dx is NULL. */
 void mura_conv_backward(struct mura_nn_ctx *ctx, const struct mura_conv *cv,
                         const struct mura_fm *x, const struct mura_fm *dy,
@@ -269,6 +281,12 @@ struct mura_bn_stats {
 void mura_bn_forward_cached(struct mura_nn_ctx *ctx, const struct mura_bn *bn,
                             const struct mura_fm *x, struct mura_fm *y, int relu,
                             struct mura_bn_stats *st);
+/* mura_bn_forward (st NULL) or mura_bn_forward_cached (train, st), all but
+ * y: the per-channel map y = relu(x ka + kb) it would apply, into ka and kb
+ * (x->c floats each; in training bn->scale and bn->shift are kept too), for
+ * mura_conv_forward_bn to apply. */
+void mura_bn_map(struct mura_nn_ctx *ctx, const struct mura_bn *bn, const struct mura_fm *x, int train,
+                 struct mura_bn_stats *st, float *ka, float *kb);
 /* The last training forward's y again, from the same x, with the affine map
  * that forward applied (bn->scale, bn->shift): bit-identical to it, and no
  * statistics computed or updated, nor num_batches_tracked.  For recomputing

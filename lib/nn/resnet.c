@@ -65,6 +65,7 @@ struct resnet {
 	float *g_io[2];         /* block input/output gradients, alternating */
 	float *g_pair[2];       /* gradients inside a block, alternating */
 	float *g_d;             /* downsample.1's input gradient (g_pair[0]) */
+	float *map;             /* a folded batch norm's map in evaluation (block_forward) */
 };
 
 enum {
@@ -141,6 +142,9 @@ resnet_build(struct mura_model *m, struct net_build *b)
 		}
 	}
 	m->feat_c = c;
+	/* 2 x the widest batch norm inside a block, the last stage's planes */
+	if (!rn->map && !(rn->map = calloc(2 * ((size_t)64 << (rn->stages - 1)), sizeof(float))))
+		return mura_error("out of memory");
 	return 0;
 }
 
@@ -149,8 +153,10 @@ resnet_free(void *v)
 {
 	struct resnet *rn = v;
 
-	if (rn)
+	if (rn) {
 		free(rn->blk);
+		free(rn->map);
+	}
 	free(rn);
 }
 
@@ -268,13 +274,25 @@ block_forward(struct mura_nn_ctx *ctx, struct resnet *rn, struct res_block *blk,
 	const int n = x->n;
 	struct mura_fm y = fm(blk->y, blk->cout, n, blk->h, blk->w);
 	struct mura_fm in = *x;
+	const float *ka = NULL, *kb = NULL;  /* in's batch norm + ReLU, folded into the next conv */
 
 	for (int q = 0; q < blk->npair; q++) {
 		int h, w;
 		pair_size(blk, q, &h, &w);
 		struct mura_fm c = fm(blk->c[q], blk->conv[q].cout, n, h, w);
-		mura_conv_forward(ctx, &blk->conv[q], &in, &c);
-		if (q < blk->npair - 1) {
+		if (ka)
+			mura_conv_forward_bn(ctx, &blk->conv[q], &in, ka, kb, &c);
+		else
+			mura_conv_forward(ctx, &blk->conv[q], &in, &c);
+		ka = kb = NULL;
+		if (q < blk->npair - 1 && mura_conv_folds_bn(ctx, &blk->conv[q + 1])) {
+			/* bf16, a bottleneck's bn2 + relu before its 1x1 conv3: t[q],
+			 * which backward recomputes anyway, is not written */
+			float *a = train ? blk->bn[q].scale : rn->map, *b = train ? blk->bn[q].shift : rn->map + c.c;
+			mura_bn_map(ctx, &blk->bn[q], &c, train, NULL, a, b);
+			ka = a, kb = b;
+			in = c;
+		} else if (q < blk->npair - 1) {
 			struct mura_fm t = fm(blk->t[q], c.c, n, h, w);
 			mura_bn_forward(ctx, &blk->bn[q], &c, &t, train, 1);
 			in = t;
