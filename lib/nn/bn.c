@@ -285,6 +285,46 @@ mura_bn_map(struct mura_nn_ctx *ctx, const struct mura_bn *bn, const struct mura
 		++*bn->nbt;
 }
 
+struct add_job {
+	const struct mura_fm *c, *cd;
+	const float *ka, *kb, *da, *db, *id;
+	float *y;
+};
+
+static void
+add_relu_part(void *v, size_t c0, size_t c1)
+{
+	const struct add_job *j = v;
+	const size_t m = mura_fm_plane(j->c);
+
+	for (size_t ch = c0; ch < c1; ch++) {
+		const float *x = j->c->d + ch * m, a = j->ka[ch], b = j->kb[ch];
+		float *y = j->y + ch * m;
+		if (j->cd) {
+			const float *xd = j->cd->d + ch * m, ad = j->da[ch], bd = j->db[ch];
+			for (size_t i = 0; i < m; i++) {
+				float t = x[i] * a + b + (xd[i] * ad + bd);
+				y[i] = t > 0 ? t : 0;
+			}
+		} else {
+			const float *id = j->id + ch * m;
+			for (size_t i = 0; i < m; i++) {
+				float t = x[i] * a + b + id[i];
+				y[i] = t > 0 ? t : 0;
+			}
+		}
+	}
+}
+
+void
+mura_bn_add_relu(struct mura_nn_ctx *ctx, const struct mura_fm *c, const float *ka, const float *kb,
+                 const struct mura_fm *cd, const float *da, const float *db, const float *id, float *y)
+{
+	struct add_job j = {c, cd, ka, kb, da, db, id, y};
+
+	mura_nn_for(ctx, MURA_PROF_BN_FWD, (size_t)c->c, 1, add_relu_part, &j);
+}
+
 /* The same loop as the forward's with the same two floats per channel, so
  * the same values bit for bit. */
 void

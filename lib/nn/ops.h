@@ -287,6 +287,12 @@ void mura_bn_forward_cached(struct mura_nn_ctx *ctx, const struct mura_bn *bn,
  * mura_conv_forward_bn to apply. */
 void mura_bn_map(struct mura_nn_ctx *ctx, const struct mura_bn *bn, const struct mura_fm *x, int train,
                  struct mura_bn_stats *st, float *ka, float *kb);
+/* The end of a residual block in one pass: y = relu((c ka + kb) + r), per
+ * channel of c, r = id or, where cd is not NULL, (cd da + db) (a shortcut's
+ * batch norm): what mura_bn_forward of each, then mura_add_relu_forward,
+ * give, bit for bit, without writing the two normalised maps. */
+void mura_bn_add_relu(struct mura_nn_ctx *ctx, const struct mura_fm *c, const float *ka, const float *kb,
+                      const struct mura_fm *cd, const float *da, const float *db, const float *id, float *y);
 /* The last training forward's y again, from the same x, with the affine map
  * that forward applied (bn->scale, bn->shift): bit-identical to it, and no
  * statistics computed or updated, nor num_batches_tracked.  For recomputing

@@ -48,7 +48,8 @@ struct res_block {
 	float *c[3];            /* each conv's output */
 	float *t[2];            /* relu(bn()) of every pair but the last (shared:
 	                           recomputed in backward from c) */
-	float *cd;              /* downsample conv's output */
+	float *cd;              /* downsample conv's output (its batch norm's is never
+	                           written: mura_bn_add_relu) */
 	float *y;               /* the block's output (shared in training, but the
 	                           stage's last: recomputed in backward from c, cd) */
 };
@@ -61,16 +62,16 @@ struct resnet {
 	int h0, w0, h1, w1;     /* after conv1, after maxpool */
 	float *c0, *r0, *p0;    /* conv1, relu(bn1()) (shared), maxpool outputs */
 	struct res_block *blk;
-	float *d;               /* downsample.1's output (shared: dead once added) */
 	float *g_io[2];         /* block input/output gradients, alternating */
 	float *g_pair[2];       /* gradients inside a block, alternating */
 	float *g_d;             /* downsample.1's input gradient (g_pair[0]) */
-	float *map;             /* a folded batch norm's map in evaluation (block_forward) */
+	float *map;             /* folded batch norms' maps in evaluation (block_forward):
+	                           4 x the widest block output */
 };
 
 enum {
 	SLOT_C0, SLOT_R0, SLOT_Y_A, SLOT_Y_B, SLOT_C, SLOT_T = SLOT_C + 3, SLOT_CD = SLOT_T + 2,
-	SLOT_D, SLOT_G_IO, SLOT_G_PAIR = SLOT_G_IO + 2, SLOT_YS = SLOT_G_PAIR + 2,
+	SLOT_G_IO, SLOT_G_PAIR = SLOT_G_IO + 2, SLOT_YS = SLOT_G_PAIR + 2,
 };
 
 static struct mura_fm
@@ -142,8 +143,7 @@ resnet_build(struct mura_model *m, struct net_build *b)
 		}
 	}
 	m->feat_c = c;
-	/* 2 x the widest batch norm inside a block, the last stage's planes */
-	if (!rn->map && !(rn->map = calloc(2 * ((size_t)64 << (rn->stages - 1)), sizeof(float))))
+	if (!rn->map && !(rn->map = calloc(4 * (size_t)c, sizeof(float))))
 		return mura_error("out of memory");
 	return 0;
 }
@@ -192,8 +192,8 @@ resnet_plan(struct mura_model *m, struct net_plan *p, int n, int h, int w)
 	 * block's t) is recomputed from c in backward, bit for bit, with the
 	 * affine map its forward applied (mura_bn_forward_saved); so are the
 	 * outputs of a stage's blocks but its last, from c and cd, in one
-	 * buffer per stage (stage_recompute).  r0 and downsample.1's output
-	 * live in the gradients' slots, which are free until backward.
+	 * buffer per stage (stage_recompute).  r0 lives in a gradients' slot,
+	 * which is free until backward.
 	 * Peak RSS of a training step, batch 8, 320 px, 2026-12-05: resnet50
 	 * 1944 -> 1515 MB, the hybrid 2057 -> 1627, the speed unchanged within
 	 * the noise (MURA_THREADS=2 tests/nn_bench ARCH 8 320 3 train fp32). */
@@ -227,7 +227,6 @@ resnet_plan(struct mura_model *m, struct net_plan *p, int n, int h, int w)
 		if (blk->down) {
 			net_conv_scratch(p, &blk->dconv, &in);
 			blk->cd = net_keep(p, SLOT_CD, osz);
-			rn->d = net_slot(p, p->training ? SLOT_G_PAIR + 1 : SLOT_D, osz);
 			if (p->training)
 				rn->g_d = net_slot(p, SLOT_G_PAIR, osz);
 		}
@@ -267,12 +266,34 @@ resnet_out_size(int in, int stages)
 	return s;
 }
 
+/* y = relu(bn(c) + the shortcut: x, or bn(cd)) in one pass
+ * (mura_bn_add_relu), neither batch norm's output written.  The maps:
+ * saved > 0, those of the last training forward (bn->scale, bn->shift);
+ * saved < 0, those block_forward just put in rn->map; saved == 0, the
+ * running statistics', made here (after an explaining forward). */
+static void
+block_end(struct mura_nn_ctx *ctx, struct resnet *rn, const struct res_block *blk, const struct mura_fm *x,
+          int saved)
+{
+	const int n = x->n, q = blk->npair - 1, co = blk->cout;
+	struct mura_fm c = fm(blk->c[q], co, n, blk->h, blk->w), cd = fm(blk->cd, co, n, blk->h, blk->w);
+	const float *ka = saved > 0 ? blk->bn[q].scale : rn->map, *kb = saved > 0 ? blk->bn[q].shift : rn->map + co;
+	const float *da = saved > 0 ? blk->dbn.scale : rn->map + 2 * co;
+	const float *db = saved > 0 ? blk->dbn.shift : rn->map + 3 * co;
+
+	if (saved == 0) {
+		mura_bn_map(ctx, &blk->bn[q], &c, 0, NULL, rn->map, rn->map + co);
+		if (blk->down)
+			mura_bn_map(ctx, &blk->dbn, &cd, 0, NULL, rn->map + 2 * co, rn->map + 3 * co);
+	}
+	mura_bn_add_relu(ctx, &c, ka, kb, blk->down ? &cd : NULL, da, db, x->d, blk->y);
+}
+
 static void
 block_forward(struct mura_nn_ctx *ctx, struct resnet *rn, struct res_block *blk,
               const struct mura_fm *x, int train)
 {
 	const int n = x->n;
-	struct mura_fm y = fm(blk->y, blk->cout, n, blk->h, blk->w);
 	struct mura_fm in = *x;
 	const float *ka = NULL, *kb = NULL;  /* in's batch norm + ReLU, folded into the next conv */
 
@@ -296,19 +317,19 @@ block_forward(struct mura_nn_ctx *ctx, struct resnet *rn, struct res_block *blk,
 			struct mura_fm t = fm(blk->t[q], c.c, n, h, w);
 			mura_bn_forward(ctx, &blk->bn[q], &c, &t, train, 1);
 			in = t;
-		} else {
-			mura_bn_forward(ctx, &blk->bn[q], &c, &y, train, 0);
+		} else {  /* the block's end: block_end */
+			float *ka = train ? blk->bn[q].scale : rn->map, *kb = train ? blk->bn[q].shift : rn->map + c.c;
+			mura_bn_map(ctx, &blk->bn[q], &c, train, NULL, ka, kb);
 		}
 	}
-	const float *identity = x->d;
 	if (blk->down) {
 		struct mura_fm cd = fm(blk->cd, blk->cout, n, blk->h, blk->w);
-		struct mura_fm d = fm(rn->d, blk->cout, n, blk->h, blk->w);
+		float *da = train ? blk->dbn.scale : rn->map + 2 * blk->cout;
+		float *db = train ? blk->dbn.shift : rn->map + 3 * blk->cout;
 		mura_conv_forward(ctx, &blk->dconv, x, &cd);
-		mura_bn_forward(ctx, &blk->dbn, &cd, &d, train, 0);
-		identity = d.d;
+		mura_bn_map(ctx, &blk->dbn, &cd, train, NULL, da, db);
 	}
-	mura_add_relu_forward(ctx, mura_fm_size(&y), y.d, identity, y.d);
+	block_end(ctx, rn, blk, x, train ? 1 : -1);
 }
 
 /* relu(bn(c)) of the last forward again, into t: with the affine map that
@@ -331,21 +352,12 @@ static void
 stage_recompute(struct mura_nn_ctx *ctx, struct resnet *rn, int first, int last,
                 const struct mura_fm *x0, int bt)
 {
-	const float *identity = x0->d;
+	struct mura_fm x = *x0;
 
 	for (int i = first; i < last; i++) {
 		struct res_block *blk = &rn->blk[i];
-		struct mura_fm y = fm(blk->y, blk->cout, x0->n, blk->h, blk->w);
-		struct mura_fm c = fm(blk->c[blk->npair - 1], blk->cout, x0->n, blk->h, blk->w);
-		recompute(ctx, &blk->bn[blk->npair - 1], &c, &y, bt, 0);
-		if (blk->down) {
-			struct mura_fm cd = fm(blk->cd, blk->cout, x0->n, blk->h, blk->w);
-			struct mura_fm d = fm(rn->d, blk->cout, x0->n, blk->h, blk->w);
-			recompute(ctx, &blk->dbn, &cd, &d, bt, 0);
-			identity = d.d;
-		}
-		mura_add_relu_forward(ctx, mura_fm_size(&y), y.d, identity, y.d);
-		identity = y.d;
+		block_end(ctx, rn, blk, &x, bt);
+		x = fm(blk->y, blk->cout, x0->n, blk->h, blk->w);
 	}
 }
 
