@@ -268,20 +268,19 @@ resnet_out_size(int in, int stages)
 
 /* y = relu(bn(c) + the shortcut: x, or bn(cd)) in one pass
  * (mura_bn_add_relu), neither batch norm's output written.  The maps:
- * saved > 0, those of the last training forward (bn->scale, bn->shift);
- * saved < 0, those block_forward just put in rn->map; saved == 0, the
- * running statistics', made here (after an explaining forward). */
+ * saved, those of the last training forward (bn->scale, bn->shift); else
+ * the running statistics', made here in rn->map. */
 static void
 block_end(struct mura_nn_ctx *ctx, struct resnet *rn, const struct res_block *blk, const struct mura_fm *x,
           int saved)
 {
 	const int n = x->n, q = blk->npair - 1, co = blk->cout;
 	struct mura_fm c = fm(blk->c[q], co, n, blk->h, blk->w), cd = fm(blk->cd, co, n, blk->h, blk->w);
-	const float *ka = saved > 0 ? blk->bn[q].scale : rn->map, *kb = saved > 0 ? blk->bn[q].shift : rn->map + co;
-	const float *da = saved > 0 ? blk->dbn.scale : rn->map + 2 * co;
-	const float *db = saved > 0 ? blk->dbn.shift : rn->map + 3 * co;
+	const float *ka = saved ? blk->bn[q].scale : rn->map, *kb = saved ? blk->bn[q].shift : rn->map + co;
+	const float *da = saved ? blk->dbn.scale : rn->map + 2 * co;
+	const float *db = saved ? blk->dbn.shift : rn->map + 3 * co;
 
-	if (saved == 0) {
+	if (!saved) {
 		mura_bn_map(ctx, &blk->bn[q], &c, 0, NULL, rn->map, rn->map + co);
 		if (blk->down)
 			mura_bn_map(ctx, &blk->dbn, &cd, 0, NULL, rn->map + 2 * co, rn->map + 3 * co);
@@ -317,19 +316,17 @@ block_forward(struct mura_nn_ctx *ctx, struct resnet *rn, struct res_block *blk,
 			struct mura_fm t = fm(blk->t[q], c.c, n, h, w);
 			mura_bn_forward(ctx, &blk->bn[q], &c, &t, train, 1);
 			in = t;
-		} else {  /* the block's end: block_end */
-			float *ka = train ? blk->bn[q].scale : rn->map, *kb = train ? blk->bn[q].shift : rn->map + c.c;
-			mura_bn_map(ctx, &blk->bn[q], &c, train, NULL, ka, kb);
+		} else if (train) {  /* the block's end (block_end): the batch statistics */
+			mura_bn_map(ctx, &blk->bn[q], &c, 1, NULL, blk->bn[q].scale, blk->bn[q].shift);
 		}
 	}
 	if (blk->down) {
 		struct mura_fm cd = fm(blk->cd, blk->cout, n, blk->h, blk->w);
-		float *da = train ? blk->dbn.scale : rn->map + 2 * blk->cout;
-		float *db = train ? blk->dbn.shift : rn->map + 3 * blk->cout;
 		mura_conv_forward(ctx, &blk->dconv, x, &cd);
-		mura_bn_map(ctx, &blk->dbn, &cd, train, NULL, da, db);
+		if (train)
+			mura_bn_map(ctx, &blk->dbn, &cd, 1, NULL, blk->dbn.scale, blk->dbn.shift);
 	}
-	block_end(ctx, rn, blk, x, train ? 1 : -1);
+	block_end(ctx, rn, blk, x, train);
 }
 
 /* relu(bn(c)) of the last forward again, into t: with the affine map that
