@@ -79,17 +79,23 @@ fi
 }
 small="--arch hybrid --vit-dim 32 --vit-depth 1 --vit-heads 4 --vit-mlp 2"
 # From scratch, a ResNet50 and a transformer of timm's near-zero start learn
-# the blobs more slowly than tests/t-train.sh's resnet18: 4 epochs, val_auc
-# watched.  (PyTorch's resnet50 reaches AUC 0.9 there; this, 0.8.)
-check "hybrid (stage 4, D 32, L 1) on blobs, 4 epochs" mura-train $small --valid "$T/valid.mt" \
-	--epochs 4 --lr 0.0003 --monitor val_auc --out "$T/h.safetensors" --log "$T/h.tsv" "$T/train.mt"
+# the blobs more slowly than tests/t-train.sh's resnet18.  Cut after layer3
+# (stage 3), 6 epochs at a constant rate, val_auc watched, it learns
+# whatever OpenBLAS's kernels: best validation AUC 0.83, 0.98 and 0.95 with
+# OPENBLAS_CORETYPE SkylakeX, Haswell and Prescott (2026-12-06).  The whole
+# ResNet50 (stage 4) in 4 epochs, as before, had not begun to learn: 0.65
+# to 0.77, the training loss flat, which side of 0.7 decided by rounding.
+learn="$small --hybrid-stage 3"
+check "hybrid (stage 3, D 32, L 1) on blobs, 6 epochs" mura-train $learn --valid "$T/valid.mt" \
+	--epochs 6 --lr 0.0003 --plateau-factor 1 --monitor val_auc --out "$T/h.safetensors" --log "$T/h.tsv" \
+	"$T/train.mt"
 sed 's/^/# /' "$T/h.tsv"
 auc=$(awk -F '\t' 'NR > 1 && $6 > a { a = $6 } END { print a + 0 }' "$T/h.tsv")
 check_eq "it learns: best validation AUC $auc above 0.7" \
 	"$(awk -v a="$auc" 'BEGIN { print (a > 0.7) ? "yes" : "no" }')" yes
 check_eq "the model records the hybrid's shape" \
 	"$(head -c $((8 + $(od -An -t u8 -N 8 "$T/h.best.safetensors"))) "$T/h.best.safetensors" | grep -ao '"\(arch\|head\|hybrid_stage\|vit_[a-z]*\)":"[^"]*"' | sort | tr '\n' ' ')" \
-	'"arch":"hybrid" "head":"vit" "hybrid_stage":"4" "vit_depth":"1" "vit_dim":"32" "vit_grid":"2x2" "vit_heads":"4" "vit_mlp":"2" '
+	'"arch":"hybrid" "head":"vit" "hybrid_stage":"3" "vit_depth":"1" "vit_dim":"32" "vit_grid":"3x3" "vit_heads":"4" "vit_mlp":"2" '
 mura-score -m "$T/h.best.safetensors" "$T/valid.mt" > "$T/scores.tsv"
 check_eq "mura-score scores every validation image" "$(wc -l < "$T/scores.tsv")" \
 	"$(($(mura-info "$T/valid.mt" | awk '$1 == "records" { print $2 }') + 1))"
@@ -104,13 +110,13 @@ check "mura-score --any-size at another size (64 x 64: the position embeddings r
 check "phase 1: backbone frozen, lr 0.00019, boost 1.5" mura-train --weights "$T/h.safetensors" \
 	--freeze-backbone --lr 0.00019 --boost 1.5 --epochs 1 --out "$T/p1.safetensors" "$T/valid.mt"
 check_eq "... the backbone unchanged, every transformer tensor trained" \
-	"$(differ "$T/h.safetensors" "$T/p1.safetensors")" "backbone 0/318 transformer 20/20"
+	"$(differ "$T/h.safetensors" "$T/p1.safetensors")" "backbone 0/258 transformer 20/20"
 check "phases 1 and 2: unfrozen at epoch 2 with lr 2e-05" mura-train --weights "$T/h.safetensors" \
 	--freeze-backbone --unfreeze-at 2 --lr 0.00019 --lr-after-unfreeze 0.00002 --boost 1.5 --epochs 2 \
 	--out "$T/p2.safetensors" --log "$T/p2.tsv" "$T/valid.mt"
 check_eq "... the log shows the rates" "$(cut -f2 "$T/p2.tsv" | tr '\n' ' ')" "lr 0.00019 2e-05 "
 check_eq "... and the backbone changed" "$(differ "$T/h.safetensors" "$T/p2.safetensors" | cut -d' ' -f1-2)" \
-	"backbone 318/318"
+	"backbone 258/258"
 
 # ---- refusals --------------------------------------------------------------------
 check_fails "--vit-dim for another architecture" 1 "--vit-dim is for the hybrid, not resnet18" \

@@ -7,13 +7,16 @@
 #     backward ends (MURA_DIST_STATS: none started late)
 #   - N=2 with --sync-bn against N=1 on the same global batches: weights
 #     after 3 SGD steps equal within 1e-5 of each tensor's largest, and the
-#     same training loss
+#     training loss within 1e-6
 #   - against PyTorch's DistributedDataParallel on gloo, 2 processes, the
-#     same shards and initial weights (tests/py/ddp_ref.py): with
-#     SyncBatchNorm's arithmetic, the weight changes within 1e-3 and the
-#     loss within 1e-5; with each process's own batch statistics (4 images,
-#     badly conditioned: PyTorch float32 itself is 5e-3 from float64), ours
-#     no further from DDP in float64 than twice PyTorch float32
+#     same shards and initial weights (tests/py/ddp_ref.py), with
+#     SyncBatchNorm's arithmetic and with each process's own batch
+#     statistics: the loss within 1e-5, and the weight changes no further
+#     from DDP in float64 than twice PyTorch float32's (floor 1e-3).  Both
+#     are badly conditioned: PyTorch float32 is itself 4.8e-3 and 5.4e-3
+#     from float64 (2026-12-06).  A fixed 1e-3 against PyTorch float32
+#     held with OpenBLAS's Haswell kernels (3.3e-4) but not its SkylakeX
+#     ones (3.9e-3), which the engine runs on AVX-512 since then
 #   - resuming across a change of N (2 -> 1 and 1 -> 2) ends where the
 #     uninterrupted run ends; SIGTERM to mpirun leaves a checkpoint that
 #     resumes
@@ -83,16 +86,19 @@ check "N=2, each process's batch statistics, 3 steps" train 2 "$D/n2.safetensors
 check "N=2 --sync-bn against N=1: weights within 1e-5" \
 	"$PY" "$MURA_TOP/tests/py/ddp_ref.py" compare "$D/n1.safetensors" "$D/n2s.safetensors" 1e-5
 sed 's/^/    # /' "$T/.out"
-check_eq "N=2 --sync-bn against N=1: the training loss" "$(loss "$D/n2s.safetensors")" \
-	"$(loss "$D/n1.safetensors")"
+# the same loss within 1e-6 (its sums run in another order over 2 processes)
+a=$(loss "$D/n2s.safetensors") b=$(loss "$D/n1.safetensors")
+check_eq "N=2 --sync-bn against N=1: the training loss ($a, $b) within 1e-6" \
+	"$(awk -v a="$a" -v b="$b" 'BEGIN { d = a - b; print (b != "" && d * d <= 1e-12 * b * b) ? "yes" : "no" }')" yes
 
 if "$PY" "$MURA_TOP/tests/py/ddp_ref.py" run "$D" 2 1 8 0.01 "$D/t2s.safetensors" >"$T/ddp.err" 2>&1 &&
 	"$PY" "$MURA_TOP/tests/py/ddp_ref.py" run "$D" 2 0 8 0.01 "$D/t2.safetensors" >>"$T/ddp.err" 2>&1 &&
-	DDP_F64=1 "$PY" "$MURA_TOP/tests/py/ddp_ref.py" run "$D" 2 0 8 0.01 "$D/t2d.safetensors" >>"$T/ddp.err" 2>&1
+	DDP_F64=1 "$PY" "$MURA_TOP/tests/py/ddp_ref.py" run "$D" 2 0 8 0.01 "$D/t2d.safetensors" >>"$T/ddp.err" 2>&1 &&
+	DDP_F64=1 "$PY" "$MURA_TOP/tests/py/ddp_ref.py" run "$D" 2 1 8 0.01 "$D/t2sd.safetensors" >>"$T/ddp.err" 2>&1
 then
-	check "against PyTorch DDP with SyncBatchNorm: weight changes within 1e-3" \
-		"$PY" "$MURA_TOP/tests/py/ddp_ref.py" compare "$D/t2s.safetensors" "$D/n2s.safetensors" 1e-3 \
-		"$D/init.safetensors"
+	check "against PyTorch DDP with SyncBatchNorm: as near float64 as PyTorch float32" \
+		"$PY" "$MURA_TOP/tests/py/ddp_ref.py" nearer "$D/t2sd.safetensors" "$D/t2s.safetensors" \
+		"$D/n2s.safetensors" "$D/init.safetensors" 1e-3
 	sed 's/^/    # /' "$T/.out"
 	check "against PyTorch DDP, each process's statistics: as near float64 as PyTorch float32" \
 		"$PY" "$MURA_TOP/tests/py/ddp_ref.py" nearer "$D/t2d.safetensors" "$D/t2.safetensors" \

@@ -35,8 +35,9 @@ input tensor to be on GPU", and its batch_norm_gather_stats kernels have no
 CPU version), so SyncBN below does its arithmetic (torch/nn/modules/
 _functions.py: statistics summed with all_reduce in forward, sum(dy) and
 sum(dy xhat) in backward, the running variance unbiased over the global
-count) in float64 with torch.distributed.all_reduce on gloo.  The
-gradients are DDP's own.
+count) in float64 with torch.distributed.all_reduce on gloo, and returns
+the model's type (float32, or float64 under DDP_F64=1).  The gradients are
+DDP's own.
 """
 import os
 import sys
@@ -100,12 +101,12 @@ class SyncBNFn(torch.autograd.Function):
         var = buf[c:2 * c] / m - mean * mean
         invstd = 1 / torch.sqrt(var + eps)
         with torch.no_grad():
-            rm.mul_(1 - mom).add_(mom * mean.float())
-            rv.mul_(1 - mom).add_(mom * (var * m / (m - 1)).float())
+            rm.mul_(1 - mom).add_(mom * mean.to(rm.dtype))
+            rv.mul_(1 - mom).add_(mom * (var * m / (m - 1)).to(rv.dtype))
         xhat = (xd - mean[None, :, None, None]) * invstd[None, :, None, None]
         ctx.save_for_backward(xhat, w, invstd)
         ctx.m = m
-        return (xhat * w.double()[None, :, None, None] + b.double()[None, :, None, None]).float()
+        return (xhat * w.double()[None, :, None, None] + b.double()[None, :, None, None]).to(x.dtype)
 
     @staticmethod
     def backward(ctx, gy):
@@ -113,12 +114,12 @@ class SyncBNFn(torch.autograd.Function):
         g = gy.double()
         c = g.shape[1]
         sg, sgx = g.sum((0, 2, 3)), (g * xhat).sum((0, 2, 3))
-        gw, gb = sgx.float(), sg.float()      # this process's part; DDP sums them
+        gw, gb = sgx.to(w.dtype), sg.to(w.dtype)      # this process's part; DDP sums them
         buf = torch.cat([sg, sgx])
         dist.all_reduce(buf)
         gx = (w.double() * invstd)[None, :, None, None] * (
             g - buf[:c][None, :, None, None] / ctx.m - xhat * buf[c:][None, :, None, None] / ctx.m)
-        return gx.float(), gw, gb, None, None, None, None
+        return gx.to(gy.dtype), gw, gb, None, None, None, None
 
 
 class SyncBN(nn.BatchNorm2d):
