@@ -137,8 +137,8 @@ print_profile(const char *what, const struct mura_nn_prof *p, double total, int 
 
 	if (!peak)
 		peak = gemm_peak(bf16);
-	fprintf(stderr, "profile %s: %.3f s per round; %s peak %.0f GFLOP/s (2048^3)\n", what,
-	        total / iters, bf16 ? "sbgemm" : "sgemm", peak);
+	fprintf(stderr, "profile %s: %.3f s per round; %s peak %.0f GFLOP/s (2048^3; OpenBLAS %s)\n",
+	        what, total / iters, bf16 ? "sbgemm" : "sgemm", peak, mura_blas_core());
 	for (int k = 0; k < MURA_PROF_KINDS; k++) {
 		if (!p->calls[k])
 			continue;

@@ -5,6 +5,7 @@
 #include <stdatomic.h>
 #include <sched.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -22,6 +23,68 @@ const char *const mura_prof_names[MURA_PROF_KINDS] = {
 	[MURA_PROF_ELEMENTWISE] = "elementwise",
 	[MURA_PROF_LINEAR] = "linear",             [MURA_PROF_ATTENTION] = "attention",
 };
+
+/*
+ * OpenBLAS picks its kernels once, when it loads, from a table of the CPU
+ * models it knows.  Debian 12's 0.3.21 does not know Intel's Emerald Rapids
+ * (family 6, model 207) and falls back to its Prescott kernels, SSE3 only:
+ * sgemm at 63 GFLOP/s where its SkylakeX kernels reach 307, and resnet50
+ * inference at 3.6 images/s instead of 10.4 (2 threads, 2026-12-06:
+ * `MURA_PROFILE=1 tests/nn_bench resnet50 8 320 2 infer fp32`, without and
+ * with OPENBLAS_CORETYPE=SkylakeX).  OPENBLAS_CORETYPE overrides the choice,
+ * but only when it is set before the library loads.  So when the user has not
+ * set it, and the kernels OpenBLAS chose are of a known older kind than the
+ * CPU runs, this constructor sets it and starts the program again, before
+ * main and before anything is read: the same process, arguments and open
+ * files.  glibc passes argc, argv and envp to constructors.
+ */
+static int
+blas_level(const char *name)
+{
+	static const char *const names[][2] = {
+		{"Prescott", "0"}, {"Core2", "0"}, {"Penryn", "0"}, {"Dunnington", "0"},
+		{"Nehalem", "0"}, {"Atom", "0"}, {"Sandybridge", "0"}, {"Opteron", "0"},
+		{"Opteron(SSE3)", "0"}, {"Barcelona", "0"}, {"Bobcat", "0"},
+		{"Bulldozer", "0"}, {"Piledriver", "0"}, {"Steamroller", "0"},
+		{"Haswell", "1"}, {"Zen", "1"}, {"Excavator", "1"},
+		{"SkylakeX", "2"}, {"Cooperlake", "2"}, {"SapphireRapids", "2"},
+	};
+
+	for (size_t i = 0; name && i < sizeof names / sizeof names[0]; i++)
+		if (!strcmp(name, names[i][0]))
+			return names[i][1][0] - '0';
+	return -1; /* a name this table does not know: leave OpenBLAS's choice */
+}
+
+__attribute__((constructor)) static void
+blas_core_check(int argc, char **argv, char **envp)
+{
+	static const char *const want[] = {"Haswell", "SkylakeX"};
+	int cpu = 0, have;
+
+	(void)envp;
+	if (argc < 1 || !argv || getenv("OPENBLAS_CORETYPE"))
+		return;
+	__builtin_cpu_init();
+	if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+	    __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl"))
+		cpu = 2;
+	else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+		cpu = 1;
+	have = blas_level(openblas_get_corename());
+	if (have < 0 || have >= cpu)
+		return;
+	if (setenv("OPENBLAS_CORETYPE", want[cpu - 1], 1) == 0)
+		execv("/proc/self/exe", argv);
+	/* Not started again: run on OpenBLAS's choice, slower but correct. */
+	unsetenv("OPENBLAS_CORETYPE");
+}
+
+const char *
+mura_blas_core(void)
+{
+	return openblas_get_corename();
+}
 
 double
 mura_nn_clock(void)

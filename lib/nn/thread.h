@@ -54,4 +54,10 @@ void mura_sgemm(struct mura_threads *p, int trans_a, int trans_b, int m, int n, 
                 float alpha, const float *a, int lda, const float *b, int ldb,
                 float beta, float *c, int ldc);
 
+/* The name of the kernels OpenBLAS runs ("SkylakeX", "Haswell", ...).  When
+ * OPENBLAS_CORETYPE is unset and OpenBLAS's own choice is older than the CPU
+ * (its table lacks the model), the engine sets it and starts the program
+ * again before main: see thread.c. */
+const char *mura_blas_core(void);
+
 #endif
