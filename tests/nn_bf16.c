@@ -406,6 +406,7 @@ main(void)
 		printf("SKIPPED: sbgemm: this CPU has no AVX512-BF16\n");
 		return test_status();
 	}
+	printf("# sbgemm runs on %s\n", mura_bf16_amx() ? "AMX tiles" : "AVX512-BF16 vectors");
 	test_sbgemm();
 	test_conv();
 	test_bn_folded();

@@ -4,7 +4,9 @@
 # one gives: tests/nn_grad (gradients against finite differences, forward
 # against a direct sum) and two whole networks against PyTorch
 # (tests/py/parity_models.py) again with MURA_SIMD naming each lesser
-# kernel.  The default runs cover the best kernel this CPU has.
+# kernel.  The default runs cover the best kernel this CPU has.  Where
+# the CPU has AMX, tests/nn_bf16 (the bf16 GEMM, convolutions and folded
+# batch norm) runs again with MURA_SIMD=avx512, on the vector kernel.
 . "$(dirname "$0")/lib.sh"
 
 DRIVER="$MURA_BUILD/tests/nn_grad"
@@ -33,3 +35,14 @@ for isa in avx2 generic; do
 		skip "MURA_SIMD=$isa: parity with PyTorch" "/usr/bin/python3 lacks torch, torchvision or numpy, or tests/nn_model is not built"
 	fi
 done
+
+if grep -qw amx_bf16 /proc/cpuinfo 2>/dev/null && [ -x "$MURA_BUILD/tests/nn_bf16" ]; then
+	MURA_SIMD=avx512 "$MURA_BUILD/tests/nn_bf16" >"$T/bf" 2>&1
+	rc=$?
+	sed -n "s/^\(PASS\|FAIL\|SKIPPED\): /\1: MURA_SIMD=avx512: /p" "$T/bf"
+	grep -q '^# sbgemm runs on AVX512-BF16 vectors' "$T/bf" ||
+		echo "FAIL: MURA_SIMD=avx512: nn_bf16 did not run the vector kernel"
+	[ "$rc" = 0 ] || echo "FAIL: MURA_SIMD=avx512: nn_bf16 exited with status $rc"
+else
+	skip "nn_bf16 with MURA_SIMD=avx512" "this CPU has no AMX, so the default run covered the vector kernel"
+fi

@@ -26,6 +26,7 @@
  * Why our own kernel and not oneDNN's matmul primitive: see the measure in
  * tests/bench/sbgemm.sh (README, Performance).
  */
+#define _GNU_SOURCE
 #include <assert.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -36,8 +37,12 @@
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #define HAVE_BF16_KERNEL 1
+#include <cpuid.h>
 #include <immintrin.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #define BF16_TARGET __attribute__((target("avx512f,avx512bw,avx512bf16")))
+#define AMX_TARGET __attribute__((target("avx512f,avx512bw,avx512bf16,amx-tile,amx-bf16")))
 #endif
 
 enum {
@@ -50,9 +55,26 @@ enum {
 };
 
 /* AVX512-BF16 and AVX-512, unless MURA_SIMD asks for a lesser instruction
- * set (avx2, generic: conv3.c), which has no bf16 products: decided once. */
-static int supported;
+ * set (avx2, generic: conv3.c), which has no bf16 products; and AMX's tiles
+ * (amx), where the CPU has them and Linux lets this process use them,
+ * unless MURA_SIMD=avx512: decided once. */
+static int supported, amx;
 static pthread_once_t supported_once = PTHREAD_ONCE_INIT;
+
+#ifdef HAVE_BF16_KERNEL
+/* AMX-TILE and AMX-BF16 (CPUID leaf 7: EDX bits 24 and 22), and the
+ * permission to use the tiles' 8 KB of state, which Linux (5.16 on) grants
+ * a process that asks (arch_prctl ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA). */
+static int
+amx_usable(void)
+{
+	unsigned int a, b, c, d;
+
+	if (!__get_cpuid_count(7, 0, &a, &b, &c, &d) || !(d & 1u << 24) || !(d & 1u << 22))
+		return 0;
+	return syscall(SYS_arch_prctl, 0x1023, 18) == 0;
+}
+#endif
 
 static void
 check_supported(void)
@@ -63,7 +85,15 @@ check_supported(void)
 	__builtin_cpu_init();
 	supported = __builtin_cpu_supports("avx512bf16") && __builtin_cpu_supports("avx512f") &&
 	            !(want && (strcmp(want, "avx2") == 0 || strcmp(want, "generic") == 0));
+	amx = supported && !(want && strcmp(want, "avx512") == 0) && amx_usable();
 #endif
+}
+
+int
+mura_bf16_amx(void)
+{
+	pthread_once(&supported_once, check_supported);
+	return amx;
 }
 
 int
@@ -269,27 +299,27 @@ bn_relu16(__m512 x, const float *ka, const float *kb, int q)
 /* ka, kb: for an operand along its lanes (B row-major) only, value q of k
  * is packed as relu(x * ka[q] + kb[q]) (mura_sbgemm_bn), or NULL. */
 BF16_TARGET static void
-pack_block(const float *d, size_t ls, size_t ks, int w, int width, int kc, int lanes, const float *ka,
-           const float *kb, uint32_t *out)
+pack_block(const float *d, size_t ls, size_t ks, int w, int width, int kc, int kpl, int lanes,
+           const float *ka, const float *kb, uint32_t *out)
 {
-	const int kp = (kc + 1) / 2;
-	const size_t panel = (size_t)kp * lanes;
+	const size_t panel = (size_t)kpl * lanes;
 	const __m512i hi16 = _mm512_set1_epi32((int)0xffff0000u);
 
 	if (ls == 1 || w == 1) {
-		for (int p = 0; p < kp; p++) {
-			const float *r0 = d + (size_t)(2 * p) * ks, *r1 = r0 + ks;
+		for (int p = 0; p < kpl; p++) {
+			/* pairs past k (the AMX kernel's padding) are zeros, read from nowhere */
+			const float *r0 = 2 * p < kc ? d + (size_t)(2 * p) * ks : d, *r1 = 2 * p + 1 < kc ? r0 + ks : d;
 			for (int c0 = 0; c0 < width; c0 += lanes) {
 				uint32_t *o = out + (size_t)(c0 / lanes) * panel + (size_t)p * lanes;
 				for (int l = 0; l < lanes; l += 16) {
-					__mmask16 m0 = first(w - c0 - l), m1 = 2 * p + 1 < kc ? m0 : 0;
+					__mmask16 m0 = 2 * p < kc ? first(w - c0 - l) : 0, m1 = 2 * p + 1 < kc ? m0 : 0;
 					if (2 * p + 1 + AHEAD < kc) {
 						__builtin_prefetch(r0 + AHEAD * ks + (size_t)(c0 + l) * ls, 0, 3);
 						__builtin_prefetch(r1 + AHEAD * ks + (size_t)(c0 + l) * ls, 0, 3);
 					}
 					__m512 x0 = _mm512_maskz_loadu_ps(m0, r0 + (size_t)(c0 + l) * ls);
 					__m512 x1 = _mm512_maskz_loadu_ps(m1, r1 + (size_t)(c0 + l) * ls);
-					if (ka) {  /* lanes past the operand stay 0 */
+					if (ka && m0) {  /* lanes past the operand stay 0 */
 						x0 = _mm512_maskz_mov_ps(m0, bn_relu16(x0, ka, kb, 2 * p));
 						if (m1)
 							x1 = _mm512_maskz_mov_ps(m1, bn_relu16(x1, ka, kb, 2 * p + 1));
@@ -309,7 +339,7 @@ pack_block(const float *d, size_t ls, size_t ks, int w, int width, int kc, int l
 	const __m512i odd = _mm512_set_epi16(63, 61, 59, 57, 55, 53, 51, 49, 47, 45, 43, 41, 39, 37, 35, 33,
 	                                     31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
 	for (int c0 = 0; c0 < width; c0 += lanes, out += panel)
-		for (int p0 = 0; p0 < kp; p0 += 16)
+		for (int p0 = 0; p0 < kpl; p0 += 16)
 			for (int l0 = 0; l0 < lanes; l0 += 16) {
 				__m512i v[16];
 				for (int l = 0; l < 16; l++) {
@@ -318,6 +348,10 @@ pack_block(const float *d, size_t ls, size_t ks, int w, int width, int kc, int l
 						continue;
 					}
 					const float *x = d + (size_t)(c0 + l0 + l) * ls + 2 * p0;
+					if (2 * p0 >= kc) {
+						v[l] = _mm512_setzero_si512();
+						continue;
+					}
 					if (2 * p0 + 64 + 32 <= kc) {  /* the lane's values two steps on */
 						__builtin_prefetch(x + 64, 0, 3);
 						__builtin_prefetch(x + 80, 0, 3);
@@ -327,7 +361,7 @@ pack_block(const float *d, size_t ls, size_t ks, int w, int width, int kc, int l
 					v[l] = _mm512_permutex2var_epi16(a, odd, b);
 				}
 				transpose16(v);
-				for (int p = 0; p < 16 && p0 + p < kp; p++)
+				for (int p = 0; p < 16 && p0 + p < kpl; p++)
 					_mm512_mask_storeu_epi32(out + (size_t)(p0 + p) * lanes + l0, first(lanes - l0),
 					                         v[p]);
 			}
@@ -338,16 +372,16 @@ pack_block(const float *d, size_t ls, size_t ks, int w, int width, int kc, int l
 static void
 pack_a(const struct smat *a, int m, int i0, int mc, int p0, int kc, uint32_t *out)
 {
-	pack_block(a->d + (size_t)i0 * a->rs + (size_t)p0 * a->cs, a->rs, a->cs, m - i0, mc, kc, MR, NULL, NULL,
-	           out);
+	pack_block(a->d + (size_t)i0 * a->rs + (size_t)p0 * a->cs, a->rs, a->cs, m - i0, mc, kc,
+	           (kc + 1) / 2, MR, NULL, NULL, out);
 }
 
 /* Values of k [p0, p0 + kc) and columns [j0, j0 + nc) of B, packed in
  * panels of NR columns (nc a multiple of NR); columns past n are 0. */
 static void
-pack_b(const struct smat *b, int n, int p0, int kc, int j0, int nc, uint32_t *out)
+pack_b(const struct smat *b, int n, int p0, int kc, int kpl, int j0, int nc, uint32_t *out)
 {
-	pack_block(b->d + (size_t)p0 * b->rs + (size_t)j0 * b->cs, b->cs, b->rs, n - j0, nc, kc, NR,
+	pack_block(b->d + (size_t)p0 * b->rs + (size_t)j0 * b->cs, b->cs, b->rs, n - j0, nc, kc, kpl, NR,
 	           b->ka ? b->ka + p0 : NULL, b->kb ? b->kb + p0 : NULL, out);
 }
 #endif
@@ -395,6 +429,160 @@ kernel(int kp, const uint32_t *a, const uint32_t *b, float *c, size_t ldc, float
 }
 #endif
 
+#ifdef HAVE_BF16_KERNEL
+/*
+ * AMX (Intel Sapphire Rapids on): eight tile registers of 16 rows x 64
+ * bytes, and TDPBF16PS, which adds to a 16 x 16 fp32 tile the products of
+ * a 16 x 32 bf16 tile (A: rows of 16 pairs of k) and a 16 x 16 tile of
+ * pairs (B: a row per pair of k, the layout of our B panels).  A 32 x 32
+ * block of C is four tiles; each step of 32 values of k loads two tiles of
+ * A and two of B and makes four products: 32768 multiply-adds against
+ * vdpbf16ps's 512 per instruction.  The operands are packed as for the
+ * vector kernel (the same rounding, so the same bf16 values), A in panels of
+ * 32 rows that are then transposed per 16 pairs, and both padded with zero
+ * pairs to a multiple of 16.  Products and sums are fp32 as there; AMX
+ * treats subnormal bf16 inputs as zero and flushes subnormal results.
+ */
+enum {
+	AM = 32,   /* rows and columns of C per kernel call (NR = 32 too) */
+	AMC = 128, /* rows of A per block (a multiple of AM) */
+};
+
+struct tilecfg {
+	uint8_t palette, start;
+	uint8_t reserved[14];
+	uint16_t colsb[16];
+	uint8_t rows[16];
+};
+
+/* Tiles 0-3: C's four quarters; 4, 5: A's two halves; 6, 7: B's. */
+AMX_TARGET static void
+amx_config(void)
+{
+	_Alignas(64) struct tilecfg cfg;
+
+	memset(&cfg, 0, sizeof cfg);
+	cfg.palette = 1;
+	for (int t = 0; t < 8; t++) {
+		cfg.rows[t] = 16;
+		cfg.colsb[t] = 64;
+	}
+	_tile_loadconfig(&cfg);
+}
+
+/* A panel of 32 lanes, [kpl][32] pairs (kpl a multiple of 16), rewritten in
+ * place as AMX's A operand: per 16 pairs, [32 lanes][16 pairs]. */
+AMX_TARGET static void
+amx_a_layout(uint32_t *panel, int kpl)
+{
+	for (int p0 = 0; p0 < kpl; p0 += 16) {
+		uint32_t *blk = panel + (size_t)p0 * AM;
+		__m512i lo[16], hi[16];
+		for (int p = 0; p < 16; p++) {
+			lo[p] = _mm512_load_si512((const void *)(blk + p * AM));
+			hi[p] = _mm512_load_si512((const void *)(blk + p * AM + 16));
+		}
+		transpose16(lo);
+		transpose16(hi);
+		for (int l = 0; l < 16; l++) {
+			_mm512_store_si512((void *)(blk + l * 16), lo[l]);
+			_mm512_store_si512((void *)(blk + 256 + l * 16), hi[l]);
+		}
+	}
+}
+
+/* C[0..mr)[0..nr) = alpha (A's panel x B's panel) + beta C over kpl pairs;
+ * C is not read where beta is 0.  A whole 32 x 32 block with alpha 1 and
+ * beta 0 or 1 goes between the tiles and C directly; others through buf. */
+AMX_TARGET static void
+amx_kernel(int kpl, const uint32_t *a, const uint32_t *b, float *c, size_t ldc, float alpha, float beta,
+           int mr, int nr, float *buf)
+{
+	const int direct = mr == AM && nr == AM && alpha == 1.0f && (beta == 0.0f || beta == 1.0f);
+	const size_t s = ldc * sizeof *c;
+
+	if (direct && beta == 1.0f) {
+		_tile_loadd(0, c, s);
+		_tile_loadd(1, c + 16, s);
+		_tile_loadd(2, c + 16 * ldc, s);
+		_tile_loadd(3, c + 16 * ldc + 16, s);
+	} else {
+		_tile_zero(0);
+		_tile_zero(1);
+		_tile_zero(2);
+		_tile_zero(3);
+	}
+	for (int p0 = 0; p0 < kpl; p0 += 16) {
+		const uint32_t *ak = a + (size_t)p0 * AM, *bk = b + (size_t)p0 * NR;
+		_tile_loadd(4, ak, 64);
+		_tile_loadd(5, ak + 256, 64);
+		_tile_loadd(6, bk, NR * 4);
+		_tile_loadd(7, bk + 16, NR * 4);
+		_tile_dpbf16ps(0, 4, 6);
+		_tile_dpbf16ps(1, 4, 7);
+		_tile_dpbf16ps(2, 5, 6);
+		_tile_dpbf16ps(3, 5, 7);
+	}
+	if (direct) {
+		_tile_stored(0, c, s);
+		_tile_stored(1, c + 16, s);
+		_tile_stored(2, c + 16 * ldc, s);
+		_tile_stored(3, c + 16 * ldc + 16, s);
+		return;
+	}
+	_tile_stored(0, buf, AM * 4);
+	_tile_stored(1, buf + 16, AM * 4);
+	_tile_stored(2, buf + 16 * AM, AM * 4);
+	_tile_stored(3, buf + 16 * AM + 16, AM * 4);
+	const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+	const __mmask16 m0 = first(nr), m1 = first(nr - 16);
+	for (int i = 0; i < mr; i++) {
+		float *ci = c + (size_t)i * ldc;
+		__m512 r0 = _mm512_mul_ps(va, _mm512_load_ps(buf + i * AM));
+		__m512 r1 = _mm512_mul_ps(va, _mm512_load_ps(buf + i * AM + 16));
+		if (beta != 0.0f) {
+			r0 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m0, ci), r0);
+			r1 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m1, ci + 16), r1);
+		}
+		_mm512_mask_storeu_ps(ci, m0, r0);
+		_mm512_mask_storeu_ps(ci + 16, m1, r1);
+	}
+}
+
+/* sbgemm_serial on AMX: the same loops, blocks of AMC rows of A. */
+AMX_TARGET static void
+amx_serial(const struct smat *a, const struct smat *b, int m, int n, int k, float alpha, float beta, float *c,
+           size_t ldc)
+{
+	_Alignas(64) uint32_t pa[AMC * KC / 2];
+	_Alignas(64) uint32_t pb[KC / 2 * NC];
+	_Alignas(64) float buf[AM * AM];
+
+	amx_config();
+	for (int j0 = 0; j0 < n; j0 += NC) {
+		int nc = n - j0 < NC ? n - j0 : NC;
+		for (int p0 = 0; p0 < k; p0 += KC) {
+			int kc = k - p0 < KC ? k - p0 : KC, kpl = ((kc + 1) / 2 + 15) / 16 * 16;
+			float bk = p0 == 0 ? beta : 1.0f;
+			pack_b(b, n, p0, kc, kpl, j0, (nc + NR - 1) / NR * NR, pb);
+			for (int i0 = 0; i0 < m; i0 += AMC) {
+				int mc = m - i0 < AMC ? m - i0 : AMC, mcr = (mc + AM - 1) / AM * AM;
+				pack_block(a->d + (size_t)i0 * a->rs + (size_t)p0 * a->cs, a->rs, a->cs, m - i0, mcr, kc,
+				           kpl, AM, NULL, NULL, pa);
+				for (int r0 = 0; r0 < mc; r0 += AM)
+					amx_a_layout(pa + (size_t)r0 * kpl, kpl);
+				for (int c0 = 0; c0 < nc; c0 += NR)
+					for (int r0 = 0; r0 < mc; r0 += AM)
+						amx_kernel(kpl, pa + (size_t)r0 * kpl, pb + (size_t)c0 * kpl,
+						           c + (size_t)(i0 + r0) * ldc + j0 + c0, ldc, alpha, bk,
+						           mc - r0 < AM ? mc - r0 : AM, nc - c0 < NR ? nc - c0 : NR, buf);
+			}
+		}
+	}
+	_tile_release();
+}
+#endif
+
 /* C (m x n, row stride ldc) = alpha A B + beta C on the caller's thread. */
 static void
 sbgemm_serial(const struct smat *a, const struct smat *b, int m, int n, int k, float alpha, float beta,
@@ -412,12 +600,16 @@ sbgemm_serial(const struct smat *a, const struct smat *b, int m, int n, int k, f
 		return;
 	}
 #ifdef HAVE_BF16_KERNEL
+	if (mura_bf16_amx()) {
+		amx_serial(a, b, m, n, k, alpha, beta, c, ldc);
+		return;
+	}
 	for (int j0 = 0; j0 < n; j0 += NC) {
 		int nc = n - j0 < NC ? n - j0 : NC;
 		for (int p0 = 0; p0 < k; p0 += KC) {
 			int kc = k - p0 < KC ? k - p0 : KC, kp = (kc + 1) / 2;
 			float bk = p0 == 0 ? beta : 1.0f;  /* the first block of k applies beta */
-			pack_b(b, n, p0, kc, j0, (nc + NR - 1) / NR * NR, pb);
+			pack_b(b, n, p0, kc, kp, j0, (nc + NR - 1) / NR * NR, pb);
 			for (int i0 = 0; i0 < m; i0 += MC) {
 				int mc = m - i0 < MC ? m - i0 : MC;
 				pack_a(a, m, i0, (mc + MR - 1) / MR * MR, p0, kc, pa);
@@ -458,7 +650,7 @@ sb_part(void *v, int i, int nt)
 		struct smat b = {j->b.d + lo * j->b.cs, j->b.rs, j->b.cs, j->b.ka, j->b.kb};
 		sbgemm_serial(&j->a, &b, j->m, (int)(hi - lo), j->k, j->alpha, j->beta, j->c + lo, j->ldc);
 	} else {
-		mura_threads_share((size_t)j->m, i, nt, MR, &lo, &hi);
+		mura_threads_share((size_t)j->m, i, nt, mura_bf16_amx() ? 32 : MR, &lo, &hi);
 		if (lo == hi)
 			return;
 		struct smat a = {j->a.d + lo * j->a.rs, j->a.rs, j->a.cs, NULL, NULL};

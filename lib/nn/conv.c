@@ -113,10 +113,19 @@ conv3_fwd(const struct mura_conv *cv, const struct mura_fm *x)
  * packing, not the products, bound the GEMM: densenet169's 3x3 backward
  * 0.72-0.77 -> 0.50-0.64 s at 32 channels, but resnet50's layer1 (64)
  * level either way.  The kernels by channels run in fp32 on operands
- * rounded to bf16, half the bf16 GEMM's speed: few channels only. */
+ * rounded to bf16, half the bf16 GEMM's speed: few channels only.
+ * Where sbgemm runs on AMX tiles (bf16.c), im2col + sbgemm wins every
+ * case, im2col included: 320 px, batch 8, 2 threads, bf16 inference,
+ * images/s with every convolution on AMX / with the vector kernels for
+ * 32 channels or fewer / as without AMX: densenet169 12.10 / 10.39 /
+ * 10.44, resnet50 13.99 / 14.13 / 8.48 (MURA_PROFILE=1 tests/nn_bench,
+ * 2026-12-06, Emerald Rapids; its 3x3 forwards 0.41 / 0.50 / 0.51 s and
+ * 0.19 / 0.19 / 0.57 s per batch). */
 static int
 direct_ok(const struct mura_nn_ctx *ctx, int m, int by_positions)
 {
+	if (ctx->bf16 && mura_bf16_amx())
+		return 0;  /* see above */
 	return !ctx->bf16 || m <= 32 || (by_positions && mura_conv3_bf16(ctx));
 }
 

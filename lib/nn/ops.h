@@ -108,6 +108,8 @@ struct mura_nn_ctx {
 /* bf16.c: whether this CPU has AVX512-BF16 (checked at run time); f
  * rounded to bf16 (to nearest, ties to even), as an fp32 value. */
 int mura_bf16_supported(void);
+/* Whether mura_sbgemm runs on AMX tiles (bf16.c; MURA_SIMD=avx512 says no). */
+int mura_bf16_amx(void);
 float mura_bf16_round(float f);
 /* d[i] = mura_bf16_round(s[i]) for i < n; d may be s. */
 void mura_bf16_round_n(float *d, const float *s, size_t n);
