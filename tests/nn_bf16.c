@@ -349,6 +349,63 @@ out:
 	return ok;
 }
 
+/* mura_sbgemm_conv (im2col read while packed) against im2col written out
+ * here + mura_sbgemm: the same values bit for bit, k 3 and 5, beta 0 and
+ * 1, one thread and two, sizes that cut the 16-lane vectors and tiles. */
+static int
+conv_gemm_case(struct mura_threads *p, int m, int kin, int images, int h, int w, int k, float beta,
+               struct mura_rng *g)
+{
+	const int kdim = kin * k * k, pad = (k - 1) / 2;
+	const size_t n = (size_t)images * h * w;
+	float *a = malloc((size_t)m * kdim * sizeof *a), *x = malloc((size_t)kin * n * sizeof *x);
+	float *col = calloc((size_t)kdim * n, sizeof *col);
+	float *c1 = malloc((size_t)m * n * sizeof *c1), *c2 = malloc((size_t)m * n * sizeof *c2);
+	int ok = a && x && col && c1 && c2;
+
+	for (size_t i = 0; ok && i < (size_t)m * kdim; i++)
+		a[i] = (float)mura_rng_normal(g);
+	for (size_t i = 0; ok && i < (size_t)kin * n; i++)
+		x[i] = (float)mura_rng_normal(g);
+	for (size_t i = 0; ok && i < (size_t)m * n; i++)
+		c1[i] = c2[i] = (float)mura_rng_normal(g);
+	for (int q = 0; ok && q < kdim; q++) {
+		int ci = q / (k * k), dy = q / k % k - pad, dx = q % k - pad;
+		for (int im = 0; im < images; im++)
+			for (int y = 0; y < h; y++)
+				for (int xx = 0; xx < w; xx++)
+					if (y + dy >= 0 && y + dy < h && xx + dx >= 0 && xx + dx < w)
+						col[(size_t)q * n + ((size_t)im * h + y) * w + xx] =
+						    x[(size_t)ci * n + ((size_t)im * h + y + dy) * w + xx + dx];
+	}
+	if (ok) {
+		mura_sbgemm(p, 0, 0, m, (int)n, kdim, 1.0f, a, kdim, col, (int)n, beta, c1, (int)n);
+		mura_sbgemm_conv(p, m, kin, a, x, images, h, w, k, beta, c2);
+		ok = memcmp(c1, c2, (size_t)m * n * sizeof *c1) == 0;
+		if (!ok)
+			printf("  sbgemm_conv %d x %d, %d x %d x %d, k %d, beta %g: differs\n", m, kin, images, h, w, k,
+			       beta);
+	}
+	free(a), free(x), free(col), free(c1), free(c2);
+	return ok;
+}
+
+static void
+test_conv_gemm(void)
+{
+	struct mura_threads *one = mura_threads_create(1), *two = mura_threads_create(2);
+	struct mura_rng g;
+	int ok = one && two;
+
+	mura_rng_seed(&g, 11);
+	ok = ok && conv_gemm_case(one, 40, 7, 2, 9, 11, 3, 0.0f, &g) && conv_gemm_case(two, 33, 5, 3, 17, 5, 3, 1.0f, &g) &&
+	     conv_gemm_case(two, 70, 3, 1, 23, 29, 5, 0.0f, &g) && conv_gemm_case(one, 1, 40, 2, 1, 40, 3, 0.0f, &g) &&
+	     conv_gemm_case(two, 32, 64, 2, 20, 30, 3, 0.0f, &g);
+	CHECK("sbgemm_conv: im2col read while packed, bit for bit im2col + sbgemm (k 3 and 5, beta 0 and 1)", ok);
+	mura_threads_free(one);
+	mura_threads_free(two);
+}
+
 static void
 test_bn_folded(void)
 {
@@ -408,6 +465,7 @@ main(void)
 	}
 	printf("# sbgemm runs on %s\n", mura_bf16_amx() ? "AMX tiles" : "AVX512-BF16 vectors");
 	test_sbgemm();
+	test_conv_gemm();
 	test_conv();
 	test_bn_folded();
 	return test_status();

@@ -28,6 +28,8 @@
  */
 #define _GNU_SOURCE
 #include <assert.h>
+#include <limits.h>
+#include <stddef.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -176,11 +178,22 @@ mura_bf16_n(uint16_t *d, const float *s, size_t n)
 		d[i] = (uint16_t)bf16_of(s[i]);
 }
 
+/* A "same" convolution's input (k x k, stride 1, padding (k - 1) / 2) read
+ * as im2col's matrix: row q = (channel, ky, kx), column j = a position of
+ * the output (image, y, x), which is the input's shifted, 0 off its edges. */
+struct sb_conv {
+	const float *x;  /* [channels][positions] */
+	int h, w, k;
+	size_t plane;    /* positions: images x h x w */
+};
+
 /* A strided matrix: element (i, j) at d[i * rs + j * cs]. */
 struct smat {
 	const float *d;
 	size_t rs, cs;
 	const float *ka, *kb;  /* B only, row-major: row q taken as relu(B[q] ka[q] + kb[q]); or NULL */
+	const struct sb_conv *cv;  /* B only: im2col of cv->x, its columns from j0 on; d unused */
+	size_t j0;
 };
 
 #ifdef HAVE_BF16_KERNEL
@@ -367,6 +380,64 @@ pack_block(const float *d, size_t ls, size_t ks, int w, int width, int kc, int k
 			}
 }
 
+/* pack_b's panels of columns [j0, j0 + nc) (global columns from b->j0 +
+ * j0) and rows [p0, p0 + kc) of a convolution's im2col, read from its input
+ * directly: each row is the input plane shifted by (ky - pad) rows and
+ * (kx - pad) columns, a lane loaded only where that lands inside the image
+ * (masked loads, which do not fault on the lanes left out).  The values
+ * im2col would have written, rounded as pack_block rounds them. */
+BF16_TARGET static void
+pack_conv(const struct smat *b, int n, int p0, int kc, int kpl, int j0, int nc, uint32_t *out)
+{
+	const struct sb_conv *cv = b->cv;
+	const int w = n - j0, kk = cv->k * cv->k, pad = (cv->k - 1) / 2;
+	const size_t hw = (size_t)cv->h * cv->w, jg = b->j0 + (size_t)j0, panel = (size_t)kpl * NR;
+	_Alignas(64) int32_t oy[NC], ox[NC];
+	const __m512i hh = _mm512_set1_epi32(cv->h), ww = _mm512_set1_epi32(cv->w);
+	const __m512i hi16 = _mm512_set1_epi32((int)0xffff0000u);
+
+	for (int c = 0; c < nc; c++) {
+		size_t r = (jg + (size_t)c) % hw;
+		oy[c] = c < w ? (int32_t)(r / (size_t)cv->w) : -(1 << 20);  /* past n: never inside */
+		ox[c] = (int32_t)(r % (size_t)cv->w);
+	}
+	for (int p = 0; p < kpl; p++) {
+		const float *row[2] = {NULL, NULL};
+		__m512i dy[2], dx[2];
+		for (int t = 0; t < 2; t++) {
+			int q = p0 + 2 * p + t;
+			if (2 * p + t >= kc)
+				continue;
+			int ci = q / kk, ky = q / cv->k % cv->k - pad, kx = q % cv->k - pad;
+			/* column c's value, inside the image, at row[t][c] */
+			row[t] = cv->x + (size_t)ci * cv->plane + jg + (ptrdiff_t)ky * cv->w + kx;
+			dy[t] = _mm512_set1_epi32(ky);
+			dx[t] = _mm512_set1_epi32(kx);
+		}
+		for (int c0 = 0; c0 < nc; c0 += NR) {
+			uint32_t *o = out + (size_t)(c0 / NR) * panel + (size_t)p * NR;
+			for (int l = 0; l < NR; l += 16) {
+				const __m512i y = _mm512_load_si512((const void *)(oy + c0 + l));
+				const __m512i x = _mm512_load_si512((const void *)(ox + c0 + l));
+				__m512 v[2];
+				for (int t = 0; t < 2; t++) {
+					if (!row[t]) {
+						v[t] = _mm512_setzero_ps();
+						continue;
+					}
+					__m512i yy = _mm512_add_epi32(y, dy[t]), xx = _mm512_add_epi32(x, dx[t]);
+					/* 0 <= yy < h and 0 <= xx < w, as unsigned compares */
+					__mmask16 m = _mm512_cmplt_epu32_mask(yy, hh) & _mm512_cmplt_epu32_mask(xx, ww);
+					v[t] = _mm512_maskz_loadu_ps(m, row[t] + c0 + l);
+				}
+				__m512i lo = round16(v[0]), hi = round16(v[1]);
+				_mm512_store_si512((void *)(o + l),
+				                   _mm512_or_si512(_mm512_srli_epi32(lo, 16), _mm512_and_si512(hi, hi16)));
+			}
+		}
+	}
+}
+
 /* Rows [i0, i0 + mc) and values of k [p0, p0 + kc) of A, packed in panels
  * of MR rows (mc a multiple of MR); rows past m are 0. */
 static void
@@ -381,6 +452,10 @@ pack_a(const struct smat *a, int m, int i0, int mc, int p0, int kc, uint32_t *ou
 static void
 pack_b(const struct smat *b, int n, int p0, int kc, int kpl, int j0, int nc, uint32_t *out)
 {
+	if (b->cv) {
+		pack_conv(b, n, p0, kc, kpl, j0, nc, out);
+		return;
+	}
 	pack_block(b->d + (size_t)p0 * b->rs + (size_t)j0 * b->cs, b->cs, b->rs, n - j0, nc, kc, kpl, NR,
 	           b->ka ? b->ka + p0 : NULL, b->kb ? b->kb + p0 : NULL, out);
 }
@@ -647,13 +722,15 @@ sb_part(void *v, int i, int nt)
 		mura_threads_share((size_t)j->n, i, nt, NR, &lo, &hi);
 		if (lo == hi)
 			return;
-		struct smat b = {j->b.d + lo * j->b.cs, j->b.rs, j->b.cs, j->b.ka, j->b.kb};
+		struct smat b = {j->b.d + lo * j->b.cs, j->b.rs, j->b.cs, j->b.ka, j->b.kb, j->b.cv, j->b.j0 + lo};
+		if (b.cv)
+			b.d = NULL;
 		sbgemm_serial(&j->a, &b, j->m, (int)(hi - lo), j->k, j->alpha, j->beta, j->c + lo, j->ldc);
 	} else {
 		mura_threads_share((size_t)j->m, i, nt, mura_bf16_amx() ? 32 : MR, &lo, &hi);
 		if (lo == hi)
 			return;
-		struct smat a = {j->a.d + lo * j->a.rs, j->a.rs, j->a.cs, NULL, NULL};
+		struct smat a = {j->a.d + lo * j->a.rs, j->a.rs, j->a.cs, NULL, NULL, NULL, 0};
 		sbgemm_serial(&a, &j->b, (int)(hi - lo), j->n, j->k, j->alpha, j->beta,
 		              j->c + lo * j->ldc, j->ldc);
 	}
@@ -677,8 +754,8 @@ mura_sbgemm(struct mura_threads *p, int trans_a, int trans_b, int m, int n, int 
             float beta, float *c, int ldc)
 {
 	struct sb_job j = {
-		{a, trans_a ? 1 : (size_t)lda, trans_a ? (size_t)lda : 1, NULL, NULL},
-		{b, trans_b ? 1 : (size_t)ldb, trans_b ? (size_t)ldb : 1, NULL, NULL},
+		{a, trans_a ? 1 : (size_t)lda, trans_a ? (size_t)lda : 1, NULL, NULL, NULL, 0},
+		{b, trans_b ? 1 : (size_t)ldb, trans_b ? (size_t)ldb : 1, NULL, NULL, NULL, 0},
 		m, n, k, alpha, beta, c, (size_t)ldc, n >= m,
 	};
 
@@ -698,9 +775,31 @@ mura_sbgemm_bn(struct mura_threads *p, int m, int n, int k, const float *a, int 
                int ldb, const float *ka, const float *kb, float *c, int ldc)
 {
 	struct sb_job j = {
-		{a, (size_t)lda, 1, NULL, NULL}, {b, (size_t)ldb, 1, ka, kb},
+		{a, (size_t)lda, 1, NULL, NULL, NULL, 0}, {b, (size_t)ldb, 1, ka, kb, NULL, 0},
 		m, n, k, 1.0f, 0.0f, c, (size_t)ldc, n >= m,
 	};
 
+	sb_run(p, j);
+}
+
+/*
+ * C (m x positions) = A im2col(x) + beta C for a "same" convolution (k x k,
+ * stride 1, padding (k - 1) / 2) of x [k_in][images][h][w], A the weights
+ * (m x k_in k k, row-major), either kernel: the columns are
+ * read from x as they are packed (pack_conv), so im2col's matrix is never
+ * written.  The same values as im2col + mura_sbgemm, bit for bit.
+ */
+void
+mura_sbgemm_conv(struct mura_threads *p, int m, int kin, const float *a, const float *x, int images, int h,
+                 int w, int k, float beta, float *c)
+{
+	const size_t n = (size_t)images * h * w;
+	const struct sb_conv cv = {x, h, w, k, n};
+	struct sb_job j = {
+		{a, (size_t)kin * k * k, 1, NULL, NULL, NULL, 0}, {NULL, n, 1, NULL, NULL, &cv, 0},
+		m, (int)n, kin * k * k, 1.0f, beta, c, n, 1,
+	};
+
+	assert(mura_bf16_supported() && n <= INT_MAX);
 	sb_run(p, j);
 }

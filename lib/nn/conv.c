@@ -345,6 +345,10 @@ gemm_forward(struct mura_nn_ctx *ctx, const struct mura_conv *cv, const struct m
 		          x->d, (int)m, beta, y->d, (int)m);
 		return;
 	}
+	if (ctx->bf16 && is_same(cv)) {  /* im2col read while packed (bf16.c's pack_conv) */
+		mura_sbgemm_conv(ctx->threads, cv->cout, cv->cin, cv->w, x->d, x->n, x->h, x->w, cv->k, beta, y->d);
+		return;
+	}
 	const size_t cc = chunk_cols(FWD_BUDGET, kdim, m);
 	for (size_t c0 = 0; c0 < m; c0 += cc) {
 		size_t c1 = c0 + cc < m ? c0 + cc : m;

@@ -128,6 +128,11 @@ void mura_sbgemm(struct mura_threads *p, int trans_a, int trans_b, int m, int n,
  * norm + ReLU folded into a 1x1 convolution (mura_conv_forward_bn). */
 void mura_sbgemm_bn(struct mura_threads *p, int m, int n, int k, const float *a, int lda, const float *b,
                     int ldb, const float *ka, const float *kb, float *c, int ldc);
+/* C = A im2col(x) + beta C for a k x k "same" convolution (stride 1) of x
+ * [kin][images][h][w], C m x images h w: im2col read as it is packed, never
+ * written.  Only where mura_bf16_supported(). */
+void mura_sbgemm_conv(struct mura_threads *p, int m, int kin, const float *a, const float *x, int images,
+                      int h, int w, int k, float beta, float *c);
 /* The product in the precision bf16 says: mura_sbgemm, else mura_sgemm. */
 static inline void
 mura_gemm(int bf16, struct mura_threads *p, int trans_a, int trans_b, int m, int n, int k,
