@@ -349,9 +349,10 @@ out:
 	return ok;
 }
 
-/* mura_sbgemm_conv (im2col read while packed) against im2col written out
- * here + mura_sbgemm: the same values bit for bit, k 3 and 5, beta 0 and
- * 1, one thread and two, sizes that cut the 16-lane vectors and tiles. */
+/* mura_sbgemm_conv and mura_sbgemm_conv_gw (im2col read while packed)
+ * against im2col written out here + mura_sbgemm: the same values bit for
+ * bit, k 3 and 5, beta 0 and 1, one thread and two, sizes that cut the
+ * 16-lane vectors and tiles (and positions past KC, for the gradient). */
 static int
 conv_gemm_case(struct mura_threads *p, int m, int kin, int images, int h, int w, int k, float beta,
                struct mura_rng *g)
@@ -386,6 +387,21 @@ conv_gemm_case(struct mura_threads *p, int m, int kin, int images, int h, int w,
 			printf("  sbgemm_conv %d x %d, %d x %d x %d, k %d, beta %g: differs\n", m, kin, images, h, w, k,
 			       beta);
 	}
+	/* the weight gradient: g (m x kdim) += c1 col^T, rows [0, r) and [r, kdim) apart */
+	float *g1 = ok ? malloc((size_t)m * kdim * sizeof *g1) : NULL, *g2 = ok ? malloc((size_t)m * kdim * sizeof *g2) : NULL;
+	ok = ok && g1 && g2;
+	for (size_t i = 0; ok && i < (size_t)m * kdim; i++)
+		g1[i] = g2[i] = (float)mura_rng_normal(g);
+	if (ok) {
+		const size_t r = (size_t)kdim / 3;
+		mura_sbgemm(NULL, 0, 1, m, kdim, (int)n, 1.0f, c1, (int)n, col, (int)n, 1.0f, g1, kdim);
+		mura_sbgemm_conv_gw(m, c1, x, images, h, w, k, 0, r, g2, (size_t)kdim);
+		mura_sbgemm_conv_gw(m, c1, x, images, h, w, k, r, (size_t)kdim, g2 + r, (size_t)kdim);
+		ok = memcmp(g1, g2, (size_t)m * kdim * sizeof *g1) == 0;
+		if (!ok)
+			printf("  sbgemm_conv_gw %d x %d, %d x %d x %d, k %d: differs\n", m, kin, images, h, w, k);
+	}
+	free(g1), free(g2);
 	free(a), free(x), free(col), free(c1), free(c2);
 	return ok;
 }
@@ -401,7 +417,8 @@ test_conv_gemm(void)
 	ok = ok && conv_gemm_case(one, 40, 7, 2, 9, 11, 3, 0.0f, &g) && conv_gemm_case(two, 33, 5, 3, 17, 5, 3, 1.0f, &g) &&
 	     conv_gemm_case(two, 70, 3, 1, 23, 29, 5, 0.0f, &g) && conv_gemm_case(one, 1, 40, 2, 1, 40, 3, 0.0f, &g) &&
 	     conv_gemm_case(two, 32, 64, 2, 20, 30, 3, 0.0f, &g);
-	CHECK("sbgemm_conv: im2col read while packed, bit for bit im2col + sbgemm (k 3 and 5, beta 0 and 1)", ok);
+	CHECK("sbgemm_conv, sbgemm_conv_gw: im2col read while packed, bit for bit im2col + sbgemm (k 3 and 5, "
+	      "beta 0 and 1, the weight gradient by parts of its rows)", ok);
 	mura_threads_free(one);
 	mura_threads_free(two);
 }

@@ -194,6 +194,7 @@ struct smat {
 	const float *ka, *kb;  /* B only, row-major: row q taken as relu(B[q] ka[q] + kb[q]); or NULL */
 	const struct sb_conv *cv;  /* B only: im2col of cv->x, its columns from j0 on; d unused */
 	size_t j0;
+	int cv_t;                  /* B is im2col's transpose: its k the positions, its columns im2col's rows from j0 */
 };
 
 #ifdef HAVE_BF16_KERNEL
@@ -438,6 +439,69 @@ pack_conv(const struct smat *b, int n, int p0, int kc, int kpl, int j0, int nc, 
 	}
 }
 
+/* pack_conv for B = im2col's transpose (a weight gradient, dW = dY
+ * im2col(x)^T): B's k runs along positions [p0, p0 + kc), its columns are
+ * im2col's rows b->j0 + j0 on, each a shifted input plane masked off the
+ * image's edges; 16 columns' 32 positions at a time, transposed into pairs
+ * as pack_block's k-contiguous branch does. */
+BF16_TARGET static void
+pack_conv_t(const struct smat *b, int n, int p0, int kc, int kpl, int j0, int nc, uint32_t *out)
+{
+	const struct sb_conv *cv = b->cv;
+	const int w = n - j0, kk = cv->k * cv->k, pad = (cv->k - 1) / 2;
+	const size_t hw = (size_t)cv->h * cv->w, panel = (size_t)kpl * NR;
+	_Alignas(64) int32_t oy[KC + 32], ox[KC + 32];
+	const __m512i hh = _mm512_set1_epi32(cv->h), ww = _mm512_set1_epi32(cv->w);
+	const __m512i odd = _mm512_set_epi16(63, 61, 59, 57, 55, 53, 51, 49, 47, 45, 43, 41, 39, 37, 35, 33,
+	                                     31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
+
+	for (int q = 0; q < (2 * kpl + 31) / 32 * 32; q++) {  /* every position a step of 32 reads */
+		size_t r = ((size_t)p0 + (size_t)q) % hw;
+		oy[q] = q < kc ? (int32_t)(r / (size_t)cv->w) : -(1 << 20);  /* past k: never inside */
+		ox[q] = (int32_t)(r % (size_t)cv->w);
+	}
+	for (int c0 = 0; c0 < nc; c0 += NR, out += panel)
+		for (int l0 = 0; l0 < NR; l0 += 16) {
+			const float *row[16];
+			__m512i dy[16], dx[16];
+			for (int l = 0; l < 16; l++) {
+				int c = c0 + l0 + l;
+				row[l] = NULL;
+				if (c >= w)
+					continue;
+				size_t q = b->j0 + (size_t)j0 + (size_t)c;
+				int ci = (int)(q / (size_t)kk), ky = (int)(q / (size_t)cv->k % (size_t)cv->k) - pad;
+				int kx = (int)(q % (size_t)cv->k) - pad;
+				row[l] = cv->x + (size_t)ci * cv->plane + (size_t)p0 + (ptrdiff_t)ky * cv->w + kx;
+				dy[l] = _mm512_set1_epi32(ky);
+				dx[l] = _mm512_set1_epi32(kx);
+			}
+			for (int pp = 0; pp < kpl; pp += 16) {
+				__m512i v[16];
+				const __m512i y0 = _mm512_load_si512((const void *)(oy + 2 * pp));
+				const __m512i y1 = _mm512_load_si512((const void *)(oy + 2 * pp + 16));
+				const __m512i x0 = _mm512_load_si512((const void *)(ox + 2 * pp));
+				const __m512i x1 = _mm512_load_si512((const void *)(ox + 2 * pp + 16));
+				for (int l = 0; l < 16; l++) {
+					if (!row[l]) {
+						v[l] = _mm512_setzero_si512();
+						continue;
+					}
+					__mmask16 m0 = _mm512_cmplt_epu32_mask(_mm512_add_epi32(y0, dy[l]), hh) &
+					               _mm512_cmplt_epu32_mask(_mm512_add_epi32(x0, dx[l]), ww);
+					__mmask16 m1 = _mm512_cmplt_epu32_mask(_mm512_add_epi32(y1, dy[l]), hh) &
+					               _mm512_cmplt_epu32_mask(_mm512_add_epi32(x1, dx[l]), ww);
+					__m512i a = round16(_mm512_maskz_loadu_ps(m0, row[l] + 2 * pp));
+					__m512i bb = round16(_mm512_maskz_loadu_ps(m1, row[l] + 2 * pp + 16));
+					v[l] = _mm512_permutex2var_epi16(a, odd, bb);
+				}
+				transpose16(v);
+				for (int p = 0; p < 16 && pp + p < kpl; p++)
+					_mm512_store_si512((void *)(out + (size_t)(pp + p) * NR + l0), v[p]);
+			}
+		}
+}
+
 /* Rows [i0, i0 + mc) and values of k [p0, p0 + kc) of A, packed in panels
  * of MR rows (mc a multiple of MR); rows past m are 0. */
 static void
@@ -453,7 +517,7 @@ static void
 pack_b(const struct smat *b, int n, int p0, int kc, int kpl, int j0, int nc, uint32_t *out)
 {
 	if (b->cv) {
-		pack_conv(b, n, p0, kc, kpl, j0, nc, out);
+		(b->cv_t ? pack_conv_t : pack_conv)(b, n, p0, kc, kpl, j0, nc, out);
 		return;
 	}
 	pack_block(b->d + (size_t)p0 * b->rs + (size_t)j0 * b->cs, b->cs, b->rs, n - j0, nc, kc, kpl, NR,
@@ -567,16 +631,30 @@ amx_a_layout(uint32_t *panel, int kpl)
 }
 
 /* C[0..mr)[0..nr) = alpha (A's panel x B's panel) + beta C over kpl pairs;
- * C is not read where beta is 0.  A whole 32 x 32 block with alpha 1 and
- * beta 0 or 1 goes between the tiles and C directly; others through buf. */
+ * C is not read where beta is 0.  With alpha 1 and beta 0 or 1 (every
+ * call of the engine) the tiles start from C (or 0) and add the products
+ * to it: a whole 32 x 32 block between the tiles and C directly, a part
+ * of one through buf, so that each value's arithmetic is the same
+ * wherever it lies in C (an operand packed another way, or a product cut
+ * into parts, gives the same bits).  Other alpha and beta: the products
+ * from 0, then alpha times them plus beta C. */
 AMX_TARGET static void
 amx_kernel(int kpl, const uint32_t *a, const uint32_t *b, float *c, size_t ldc, float alpha, float beta,
            int mr, int nr, float *buf)
 {
-	const int direct = mr == AM && nr == AM && alpha == 1.0f && (beta == 0.0f || beta == 1.0f);
+	const int plain = alpha == 1.0f && (beta == 0.0f || beta == 1.0f);
+	const int direct = plain && mr == AM && nr == AM;
 	const size_t s = ldc * sizeof *c;
 
-	if (direct && beta == 1.0f) {
+	if (plain && !direct && beta == 1.0f) {  /* the part of C through buf, zeros around it */
+		for (int i = 0; i < AM; i++)
+			for (int j = 0; j < AM; j++)
+				buf[i * AM + j] = i < mr && j < nr ? c[(size_t)i * ldc + j] : 0.0f;
+		_tile_loadd(0, buf, AM * 4);
+		_tile_loadd(1, buf + 16, AM * 4);
+		_tile_loadd(2, buf + 16 * AM, AM * 4);
+		_tile_loadd(3, buf + 16 * AM + 16, AM * 4);
+	} else if (direct && beta == 1.0f) {
 		_tile_loadd(0, c, s);
 		_tile_loadd(1, c + 16, s);
 		_tile_loadd(2, c + 16 * ldc, s);
@@ -609,6 +687,11 @@ amx_kernel(int kpl, const uint32_t *a, const uint32_t *b, float *c, size_t ldc, 
 	_tile_stored(1, buf + 16, AM * 4);
 	_tile_stored(2, buf + 16 * AM, AM * 4);
 	_tile_stored(3, buf + 16 * AM + 16, AM * 4);
+	if (plain) {
+		for (int i = 0; i < mr; i++)
+			memcpy(c + (size_t)i * ldc, buf + i * AM, (size_t)nr * sizeof *c);
+		return;
+	}
 	const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
 	const __mmask16 m0 = first(nr), m1 = first(nr - 16);
 	for (int i = 0; i < mr; i++) {
@@ -722,7 +805,8 @@ sb_part(void *v, int i, int nt)
 		mura_threads_share((size_t)j->n, i, nt, NR, &lo, &hi);
 		if (lo == hi)
 			return;
-		struct smat b = {j->b.d + lo * j->b.cs, j->b.rs, j->b.cs, j->b.ka, j->b.kb, j->b.cv, j->b.j0 + lo};
+		struct smat b = {j->b.d + lo * j->b.cs, j->b.rs, j->b.cs, j->b.ka, j->b.kb, j->b.cv, j->b.j0 + lo,
+		                 j->b.cv_t};
 		if (b.cv)
 			b.d = NULL;
 		sbgemm_serial(&j->a, &b, j->m, (int)(hi - lo), j->k, j->alpha, j->beta, j->c + lo, j->ldc);
@@ -730,7 +814,7 @@ sb_part(void *v, int i, int nt)
 		mura_threads_share((size_t)j->m, i, nt, mura_bf16_amx() ? 32 : MR, &lo, &hi);
 		if (lo == hi)
 			return;
-		struct smat a = {j->a.d + lo * j->a.rs, j->a.rs, j->a.cs, NULL, NULL, NULL, 0};
+		struct smat a = {j->a.d + lo * j->a.rs, j->a.rs, j->a.cs, NULL, NULL, NULL, 0, 0};
 		sbgemm_serial(&a, &j->b, (int)(hi - lo), j->n, j->k, j->alpha, j->beta,
 		              j->c + lo * j->ldc, j->ldc);
 	}
@@ -754,8 +838,8 @@ mura_sbgemm(struct mura_threads *p, int trans_a, int trans_b, int m, int n, int 
             float beta, float *c, int ldc)
 {
 	struct sb_job j = {
-		{a, trans_a ? 1 : (size_t)lda, trans_a ? (size_t)lda : 1, NULL, NULL, NULL, 0},
-		{b, trans_b ? 1 : (size_t)ldb, trans_b ? (size_t)ldb : 1, NULL, NULL, NULL, 0},
+		{a, trans_a ? 1 : (size_t)lda, trans_a ? (size_t)lda : 1, NULL, NULL, NULL, 0, 0},
+		{b, trans_b ? 1 : (size_t)ldb, trans_b ? (size_t)ldb : 1, NULL, NULL, NULL, 0, 0},
 		m, n, k, alpha, beta, c, (size_t)ldc, n >= m,
 	};
 
@@ -775,7 +859,7 @@ mura_sbgemm_bn(struct mura_threads *p, int m, int n, int k, const float *a, int 
                int ldb, const float *ka, const float *kb, float *c, int ldc)
 {
 	struct sb_job j = {
-		{a, (size_t)lda, 1, NULL, NULL, NULL, 0}, {b, (size_t)ldb, 1, ka, kb, NULL, 0},
+		{a, (size_t)lda, 1, NULL, NULL, NULL, 0, 0}, {b, (size_t)ldb, 1, ka, kb, NULL, 0, 0},
 		m, n, k, 1.0f, 0.0f, c, (size_t)ldc, n >= m,
 	};
 
@@ -796,10 +880,32 @@ mura_sbgemm_conv(struct mura_threads *p, int m, int kin, const float *a, const f
 	const size_t n = (size_t)images * h * w;
 	const struct sb_conv cv = {x, h, w, k, n};
 	struct sb_job j = {
-		{a, (size_t)kin * k * k, 1, NULL, NULL, NULL, 0}, {NULL, n, 1, NULL, NULL, &cv, 0},
+		{a, (size_t)kin * k * k, 1, NULL, NULL, NULL, 0, 0}, {NULL, n, 1, NULL, NULL, &cv, 0, 0},
 		m, (int)n, kin * k * k, 1.0f, beta, c, n, 1,
 	};
 
 	assert(mura_bf16_supported() && n <= INT_MAX);
 	sb_run(p, j);
+}
+
+/*
+ * The weight gradient of a "same" convolution over rows [r0, r1) of its
+ * im2col (input channel, ky, kx): gw[co][r - r0] (row stride ldg) +=
+ * sum over positions of dy[co][pos] im2col(x)[r][pos], dy m x positions;
+ * im2col read as it is packed (pack_conv_t), never written.  On the
+ * caller's thread (conv.c gives each thread its rows).
+ */
+void
+mura_sbgemm_conv_gw(int m, const float *dy, const float *x, int images, int h, int w, int k, size_t r0,
+                    size_t r1, float *gw, size_t ldg)
+{
+	const size_t n = (size_t)images * h * w;
+	const struct sb_conv cv = {x, h, w, k, n};
+	struct sb_job j = {
+		{dy, n, 1, NULL, NULL, NULL, 0, 0}, {NULL, 1, n, NULL, NULL, &cv, r0, 1},
+		m, (int)(r1 - r0), (int)n, 1.0f, 1.0f, gw, ldg, 0,
+	};
+
+	assert(mura_bf16_supported() && n <= INT_MAX);
+	sb_run(NULL, j);
 }

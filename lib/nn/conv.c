@@ -436,6 +436,12 @@ conv_bwd_part(void *v, int t, int nt)
 			          dy, (int)m, j->acc ? 1.0f : 0.0f, j->dx->d + lo * m, (int)m);
 		return;
 	}
+	if (bf16 && is_same(cv) && !j->dx) {  /* im2col read while packed (bf16.c's pack_conv_t) */
+		if (j->gw)
+			mura_sbgemm_conv_gw(cv->cout, dy, j->x->d, j->x->n, j->x->h, j->x->w, cv->k, lo, hi,
+			                    j->gw + lo, kdim);
+		return;
+	}
 	if (j->dx && !j->acc)
 		memset(j->dx->d + lo / kk * j->g.plane, 0, rows / kk * j->g.plane * sizeof(float));
 	size_t rt = rows_per_thread(cv, nt), cc = chunk_cols(BWD_BUDGET, rt, m);

@@ -133,6 +133,11 @@ void mura_sbgemm_bn(struct mura_threads *p, int m, int n, int k, const float *a,
  * written.  Only where mura_bf16_supported(). */
 void mura_sbgemm_conv(struct mura_threads *p, int m, int kin, const float *a, const float *x, int images,
                       int h, int w, int k, float beta, float *c);
+/* gw (m x (r1 - r0), row stride ldg) += dy im2col(x)^T over im2col's rows
+ * [r0, r1) for the same convolution: its weight gradient, im2col read as
+ * it is packed.  On the caller's thread; only where mura_bf16_supported(). */
+void mura_sbgemm_conv_gw(int m, const float *dy, const float *x, int images, int h, int w, int k,
+                         size_t r0, size_t r1, float *gw, size_t ldg);
 /* The product in the precision bf16 says: mura_sbgemm, else mura_sgemm. */
 static inline void
 mura_gemm(int bf16, struct mura_threads *p, int trans_a, int trans_b, int m, int n, int k,
