@@ -16,7 +16,8 @@
 #include "test.h"
 
 /* Kernel names of OpenBLAS 0.3.21 older than AVX2 + FMA, and those with AVX-512. */
-static const char *const old[] = {"Prescott", "Core2", "Penryn", "Dunnington", "Nehalem",
+static const char *const old[] = {"Unknown", "Katmai", "Coppermine", "Northwood", "Banias",
+                                  "Athlon", "Nano", "Prescott", "Core2", "Penryn", "Dunnington", "Nehalem",
                                   "Atom", "Sandybridge", "Opteron", "Opteron(SSE3)",
                                   "Barcelona", "Bobcat", "Bulldozer", "Piledriver",
                                   "Steamroller", NULL};

@@ -41,18 +41,22 @@ const char *const mura_prof_names[MURA_PROF_KINDS] = {
 static int
 blas_level(const char *name)
 {
-	static const char *const names[][2] = {
-		{"Prescott", "0"}, {"Core2", "0"}, {"Penryn", "0"}, {"Dunnington", "0"},
-		{"Nehalem", "0"}, {"Atom", "0"}, {"Sandybridge", "0"}, {"Opteron", "0"},
-		{"Opteron(SSE3)", "0"}, {"Barcelona", "0"}, {"Bobcat", "0"},
-		{"Bulldozer", "0"}, {"Piledriver", "0"}, {"Steamroller", "0"},
-		{"Haswell", "1"}, {"Zen", "1"}, {"Excavator", "1"},
-		{"SkylakeX", "2"}, {"Cooperlake", "2"}, {"SapphireRapids", "2"},
+	/* OpenBLAS 0.3.21's names (its dynamic.c): 0 older than AVX2 + FMA, 1 those, 2 AVX-512 */
+	static const struct {
+		const char *name;
+		int level;
+	} kinds[] = {
+		{"Unknown", 0}, {"Katmai", 0}, {"Coppermine", 0}, {"Northwood", 0}, {"Banias", 0},
+		{"Athlon", 0}, {"Nano", 0}, {"Prescott", 0}, {"Core2", 0}, {"Penryn", 0},
+		{"Dunnington", 0}, {"Nehalem", 0}, {"Atom", 0}, {"Sandybridge", 0}, {"Opteron", 0},
+		{"Opteron(SSE3)", 0}, {"Barcelona", 0}, {"Bobcat", 0}, {"Bulldozer", 0},
+		{"Piledriver", 0}, {"Steamroller", 0}, {"Haswell", 1}, {"Zen", 1}, {"Excavator", 1},
+		{"SkylakeX", 2}, {"Cooperlake", 2}, {"SapphireRapids", 2},
 	};
 
-	for (size_t i = 0; name && i < sizeof names / sizeof names[0]; i++)
-		if (!strcmp(name, names[i][0]))
-			return names[i][1][0] - '0';
+	for (size_t i = 0; name && i < sizeof kinds / sizeof kinds[0]; i++)
+		if (!strcmp(name, kinds[i].name))
+			return kinds[i].level;
 	return -1; /* a name this table does not know: leave OpenBLAS's choice */
 }
 
