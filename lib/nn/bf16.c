@@ -381,6 +381,42 @@ pack_block(const float *d, size_t ls, size_t ks, int w, int width, int kc, int k
 			}
 }
 
+/* Positions [j, j + n) of cv's output as (y, x) in oy, ox; those from
+ * `valid` on are put where no shift brings them inside the image. */
+static void
+conv_positions(const struct sb_conv *cv, size_t j, int n, int valid, int32_t *oy, int32_t *ox)
+{
+	const size_t hw = (size_t)cv->h * cv->w;
+
+	for (int c = 0; c < n; c++) {
+		size_t r = (j + (size_t)c) % hw;
+		oy[c] = c < valid ? (int32_t)(r / (size_t)cv->w) : -(1 << 20);
+		ox[c] = (int32_t)(r % (size_t)cv->w);
+	}
+}
+
+/* Row q of cv's im2col (channel, ky, kx): its shift (*dy, *dx) and where
+ * its value at position j lies, row + j (inside the image only). */
+BF16_TARGET static inline const float *
+conv_row(const struct sb_conv *cv, size_t q, __m512i *dy, __m512i *dx)
+{
+	const int pad = (cv->k - 1) / 2, ky = (int)(q / (size_t)cv->k % (size_t)cv->k) - pad;
+	const int kx = (int)(q % (size_t)cv->k) - pad;
+
+	*dy = _mm512_set1_epi32(ky);
+	*dx = _mm512_set1_epi32(kx);
+	return cv->x + q / ((size_t)cv->k * cv->k) * cv->plane + (ptrdiff_t)ky * cv->w + kx;
+}
+
+/* The lanes of 16 positions (y, x) that the shift (dy, dx) keeps inside
+ * the image: 0 <= y + dy < h and 0 <= x + dx < w, as unsigned compares. */
+BF16_TARGET static inline __mmask16
+conv_inside(const struct sb_conv *cv, __m512i y, __m512i x, __m512i dy, __m512i dx)
+{
+	return _mm512_cmplt_epu32_mask(_mm512_add_epi32(y, dy), _mm512_set1_epi32(cv->h)) &
+	       _mm512_cmplt_epu32_mask(_mm512_add_epi32(x, dx), _mm512_set1_epi32(cv->w));
+}
+
 /* pack_b's panels of columns [j0, j0 + nc) (global columns from b->j0 +
  * j0) and rows [p0, p0 + kc) of a convolution's im2col, read from its input
  * directly: each row is the input plane shifted by (ky - pad) rows and
@@ -391,46 +427,26 @@ BF16_TARGET static void
 pack_conv(const struct smat *b, int n, int p0, int kc, int kpl, int j0, int nc, uint32_t *out)
 {
 	const struct sb_conv *cv = b->cv;
-	const int w = n - j0, kk = cv->k * cv->k, pad = (cv->k - 1) / 2;
-	const size_t hw = (size_t)cv->h * cv->w, jg = b->j0 + (size_t)j0, panel = (size_t)kpl * NR;
+	const size_t jg = b->j0 + (size_t)j0, panel = (size_t)kpl * NR;
 	_Alignas(64) int32_t oy[NC], ox[NC];
-	const __m512i hh = _mm512_set1_epi32(cv->h), ww = _mm512_set1_epi32(cv->w);
 	const __m512i hi16 = _mm512_set1_epi32((int)0xffff0000u);
 
-	for (int c = 0; c < nc; c++) {
-		size_t r = (jg + (size_t)c) % hw;
-		oy[c] = c < w ? (int32_t)(r / (size_t)cv->w) : -(1 << 20);  /* past n: never inside */
-		ox[c] = (int32_t)(r % (size_t)cv->w);
-	}
+	conv_positions(cv, jg, nc, n - j0, oy, ox);
 	for (int p = 0; p < kpl; p++) {
 		const float *row[2] = {NULL, NULL};
 		__m512i dy[2], dx[2];
-		for (int t = 0; t < 2; t++) {
-			int q = p0 + 2 * p + t;
-			if (2 * p + t >= kc)
-				continue;
-			int ci = q / kk, ky = q / cv->k % cv->k - pad, kx = q % cv->k - pad;
-			/* column c's value, inside the image, at row[t][c] */
-			row[t] = cv->x + (size_t)ci * cv->plane + jg + (ptrdiff_t)ky * cv->w + kx;
-			dy[t] = _mm512_set1_epi32(ky);
-			dx[t] = _mm512_set1_epi32(kx);
-		}
+		for (int t = 0; t < 2; t++)
+			if (2 * p + t < kc)
+				row[t] = conv_row(cv, (size_t)(p0 + 2 * p + t), &dy[t], &dx[t]) + jg;
 		for (int c0 = 0; c0 < nc; c0 += NR) {
 			uint32_t *o = out + (size_t)(c0 / NR) * panel + (size_t)p * NR;
 			for (int l = 0; l < NR; l += 16) {
 				const __m512i y = _mm512_load_si512((const void *)(oy + c0 + l));
 				const __m512i x = _mm512_load_si512((const void *)(ox + c0 + l));
 				__m512 v[2];
-				for (int t = 0; t < 2; t++) {
-					if (!row[t]) {
-						v[t] = _mm512_setzero_ps();
-						continue;
-					}
-					__m512i yy = _mm512_add_epi32(y, dy[t]), xx = _mm512_add_epi32(x, dx[t]);
-					/* 0 <= yy < h and 0 <= xx < w, as unsigned compares */
-					__mmask16 m = _mm512_cmplt_epu32_mask(yy, hh) & _mm512_cmplt_epu32_mask(xx, ww);
-					v[t] = _mm512_maskz_loadu_ps(m, row[t] + c0 + l);
-				}
+				for (int t = 0; t < 2; t++)
+					v[t] = row[t] ? _mm512_maskz_loadu_ps(conv_inside(cv, y, x, dy[t], dx[t]), row[t] + c0 + l)
+					              : _mm512_setzero_ps();
 				__m512i lo = round16(v[0]), hi = round16(v[1]);
 				_mm512_store_si512((void *)(o + l),
 				                   _mm512_or_si512(_mm512_srli_epi32(lo, 16), _mm512_and_si512(hi, hi16)));
@@ -448,33 +464,20 @@ BF16_TARGET static void
 pack_conv_t(const struct smat *b, int n, int p0, int kc, int kpl, int j0, int nc, uint32_t *out)
 {
 	const struct sb_conv *cv = b->cv;
-	const int w = n - j0, kk = cv->k * cv->k, pad = (cv->k - 1) / 2;
-	const size_t hw = (size_t)cv->h * cv->w, panel = (size_t)kpl * NR;
+	const size_t panel = (size_t)kpl * NR;
 	_Alignas(64) int32_t oy[KC + 32], ox[KC + 32];
-	const __m512i hh = _mm512_set1_epi32(cv->h), ww = _mm512_set1_epi32(cv->w);
 	const __m512i odd = _mm512_set_epi16(63, 61, 59, 57, 55, 53, 51, 49, 47, 45, 43, 41, 39, 37, 35, 33,
 	                                     31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
 
-	for (int q = 0; q < (2 * kpl + 31) / 32 * 32; q++) {  /* every position a step of 32 reads */
-		size_t r = ((size_t)p0 + (size_t)q) % hw;
-		oy[q] = q < kc ? (int32_t)(r / (size_t)cv->w) : -(1 << 20);  /* past k: never inside */
-		ox[q] = (int32_t)(r % (size_t)cv->w);
-	}
+	/* every position a step of 32 reads; past k never inside */
+	conv_positions(cv, (size_t)p0, (2 * kpl + 31) / 32 * 32, kc, oy, ox);
 	for (int c0 = 0; c0 < nc; c0 += NR, out += panel)
 		for (int l0 = 0; l0 < NR; l0 += 16) {
 			const float *row[16];
 			__m512i dy[16], dx[16];
 			for (int l = 0; l < 16; l++) {
 				int c = c0 + l0 + l;
-				row[l] = NULL;
-				if (c >= w)
-					continue;
-				size_t q = b->j0 + (size_t)j0 + (size_t)c;
-				int ci = (int)(q / (size_t)kk), ky = (int)(q / (size_t)cv->k % (size_t)cv->k) - pad;
-				int kx = (int)(q % (size_t)cv->k) - pad;
-				row[l] = cv->x + (size_t)ci * cv->plane + (size_t)p0 + (ptrdiff_t)ky * cv->w + kx;
-				dy[l] = _mm512_set1_epi32(ky);
-				dx[l] = _mm512_set1_epi32(kx);
+				row[l] = c < n - j0 ? conv_row(cv, b->j0 + (size_t)j0 + (size_t)c, &dy[l], &dx[l]) + p0 : NULL;
 			}
 			for (int pp = 0; pp < kpl; pp += 16) {
 				__m512i v[16];
@@ -487,12 +490,9 @@ pack_conv_t(const struct smat *b, int n, int p0, int kc, int kpl, int j0, int nc
 						v[l] = _mm512_setzero_si512();
 						continue;
 					}
-					__mmask16 m0 = _mm512_cmplt_epu32_mask(_mm512_add_epi32(y0, dy[l]), hh) &
-					               _mm512_cmplt_epu32_mask(_mm512_add_epi32(x0, dx[l]), ww);
-					__mmask16 m1 = _mm512_cmplt_epu32_mask(_mm512_add_epi32(y1, dy[l]), hh) &
-					               _mm512_cmplt_epu32_mask(_mm512_add_epi32(x1, dx[l]), ww);
-					__m512i a = round16(_mm512_maskz_loadu_ps(m0, row[l] + 2 * pp));
-					__m512i bb = round16(_mm512_maskz_loadu_ps(m1, row[l] + 2 * pp + 16));
+					__m512i a = round16(_mm512_maskz_loadu_ps(conv_inside(cv, y0, x0, dy[l], dx[l]), row[l] + 2 * pp));
+					__m512i bb = round16(
+					    _mm512_maskz_loadu_ps(conv_inside(cv, y1, x1, dy[l], dx[l]), row[l] + 2 * pp + 16));
 					v[l] = _mm512_permutex2var_epi16(a, odd, bb);
 				}
 				transpose16(v);
