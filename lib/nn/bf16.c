@@ -503,12 +503,13 @@ pack_conv_t(const struct smat *b, int n, int p0, int kc, int kpl, int j0, int nc
 }
 
 /* Rows [i0, i0 + mc) and values of k [p0, p0 + kc) of A, packed in panels
- * of MR rows (mc a multiple of MR); rows past m are 0. */
+ * of `lanes` rows (MR, or AM for AMX; mc a multiple of it), kpl pairs each;
+ * rows past m are 0. */
 static void
-pack_a(const struct smat *a, int m, int i0, int mc, int p0, int kc, uint32_t *out)
+pack_a(const struct smat *a, int m, int i0, int mc, int p0, int kc, int kpl, int lanes, uint32_t *out)
 {
-	pack_block(a->d + (size_t)i0 * a->rs + (size_t)p0 * a->cs, a->rs, a->cs, m - i0, mc, kc,
-	           (kc + 1) / 2, MR, NULL, NULL, out);
+	pack_block(a->d + (size_t)i0 * a->rs + (size_t)p0 * a->cs, a->rs, a->cs, m - i0, mc, kc, kpl, lanes, NULL,
+	           NULL, out);
 }
 
 /* Values of k [p0, p0 + kc) and columns [j0, j0 + nc) of B, packed in
@@ -725,8 +726,7 @@ amx_serial(const struct smat *a, const struct smat *b, int m, int n, int k, floa
 			pack_b(b, n, p0, kc, kpl, j0, (nc + NR - 1) / NR * NR, pb);
 			for (int i0 = 0; i0 < m; i0 += AMC) {
 				int mc = m - i0 < AMC ? m - i0 : AMC, mcr = (mc + AM - 1) / AM * AM;
-				pack_block(a->d + (size_t)i0 * a->rs + (size_t)p0 * a->cs, a->rs, a->cs, m - i0, mcr, kc,
-				           kpl, AM, NULL, NULL, pa);
+				pack_a(a, m, i0, mcr, p0, kc, kpl, AM, pa);
 				for (int r0 = 0; r0 < mc; r0 += AM)
 					amx_a_layout(pa + (size_t)r0 * kpl, kpl);
 				for (int c0 = 0; c0 < nc; c0 += NR)
@@ -770,7 +770,7 @@ sbgemm_serial(const struct smat *a, const struct smat *b, int m, int n, int k, f
 			pack_b(b, n, p0, kc, kp, j0, (nc + NR - 1) / NR * NR, pb);
 			for (int i0 = 0; i0 < m; i0 += MC) {
 				int mc = m - i0 < MC ? m - i0 : MC;
-				pack_a(a, m, i0, (mc + MR - 1) / MR * MR, p0, kc, pa);
+				pack_a(a, m, i0, (mc + MR - 1) / MR * MR, p0, kc, kp, MR, pa);
 				for (int c0 = 0; c0 < nc; c0 += NR)
 					for (int r0 = 0; r0 < mc; r0 += MR)
 						kernel(kp, pa + (size_t)r0 * kp, pb + (size_t)c0 * kp,
