@@ -253,7 +253,40 @@ test_conv(void)
 /* mura_sbgemm_bn against mura_sbgemm of the operand bn.c would write,
  * relu(b ka + kb) per row: bit for bit, on shapes across block and tile
  * edges (k past KC, so the map is offset per block), a row stride past n,
- * one thread and two (split by columns, then by rows). */
+ * one thread and two (split by columns, then by rows).  And its post (a
+ * batch norm + ReLU, with a shortcut, with a normalised shortcut) applied
+ * block by block against mura_bn_post of the product, bit for bit. */
+static int
+post_case(struct mura_threads *p, int m, int n, int k, const float *a, int lda, const float *b, int ldb,
+          const float *ka, const float *kb, const float *want, struct mura_rng *g)
+{
+	float *f = malloc((size_t)(4 * m + 3 * m * n) * sizeof *f);
+	float *r = f + 4 * m, *c = r + (size_t)m * n, *post = c + (size_t)m * n;
+	struct mura_nn_ctx ctx = {p, NULL, 0, NULL, NULL, NULL, 1};
+	int ok = f != NULL;
+
+	for (int i = 0; ok && i < m; i++) {
+		f[i] = (float)(0.2 + mura_rng_double(g));
+		f[m + i] = (float)mura_rng_normal(g);
+		f[2 * m + i] = (float)(0.2 + mura_rng_double(g));
+		f[3 * m + i] = (float)mura_rng_normal(g) * 0.5f;
+	}
+	for (size_t i = 0; ok && i < (size_t)m * n; i++)
+		r[i] = (float)mura_rng_normal(g);
+	for (int v = 0; ok && v < 3; v++) {  /* no shortcut, r, r's own batch norm */
+		const struct mura_bn_post q = {f, f + m, v ? r : NULL, v == 2 ? f + 2 * m : NULL,
+		                               v == 2 ? f + 3 * m : NULL};
+		const struct mura_fm fw = {(float *)want, m, 1, 1, n};
+		mura_bn_post(&ctx, &fw, &q, post);
+		mura_sbgemm_bn(p, m, n, k, a, lda, b, ldb, ka, kb, c, n, &q);
+		ok = memcmp(c, post, (size_t)m * n * sizeof *c) == 0;
+		if (!ok)
+			printf("  sbgemm_bn %dx%dx%d, post %d: differs from mura_bn_post of the product\n", m, n, k, v);
+	}
+	free(f);
+	return ok;
+}
+
 static int
 gemm_bn_case(struct mura_threads *p, int m, int n, int k, struct mura_rng *g)
 {
@@ -277,10 +310,11 @@ gemm_bn_case(struct mura_threads *p, int m, int n, int k, struct mura_rng *g)
 	}
 	if (ok) {
 		mura_sbgemm(p, 0, 0, m, n, k, 1.0f, a, lda, bn, ldb, 0.0f, want, n);
-		mura_sbgemm_bn(p, m, n, k, a, lda, b, ldb, ka, kb, c, n);
+		mura_sbgemm_bn(p, m, n, k, a, lda, b, ldb, ka, kb, c, n, NULL);
 		ok = memcmp(c, want, (size_t)m * n * sizeof *c) == 0;
 		if (!ok)
 			printf("  sbgemm_bn %dx%dx%d: differs from sbgemm of the written operand\n", m, n, k);
+		ok = ok && post_case(p, m, n, k, a, lda, b, ldb, ka, kb, want, g);
 	}
 	free(a), free(b), free(bn), free(ka), free(kb), free(c), free(want);
 	return ok;
@@ -381,7 +415,7 @@ conv_gemm_case(struct mura_threads *p, int m, int kin, int images, int h, int w,
 	}
 	if (ok) {
 		mura_sbgemm(p, 0, 0, m, (int)n, kdim, 1.0f, a, kdim, col, (int)n, beta, c1, (int)n);
-		mura_sbgemm_conv(p, m, kin, a, x, images, h, w, k, beta, c2);
+		mura_sbgemm_conv(p, m, kin, a, x, images, h, w, k, beta, c2, NULL);
 		ok = memcmp(c1, c2, (size_t)m * n * sizeof *c1) == 0;
 		if (!ok)
 			printf("  sbgemm_conv %d x %d, %d x %d x %d, k %d, beta %g: differs\n", m, kin, images, h, w, k,
@@ -435,7 +469,8 @@ test_bn_folded(void)
 	for (size_t s = 0; ok && s < sizeof shapes / sizeof shapes[0]; s++)
 		ok = gemm_bn_case(one, shapes[s][0], shapes[s][1], shapes[s][2], &g) &&
 		     gemm_bn_case(two, shapes[s][0], shapes[s][1], shapes[s][2], &g);
-	CHECK("sbgemm_bn: relu(B ka + kb) applied in the packing equals sbgemm of it written out, bit for bit", ok);
+	CHECK("sbgemm_bn: relu(B ka + kb) applied in the packing equals sbgemm of it written out, and its "
+	      "post (batch norm, shortcut, ReLU) applied per block equals mura_bn_post after it, bit for bit", ok);
 	mura_threads_free(one);
 	mura_threads_free(two);
 	CHECK("conv_forward_bn: a folded batch norm + ReLU + 1x1 conv, training (cached statistics): "

@@ -22,6 +22,7 @@
 
 #include "error.h"
 #include "nn/model.h"
+#include "nn/ops.h"
 #include "nn/optim.h"
 #include "rng.h"
 #include "safetensors.h"
@@ -203,6 +204,44 @@ check_run(int arch, int head, int n, int h, int w)
 		snprintf(name, sizeof name, "%s %s head: one image alone gives its logit in the batch", an, hn);
 		CHECK_NEAR(name, one, logits_eval[1], 1e-4);
 	}
+	mura_model_free(m);
+	free(x);
+}
+
+/* An evaluation forward with no backward to come applies each batch norm
+ * (and a residual block's end) as its convolution computes (in bf16 a
+ * block of the product at a time: mura_conv_forward_post); an explaining
+ * forward, which backward follows, writes every map out as before.  Both
+ * must give the same logits bit for bit, on a training and an evaluation
+ * plan, after a training step has moved the running statistics. */
+static void
+check_infer(int arch, int head, int n, int h, int w, int precision)
+{
+	char name[200];
+	struct mura_model_config c;
+	const char *pn = mura_precision_name(precision);
+
+	snprintf(name, sizeof name, "%s %s, evaluation with its batch norms applied by the convolutions: "
+	         "the explaining forward's logits bit for bit", mura_arch_name(arch), pn);
+	if (precision == MURA_PRECISION_BF16 && !mura_bf16_supported()) {
+		printf("SKIPPED: %s: this CPU has no AVX512-BF16\n", name);
+		return;
+	}
+	mura_model_config_default(&c);
+	c.arch = arch, c.head = head, c.seed = 5, c.threads = 2, c.precision = precision;
+	struct mura_model *m = mura_model_create(&c);
+	float *x = random_batch(n, h, w, 9), la[8], lb[8], lc[8], dl[8] = {0};
+	int ok = m && mura_model_plan(m, n, h, w, 1) == 0 && mura_model_forward(m, x, n, 1, la) == 0 &&
+	         mura_model_backward(m, dl) == 0 && mura_model_forward(m, x, n, 0, la) == 0 &&
+	         mura_model_forward_explain(m, x, n, lb) == 0 && mura_model_plan(m, n, h, w, 0) == 0 &&
+	         mura_model_forward(m, x, n, 0, lc) == 0;
+	ok = ok && all_finite(la, (size_t)n) && memcmp(la, lb, (size_t)n * sizeof *la) == 0 &&
+	     memcmp(la, lc, (size_t)n * sizeof *la) == 0;
+	if (!ok && m)
+		for (int i = 0; i < n; i++)
+			printf("  image %d: %.9g fused, %.9g explaining, %.9g on an evaluation plan\n", i, la[i], lb[i],
+			       lc[i]);
+	CHECK(name, ok);
 	mura_model_free(m);
 	free(x);
 }
@@ -624,6 +663,11 @@ main(int argc, char **argv)
 	check_run(MURA_ARCH_DENSENET121, MURA_HEAD_CONV, 3, 45, 38);
 	check_run(MURA_ARCH_RESNET18, MURA_HEAD_FC, 3, 33, 47);
 	check_run(MURA_ARCH_RESNET50, MURA_HEAD_CONV, 2, 32, 40);
+	for (int p = MURA_PRECISION_FP32; p <= MURA_PRECISION_BF16; p++) {
+		check_infer(MURA_ARCH_RESNET18, MURA_HEAD_FC, 3, 64, 72, p);
+		check_infer(MURA_ARCH_RESNET50, MURA_HEAD_FC, 2, 64, 64, p);
+		check_infer(MURA_ARCH_DENSENET121, MURA_HEAD_FC, 2, 64, 48, p);
+	}
 	check_freeze();
 	check_files();
 	check_model_grad(MURA_ARCH_RESNET18, MURA_HEAD_FC);

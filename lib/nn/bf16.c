@@ -524,6 +524,32 @@ pack_b(const struct smat *b, int n, int p0, int kc, int kpl, int j0, int nc, uin
 	pack_block(b->d + (size_t)p0 * b->rs + (size_t)j0 * b->cs, b->cs, b->rs, n - j0, nc, kc, kpl, NR,
 	           b->ka ? b->ka + p0 : NULL, b->kb ? b->kb + p0 : NULL, out);
 }
+
+/* Rows [i0, i0 + mc) and columns [j0, j0 + nc) of C, whose products are
+ * complete, taken through q (mura_bn_post: a batch norm, a shortcut, the
+ * ReLU) while the block is in cache: bn.c's float operations in its order
+ * (products, then sums, no contraction; max(t, 0) is its t > 0 ? t : 0). */
+BF16_TARGET static void
+post_block(const struct mura_bn_post *q, float *c, size_t ldc, int i0, int mc, int j0, int nc)
+{
+	for (int i = i0; i < i0 + mc; i++) {
+		float *ci = c + (size_t)i * ldc + j0;
+		const float *r = q->add ? q->add + (size_t)i * ldc + j0 : NULL;
+		const __m512 a = _mm512_set1_ps(q->ka[i]), b = _mm512_set1_ps(q->kb[i]);
+		const __m512 ad = _mm512_set1_ps(q->da ? q->da[i] : 0), bd = _mm512_set1_ps(q->db ? q->db[i] : 0);
+		for (int j = 0; j < nc; j += 16) {
+			const __mmask16 mk = first(nc - j);
+			__m512 t = _mm512_add_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(mk, ci + j), a), b);
+			if (r) {
+				__m512 e = _mm512_maskz_loadu_ps(mk, r + j);
+				if (q->da)
+					e = _mm512_add_ps(_mm512_mul_ps(e, ad), bd);
+				t = _mm512_add_ps(t, e);
+			}
+			_mm512_mask_storeu_ps(ci + j, mk, _mm512_max_ps(t, _mm512_setzero_ps()));
+		}
+	}
+}
 #endif
 
 #ifdef HAVE_BF16_KERNEL
@@ -711,7 +737,7 @@ amx_kernel(int kpl, const uint32_t *a, const uint32_t *b, float *c, size_t ldc, 
 /* sbgemm_serial on AMX: the same loops, blocks of AMC rows of A. */
 AMX_TARGET static void
 amx_serial(const struct smat *a, const struct smat *b, int m, int n, int k, float alpha, float beta, float *c,
-           size_t ldc)
+           size_t ldc, const struct mura_bn_post *q)
 {
 	_Alignas(64) uint32_t pa[AMC * KC / 2];
 	_Alignas(64) uint32_t pb[KC / 2 * NC];
@@ -734,6 +760,8 @@ amx_serial(const struct smat *a, const struct smat *b, int m, int n, int k, floa
 						amx_kernel(kpl, pa + (size_t)r0 * kpl, pb + (size_t)c0 * kpl,
 						           c + (size_t)(i0 + r0) * ldc + j0 + c0, ldc, alpha, bk,
 						           mc - r0 < AM ? mc - r0 : AM, nc - c0 < NR ? nc - c0 : NR, buf);
+				if (q && p0 + kc >= k)
+					post_block(q, c, ldc, i0, mc, j0, nc);
 			}
 		}
 	}
@@ -741,10 +769,11 @@ amx_serial(const struct smat *a, const struct smat *b, int m, int n, int k, floa
 }
 #endif
 
-/* C (m x n, row stride ldc) = alpha A B + beta C on the caller's thread. */
+/* C (m x n, row stride ldc) = alpha A B + beta C on the caller's thread,
+ * then taken through q where it is not NULL. */
 static void
 sbgemm_serial(const struct smat *a, const struct smat *b, int m, int n, int k, float alpha, float beta,
-              float *c, size_t ldc)
+              float *c, size_t ldc, const struct mura_bn_post *q)
 {
 	_Alignas(64) uint32_t pa[MC * KC / 2];
 	_Alignas(64) uint32_t pb[KC / 2 * NC];
@@ -755,11 +784,15 @@ sbgemm_serial(const struct smat *a, const struct smat *b, int m, int n, int k, f
 			for (int j = 0; j < n; j++)
 				ci[j] = beta == 0.0f ? 0.0f : beta * ci[j];
 		}
+#ifdef HAVE_BF16_KERNEL
+		if (q)
+			post_block(q, c, ldc, 0, m, 0, n);
+#endif
 		return;
 	}
 #ifdef HAVE_BF16_KERNEL
 	if (mura_bf16_amx()) {
-		amx_serial(a, b, m, n, k, alpha, beta, c, ldc);
+		amx_serial(a, b, m, n, k, alpha, beta, c, ldc, q);
 		return;
 	}
 	for (int j0 = 0; j0 < n; j0 += NC) {
@@ -776,11 +809,13 @@ sbgemm_serial(const struct smat *a, const struct smat *b, int m, int n, int k, f
 						kernel(kp, pa + (size_t)r0 * kp, pb + (size_t)c0 * kp,
 						       c + (size_t)(i0 + r0) * ldc + j0 + c0, ldc, alpha, bk,
 						       mc - r0 < MR ? mc - r0 : MR, nc - c0 < NR ? nc - c0 : NR);
+				if (q && p0 + kc >= k)
+					post_block(q, c, ldc, i0, mc, j0, nc);
 			}
 		}
 	}
 #else
-	(void)a, (void)b, (void)pa, (void)pb;
+	(void)a, (void)b, (void)pa, (void)pb, (void)q;
 	assert(!"mura_sbgemm without AVX512-BF16");
 #endif
 }
@@ -792,6 +827,7 @@ struct sb_job {
 	float *c;
 	size_t ldc;
 	int split_n;
+	const struct mura_bn_post *post;  /* or NULL */
 };
 
 /* Each thread a block of C's rows (split along M) or columns. */
@@ -799,6 +835,8 @@ static void
 sb_part(void *v, int i, int nt)
 {
 	const struct sb_job *j = v;
+	struct mura_bn_post q = j->post ? *j->post : (struct mura_bn_post){0};
+	const struct mura_bn_post *qp = j->post ? &q : NULL;
 	size_t lo, hi;
 
 	if (j->split_n) {
@@ -809,14 +847,23 @@ sb_part(void *v, int i, int nt)
 		                 j->b.cv_t};
 		if (b.cv)
 			b.d = NULL;
-		sbgemm_serial(&j->a, &b, j->m, (int)(hi - lo), j->k, j->alpha, j->beta, j->c + lo, j->ldc);
+		if (q.add)
+			q.add += lo;
+		sbgemm_serial(&j->a, &b, j->m, (int)(hi - lo), j->k, j->alpha, j->beta, j->c + lo, j->ldc, qp);
 	} else {
 		mura_threads_share((size_t)j->m, i, nt, mura_bf16_amx() ? 32 : MR, &lo, &hi);
 		if (lo == hi)
 			return;
 		struct smat a = {j->a.d + lo * j->a.rs, j->a.rs, j->a.cs, NULL, NULL, NULL, 0, 0};
+		if (qp) {
+			q.ka += lo, q.kb += lo;
+			if (q.add)
+				q.add += lo * j->ldc;
+			if (q.da)
+				q.da += lo, q.db += lo;
+		}
 		sbgemm_serial(&a, &j->b, (int)(hi - lo), j->n, j->k, j->alpha, j->beta,
-		              j->c + lo * j->ldc, j->ldc);
+		              j->c + lo * j->ldc, j->ldc, qp);
 	}
 }
 
@@ -840,7 +887,7 @@ mura_sbgemm(struct mura_threads *p, int trans_a, int trans_b, int m, int n, int 
 	struct sb_job j = {
 		{a, trans_a ? 1 : (size_t)lda, trans_a ? (size_t)lda : 1, NULL, NULL, NULL, 0, 0},
 		{b, trans_b ? 1 : (size_t)ldb, trans_b ? (size_t)ldb : 1, NULL, NULL, NULL, 0, 0},
-		m, n, k, alpha, beta, c, (size_t)ldc, n >= m,
+		m, n, k, alpha, beta, c, (size_t)ldc, n >= m, NULL,
 	};
 
 	sb_run(p, j);
@@ -852,15 +899,18 @@ mura_sbgemm(struct mura_threads *p, int trans_a, int trans_b, int m, int n, int 
  * while B is packed, so that the normalised operand is never written out
  * (a DenseNet layer's norm1 + relu1 + conv1 read the block's whole
  * concatenation once rather than three times).  Bit for bit the product
- * of the operand that bn.c's forward writes.
+ * of the operand that bn.c's forward writes.  ka NULL: B itself.  And C
+ * taken through post (the batch norm, shortcut and ReLU after the
+ * convolution) a block at a time as its products complete, where post is
+ * not NULL: bit for bit mura_bn_post of the product.
  */
 void
 mura_sbgemm_bn(struct mura_threads *p, int m, int n, int k, const float *a, int lda, const float *b,
-               int ldb, const float *ka, const float *kb, float *c, int ldc)
+               int ldb, const float *ka, const float *kb, float *c, int ldc, const struct mura_bn_post *post)
 {
 	struct sb_job j = {
 		{a, (size_t)lda, 1, NULL, NULL, NULL, 0, 0}, {b, (size_t)ldb, 1, ka, kb, NULL, 0, 0},
-		m, n, k, 1.0f, 0.0f, c, (size_t)ldc, n >= m,
+		m, n, k, 1.0f, 0.0f, c, (size_t)ldc, n >= m, post,
 	};
 
 	sb_run(p, j);
@@ -871,17 +921,18 @@ mura_sbgemm_bn(struct mura_threads *p, int m, int n, int k, const float *a, int 
  * stride 1, padding (k - 1) / 2) of x [k_in][images][h][w], A the weights
  * (m x k_in k k, row-major), either kernel: the columns are
  * read from x as they are packed (pack_conv), so im2col's matrix is never
- * written.  The same values as im2col + mura_sbgemm, bit for bit.
+ * written.  The same values as im2col + mura_sbgemm, bit for bit; post as
+ * for mura_sbgemm_bn.
  */
 void
 mura_sbgemm_conv(struct mura_threads *p, int m, int kin, const float *a, const float *x, int images, int h,
-                 int w, int k, float beta, float *c)
+                 int w, int k, float beta, float *c, const struct mura_bn_post *post)
 {
 	const size_t n = (size_t)images * h * w;
 	const struct sb_conv cv = {x, h, w, k, n};
 	struct sb_job j = {
 		{a, (size_t)kin * k * k, 1, NULL, NULL, NULL, 0, 0}, {NULL, n, 1, NULL, NULL, &cv, 0, 0},
-		m, (int)n, kin * k * k, 1.0f, beta, c, n, 1,
+		m, (int)n, kin * k * k, 1.0f, beta, c, n, 1, post,
 	};
 
 	assert(mura_bf16_supported() && n <= INT_MAX);
@@ -903,7 +954,7 @@ mura_sbgemm_conv_gw(int m, const float *dy, const float *x, int images, int h, i
 	const struct sb_conv cv = {x, h, w, k, n};
 	struct sb_job j = {
 		{dy, n, 1, NULL, NULL, NULL, 0, 0}, {NULL, 1, n, NULL, NULL, &cv, r0, 1},
-		m, (int)(r1 - r0), (int)n, 1.0f, 1.0f, gw, ldg, 0,
+		m, (int)(r1 - r0), (int)n, 1.0f, 1.0f, gw, ldg, 0, NULL,
 	};
 
 	assert(mura_bf16_supported() && n <= INT_MAX);

@@ -285,31 +285,37 @@ mura_bn_map(struct mura_nn_ctx *ctx, const struct mura_bn *bn, const struct mura
 		++*bn->nbt;
 }
 
-struct add_job {
-	const struct mura_fm *c, *cd;
-	const float *ka, *kb, *da, *db, *id;
+struct post_job {
+	const struct mura_fm *c;
+	const struct mura_bn_post *p;
 	float *y;
 };
 
 static void
-add_relu_part(void *v, size_t c0, size_t c1)
+post_part(void *v, size_t c0, size_t c1)
 {
-	const struct add_job *j = v;
+	const struct post_job *j = v;
+	const struct mura_bn_post *p = j->p;
 	const size_t m = mura_fm_plane(j->c);
 
 	for (size_t ch = c0; ch < c1; ch++) {
-		const float *x = j->c->d + ch * m, a = j->ka[ch], b = j->kb[ch];
+		const float *x = j->c->d + ch * m, a = p->ka[ch], b = p->kb[ch];
+		const float *r = p->add ? p->add + ch * m : NULL;
 		float *y = j->y + ch * m;
-		if (j->cd) {
-			const float *xd = j->cd->d + ch * m, ad = j->da[ch], bd = j->db[ch];
+		if (r && p->da) {
+			const float ad = p->da[ch], bd = p->db[ch];
 			for (size_t i = 0; i < m; i++) {
-				float t = x[i] * a + b + (xd[i] * ad + bd);
+				float t = x[i] * a + b + (r[i] * ad + bd);
+				y[i] = t > 0 ? t : 0;
+			}
+		} else if (r) {
+			for (size_t i = 0; i < m; i++) {
+				float t = x[i] * a + b + r[i];
 				y[i] = t > 0 ? t : 0;
 			}
 		} else {
-			const float *id = j->id + ch * m;
 			for (size_t i = 0; i < m; i++) {
-				float t = x[i] * a + b + id[i];
+				float t = x[i] * a + b;
 				y[i] = t > 0 ? t : 0;
 			}
 		}
@@ -317,12 +323,11 @@ add_relu_part(void *v, size_t c0, size_t c1)
 }
 
 void
-mura_bn_add_relu(struct mura_nn_ctx *ctx, const struct mura_fm *c, const float *ka, const float *kb,
-                 const struct mura_fm *cd, const float *da, const float *db, const float *id, float *y)
+mura_bn_post(struct mura_nn_ctx *ctx, const struct mura_fm *c, const struct mura_bn_post *p, float *y)
 {
-	struct add_job j = {c, cd, ka, kb, da, db, id, y};
+	struct post_job j = {c, p, y};
 
-	mura_nn_for(ctx, MURA_PROF_BN_FWD, (size_t)c->c, 1, add_relu_part, &j);
+	mura_nn_for(ctx, MURA_PROF_BN_FWD, (size_t)c->c, 1, post_part, &j);
 }
 
 /* The same loop as the forward's with the same two floats per channel, so

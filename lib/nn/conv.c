@@ -332,21 +332,25 @@ bias_part(void *v, size_t lo, size_t hi)
 	}
 }
 
-/* y = W col (beta 0) or y += W col (beta 1), col built in ctx scratch. */
+/* y = W col (beta 0) or y += W col (beta 1), col built in ctx scratch;
+ * then y taken through post where it is not NULL (bf16, beta 0, not 1x1
+ * stride 1: mura_sbgemm_bn's post, a block of y at a time). */
 static void
 gemm_forward(struct mura_nn_ctx *ctx, const struct mura_conv *cv, const struct mura_fm *x,
-             struct mura_fm *y, float beta)
+             struct mura_fm *y, float beta, const struct mura_bn_post *post)
 {
 	const struct geom g = geom_of(cv, x);
 	const size_t m = g.m, kdim = (size_t)cv->cin * g.kk;
 
+	assert(!post || (ctx->bf16 && beta == 0.0f && !is_direct(cv)));
 	if (is_direct(cv)) {
 		mura_gemm(ctx->bf16, ctx->threads, 0, 0, cv->cout, (int)m, cv->cin, 1.0f, cv->w, cv->cin,
 		          x->d, (int)m, beta, y->d, (int)m);
 		return;
 	}
 	if (ctx->bf16 && is_same(cv)) {  /* im2col read while packed (bf16.c's pack_conv) */
-		mura_sbgemm_conv(ctx->threads, cv->cout, cv->cin, cv->w, x->d, x->n, x->h, x->w, cv->k, beta, y->d);
+		mura_sbgemm_conv(ctx->threads, cv->cout, cv->cin, cv->w, x->d, x->n, x->h, x->w, cv->k, beta, y->d,
+		                 post);
 		return;
 	}
 	const size_t cc = chunk_cols(FWD_BUDGET, kdim, m);
@@ -356,9 +360,29 @@ gemm_forward(struct mura_nn_ctx *ctx, const struct mura_conv *cv, const struct m
 		double t1 = mura_prof_start(ctx);
 		mura_threads_for(ctx->threads, kdim, 1, im2col_part, &j);
 		mura_prof_stop(ctx, MURA_PROF_IM2COL, t1, 0);
-		mura_gemm(ctx->bf16, ctx->threads, 0, 0, cv->cout, (int)(c1 - c0), (int)kdim, 1.0f, cv->w,
-		          (int)kdim, ctx->scratch, (int)(c1 - c0), beta, y->d + c0, (int)m);
+		if (post) {  /* the chunk's columns of y, and of the shortcut */
+			struct mura_bn_post q = *post;
+			if (q.add)
+				q.add += c0;
+			mura_sbgemm_bn(ctx->threads, cv->cout, (int)(c1 - c0), (int)kdim, cv->w, (int)kdim,
+			               ctx->scratch, (int)(c1 - c0), NULL, NULL, y->d + c0, (int)m, &q);
+		} else {
+			mura_gemm(ctx->bf16, ctx->threads, 0, 0, cv->cout, (int)(c1 - c0), (int)kdim, 1.0f, cv->w,
+			          (int)kdim, ctx->scratch, (int)(c1 - c0), beta, y->d + c0, (int)m);
+		}
 	}
+}
+
+/* Whether mura_conv_forward takes conv3.c's kernel by positions (1), its
+ * kernel by channels (2), or im2col + GEMM (0). */
+static int
+forward_kernel(const struct mura_nn_ctx *ctx, const struct mura_conv *cv, const struct mura_fm *x)
+{
+	if (direct_ok(ctx, cv->cout, 1) && conv3_fwd(cv, x))
+		return 1;
+	if (direct_ok(ctx, cv->cout, 0) && !is_direct(cv) && mura_convc_pays(cv, 0))
+		return 2;
+	return 0;
 }
 
 void
@@ -367,13 +391,14 @@ mura_conv_forward(struct mura_nn_ctx *ctx, const struct mura_conv *cv,
 {
 	const size_t m = mura_fm_plane(y), kdim = (size_t)cv->cin * cv->k * cv->k;
 	const double t0 = mura_prof_start(ctx);
+	const int kern = forward_kernel(ctx, cv, x);
 
-	if (direct_ok(ctx, cv->cout, 1) && conv3_fwd(cv, x))
+	if (kern == 1)
 		mura_conv3_forward(ctx, cv, x, y);
-	else if (direct_ok(ctx, cv->cout, 0) && !is_direct(cv) && mura_convc_pays(cv, 0))
+	else if (kern == 2)
 		mura_convc_forward(ctx, cv, 0, x, y->d, 0);
 	else
-		gemm_forward(ctx, cv, x, y, 0.0f);
+		gemm_forward(ctx, cv, x, y, 0.0f, NULL);
 	if (cv->b) {
 		struct bias_job bj = {cv, y->d, m};
 		mura_threads_for(ctx->threads, (size_t)cv->cout, 1, bias_part, &bj);
@@ -399,8 +424,42 @@ mura_conv_forward_bn(struct mura_nn_ctx *ctx, const struct mura_conv *cv, const 
 
 	assert(mura_conv_folds_bn(ctx, cv) && x->c == cv->cin);
 	mura_sbgemm_bn(ctx->threads, cv->cout, (int)m, cv->cin, cv->w, cv->cin, x->d, (int)m, ka, kb, y->d,
-	               (int)m);
+	               (int)m, NULL);
 	mura_prof_stop(ctx, prof_kind(cv, 1), t0, 2.0 * (double)cv->cout * (double)cv->cin * (double)m);
+}
+
+/*
+ * y = post(conv(x)) for a convolution without bias in evaluation: its
+ * batch norm + ReLU, and a residual block's shortcut (mura_bn_post), x
+ * taken as relu(x xa + xb) where xa is not NULL (mura_conv_forward_bn's
+ * fold, 1x1 only).  In bf16 through the GEMM (every convolution where
+ * sbgemm runs on AMX) post is applied to each block of the product as soon
+ * as its sums are complete, while it is in cache, so the convolution's own
+ * output is never written or read back; otherwise by mura_bn_post after
+ * it.  Bit for bit the same values either way.
+ */
+void
+mura_conv_forward_post(struct mura_nn_ctx *ctx, const struct mura_conv *cv, const struct mura_fm *x,
+                       const float *xa, const float *xb, const struct mura_bn_post *post, struct mura_fm *y)
+{
+	const size_t m = mura_fm_plane(y), kdim = (size_t)cv->cin * cv->k * cv->k;
+
+	assert(!cv->b && (!xa || mura_conv_folds_bn(ctx, cv)));
+	if (!ctx->bf16 || forward_kernel(ctx, cv, x)) {
+		if (xa)
+			mura_conv_forward_bn(ctx, cv, x, xa, xb, y);
+		else
+			mura_conv_forward(ctx, cv, x, y);
+		mura_bn_post(ctx, y, post, y->d);
+		return;
+	}
+	const double t0 = mura_prof_start(ctx);
+	if (is_direct(cv))
+		mura_sbgemm_bn(ctx->threads, cv->cout, (int)m, cv->cin, cv->w, cv->cin, x->d, (int)m, xa, xb, y->d,
+		               (int)m, post);
+	else
+		gemm_forward(ctx, cv, x, y, 0.0f, post);
+	mura_prof_stop(ctx, prof_kind(cv, 1), t0, 2.0 * (double)cv->cout * (double)kdim * (double)m);
 }
 
 static void
@@ -492,7 +551,7 @@ same_backward_dx(struct mura_nn_ctx *ctx, const struct mura_conv *cv, const stru
 	struct mura_conv t = {cv->cout, cv->cin, cv->k, 1, cv->pad, j.wt, NULL, NULL, NULL};
 
 	mura_threads_for(ctx->threads, (size_t)cv->cin, 8, flip_part, &j);
-	gemm_forward(ctx, &t, dy, dx, acc ? 1.0f : 0.0f);
+	gemm_forward(ctx, &t, dy, dx, acc ? 1.0f : 0.0f, NULL);
 }
 
 void

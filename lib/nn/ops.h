@@ -123,16 +123,21 @@ void mura_bf16_n(uint16_t *d, const float *s, size_t n);
 void mura_sbgemm(struct mura_threads *p, int trans_a, int trans_b, int m, int n, int k,
                  float alpha, const float *a, int lda, const float *b, int ldb,
                  float beta, float *c, int ldc);
+struct mura_bn_post;  /* below, with the batch norm */
 /* C (m x n) = A relu(B ka + kb), A m x k and B k x n row-major, ka and kb
  * per row of B, applied (without contraction) while B is packed: a batch
- * norm + ReLU folded into a 1x1 convolution (mura_conv_forward_bn). */
+ * norm + ReLU folded into a 1x1 convolution (mura_conv_forward_bn); ka
+ * NULL: B as it is.  Then, where post is not NULL, C taken through it
+ * (bn.c's mura_bn_post, add with C's row stride) a block at a time as its
+ * products complete, bit for bit mura_bn_post's values. */
 void mura_sbgemm_bn(struct mura_threads *p, int m, int n, int k, const float *a, int lda, const float *b,
-                    int ldb, const float *ka, const float *kb, float *c, int ldc);
+                    int ldb, const float *ka, const float *kb, float *c, int ldc,
+                    const struct mura_bn_post *post);
 /* C = A im2col(x) + beta C for a k x k "same" convolution (stride 1) of x
  * [kin][images][h][w], C m x images h w: im2col read as it is packed, never
- * written.  Only where mura_bf16_supported(). */
+ * written; post as for mura_sbgemm_bn.  Only where mura_bf16_supported(). */
 void mura_sbgemm_conv(struct mura_threads *p, int m, int kin, const float *a, const float *x, int images,
-                      int h, int w, int k, float beta, float *c);
+                      int h, int w, int k, float beta, float *c, const struct mura_bn_post *post);
 /* gw (m x (r1 - r0), row stride ldg) += dy im2col(x)^T over im2col's rows
  * [r0, r1) for the same convolution: its weight gradient, im2col read as
  * it is packed.  On the caller's thread; only where mura_bf16_supported(). */
@@ -227,6 +232,16 @@ void mura_conv_forward(struct mura_nn_ctx *ctx, const struct mura_conv *cv,
 int mura_conv_folds_bn(const struct mura_nn_ctx *ctx, const struct mura_conv *cv);
 void mura_conv_forward_bn(struct mura_nn_ctx *ctx, const struct mura_conv *cv, const struct mura_fm *x,
                           const float *ka, const float *kb, struct mura_fm *y);
+/* y = post(conv(x)) in evaluation, no bias: the convolution's batch norm
+ * + ReLU and a residual block's shortcut (mura_bn_post), x taken as
+ * relu(x xa + xb) where xa is not NULL (as mura_conv_forward_bn; only where
+ * mura_conv_folds_bn).  In bf16 through the GEMM, post is applied to each
+ * block of the product while it is in cache, the convolution's own output
+ * never written; else after it.  The values of mura_conv_forward (or
+ * _bn) then mura_bn_post, bit for bit. */
+void mura_conv_forward_post(struct mura_nn_ctx *ctx, const struct mura_conv *cv, const struct mura_fm *x,
+                            const float *xa, const float *xb, const struct mura_bn_post *post,
+                            struct mura_fm *y);
 /* Adds to cv->gw (and cv->gb); writes (acc: adds to) dx unless dx is NULL. */
 void mura_conv_backward(struct mura_nn_ctx *ctx, const struct mura_conv *cv,
                         const struct mura_fm *x, const struct mura_fm *dy,
@@ -299,12 +314,17 @@ void mura_bn_forward_cached(struct mura_nn_ctx *ctx, const struct mura_bn *bn,
  * mura_conv_forward_bn to apply. */
 void mura_bn_map(struct mura_nn_ctx *ctx, const struct mura_bn *bn, const struct mura_fm *x, int train,
                  struct mura_bn_stats *st, float *ka, float *kb);
-/* The end of a residual block in one pass: y = relu((c ka + kb) + r), per
- * channel of c, r = id or, where cd is not NULL, (cd da + db) (a shortcut's
- * batch norm): what mura_bn_forward of each, then mura_add_relu_forward,
- * give, bit for bit, without writing the two normalised maps. */
-void mura_bn_add_relu(struct mura_nn_ctx *ctx, const struct mura_fm *c, const float *ka, const float *kb,
-                      const struct mura_fm *cd, const float *da, const float *db, const float *id, float *y);
+/* What follows a convolution c: its batch norm (ka, kb per channel:
+ * mura_bn_map's), a residual block's shortcut r where add is not NULL, and
+ * the ReLU: y = relu(c ka + kb), or relu((c ka + kb) + r) with r = add (c's
+ * layout) or, where da is not NULL, (add da + db) (the shortcut's own
+ * batch norm).  What mura_bn_forward of each, then mura_add_relu_forward,
+ * give, bit for bit, without writing the normalised maps. */
+struct mura_bn_post {
+	const float *ka, *kb, *add, *da, *db;
+};
+/* y = p applied to c, in one pass; y may be c->d. */
+void mura_bn_post(struct mura_nn_ctx *ctx, const struct mura_fm *c, const struct mura_bn_post *p, float *y);
 /* The last training forward's y again, from the same x, with the affine map
  * that forward applied (bn->scale, bn->shift): bit-identical to it, and no
  * statistics computed or updated, nor num_batches_tracked.  For recomputing
