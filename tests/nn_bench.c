@@ -3,9 +3,17 @@
  *
  *   nn_bench ARCH BATCH SIZE ITERS [infer|train|both [fp32|bf16]]   one line per kind:
  *       "infer ARCH BATCH SIZE IMAGES_PER_S SECONDS_PER_BATCH PEAK_RSS_MB CPU_S"
- *       "train ARCH BATCH SIZE IMAGES_PER_S SECONDS_PER_STEP PEAK_RSS_MB CPU_S"
+ *       "train ARCH BATCH SIZE IMAGES_PER_S SECONDS_PER_STEP PEAK_RSS_MB CPU_S GFLOP PEAK"
  * CPU_S is the processor time (all threads) of a round, the mean: a figure
- * that a busy machine disturbs less than the wall time.
+ * that a busy machine disturbs less than the wall time.  GFLOP is the
+ * arithmetic of one image's work that runs as matrix products
+ * (convolutions, linear layers, attention; a multiply-add counts 2), as the
+ * profiler counts it in the warm-up round; PEAK the machine's rate for it
+ * in GFLOP/s with the engine's threads, the larger of the vector units'
+ * (vector_peak) and our GEMM's on 2048^3 (gemm_peak).  PEAK / GFLOP is
+ * then a ceiling on images/s: what the work would run at if every product
+ * ran at that rate and nothing else took any time (tests/bench/engine.sh
+ * prints it beside PyTorch's figure).
  * Inference: evaluation forward of a batch (evaluation plan).  Training
  * step: optimizer zero_grad, training forward, BCE loss, backward, SGD step
  * (momentum 0.9), as tests/bench/engine.py does it in PyTorch.  One warm-up
@@ -25,6 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <immintrin.h>
 
 #include "error.h"
 #include "nn/loss.h"
@@ -130,15 +139,120 @@ gemm_peak(int bf16)
 	return best;
 }
 
+/*
+ * The vector units' rate: on each of the pool's threads, CHAINS independent
+ * chains of 512-bit FMAs (fp32: 16 multiply-adds each), or of vdpbf16ps
+ * (bf16: 32), enough to cover their latency on every core we know, with
+ * the operands in registers; the best of five.  0 where the CPU has
+ * neither (AVX2's 256-bit FMA then: 8 multiply-adds).  On a CPU with AMX
+ * the tiles run faster than any vector loop, and gemm_peak is the larger.
+ */
+#define CHAINS 16
+#define SPINS 4000000L
+
+__attribute__((target("avx512f"))) static void
+spin_avx512(void *arg, int i, int n)
+{
+	__m512 acc[CHAINS], a = _mm512_set1_ps(0.999f), b = _mm512_set1_ps(1e-7f);
+	(void)n;
+#pragma GCC unroll 16
+	for (int k = 0; k < CHAINS; k++)
+		acc[k] = _mm512_set1_ps((float)k);
+	for (long s = 0; s < SPINS; s++)
+#pragma GCC unroll 16
+		for (int k = 0; k < CHAINS; k++)
+			acc[k] = _mm512_fmadd_ps(acc[k], a, b);
+	for (int k = 1; k < CHAINS; k++)
+		acc[0] = _mm512_add_ps(acc[0], acc[k]);
+	((volatile float *)arg)[i] = _mm512_reduce_add_ps(acc[0]);
+}
+
+__attribute__((target("avx2,fma"))) static void
+spin_avx2(void *arg, int i, int n)
+{
+	__m256 acc[CHAINS], a = _mm256_set1_ps(0.999f), b = _mm256_set1_ps(1e-7f);
+	(void)n;
+	for (int k = 0; k < CHAINS; k++)
+		acc[k] = _mm256_set1_ps((float)k);
+	for (long s = 0; s < SPINS; s++)
+#pragma GCC unroll 16
+		for (int k = 0; k < CHAINS; k++)
+			acc[k] = _mm256_fmadd_ps(acc[k], a, b);
+	for (int k = 1; k < CHAINS; k++)
+		acc[0] = _mm256_add_ps(acc[0], acc[k]);
+	float v[8];
+	_mm256_storeu_ps(v, acc[0]);
+	((volatile float *)arg)[i] = v[0];
+}
+
+__attribute__((target("avx512f,avx512bf16"))) static void
+spin_bf16(void *arg, int i, int n)
+{
+	__m512 acc[CHAINS];
+	__m512bh a = (__m512bh)_mm512_set1_epi16(0x3f80), b = (__m512bh)_mm512_set1_epi16(0x3380);
+	(void)n;
+	for (int k = 0; k < CHAINS; k++)
+		acc[k] = _mm512_set1_ps((float)k);
+	for (long s = 0; s < SPINS; s++)
+#pragma GCC unroll 16
+		for (int k = 0; k < CHAINS; k++)
+			acc[k] = _mm512_dpbf16_ps(acc[k], a, b);
+	for (int k = 1; k < CHAINS; k++)
+		acc[0] = _mm512_add_ps(acc[0], acc[k]);
+	((volatile float *)arg)[i] = _mm512_reduce_add_ps(acc[0]);
+}
+
+static double
+vector_peak(int bf16)
+{
+	struct mura_threads *p = mura_threads_create(0);
+	mura_threads_fn *fn = NULL;
+	double madds = 0, best = 0;
+	static float sink[1024];  /* a thread's result, so that its loop is kept */
+
+	__builtin_cpu_init();
+	if (bf16 && mura_bf16_supported())
+		fn = spin_bf16, madds = 32;
+	else if (!bf16 && __builtin_cpu_supports("avx512f"))
+		fn = spin_avx512, madds = 16;
+	else if (!bf16 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+		fn = spin_avx2, madds = 8;
+	for (int i = 0; p && fn && i < 5; i++) {
+		double t0 = now();
+		mura_threads_run(p, fn, sink);
+		double g = 2.0 * madds * CHAINS * SPINS * mura_threads_size(p) / (now() - t0) * 1e-9;
+		best = g > best ? g : best;
+	}
+	mura_threads_free(p);
+	return best;
+}
+
+/* The rate the ceiling is computed at: the larger of the two (each
+ * measured once per precision); *gemm, *vec each where not NULL. */
+static double
+machine_peak(int bf16, double *gemm, double *vec)
+{
+	static double g[2], v[2];
+
+	if (!g[bf16]) {
+		g[bf16] = gemm_peak(bf16);
+		v[bf16] = vector_peak(bf16);
+	}
+	if (gemm)
+		*gemm = g[bf16];
+	if (vec)
+		*vec = v[bf16];
+	return v[bf16] > g[bf16] ? v[bf16] : g[bf16];
+}
+
 static void
 print_profile(const char *what, const struct mura_nn_prof *p, double total, int iters, int bf16)
 {
-	static double peak;
+	double peak, vec;
 
-	if (!peak)
-		peak = gemm_peak(bf16);
-	fprintf(stderr, "profile %s: %.3f s per round; %s peak %.0f GFLOP/s (2048^3; OpenBLAS %s)\n",
-	        what, total / iters, bf16 ? "sbgemm" : "sgemm", peak, mura_blas_core());
+	machine_peak(bf16, &peak, &vec);
+	fprintf(stderr, "profile %s: %.3f s per round; %s peak %.0f GFLOP/s (2048^3; OpenBLAS %s), "
+	        "vector units %.0f\n", what, total / iters, bf16 ? "sbgemm" : "sgemm", peak, mura_blas_core(), vec);
 	for (int k = 0; k < MURA_PROF_KINDS; k++) {
 		if (!p->calls[k])
 			continue;
@@ -152,18 +266,26 @@ print_profile(const char *what, const struct mura_nn_prof *p, double total, int 
 }
 
 /* Time ITERS rounds of fn after one warm-up; seconds per round, median;
- * *cpu the mean processor time of a round. */
+ * *cpu the mean processor time of a round, *flop the arithmetic the
+ * profiler counted in the warm-up. */
 static double
-timed(struct run *r, int (*fn)(struct run *), int iters, const char *what, double *cpu, int bf16)
+timed(struct run *r, int (*fn)(struct run *), int iters, const char *what, double *cpu, double *flop,
+      int bf16)
 {
 	double t[64], total = 0, c0;
-	struct mura_nn_prof prof = {{0}, {0}, {0}};
+	struct mura_nn_prof prof = {{0}, {0}, {0}}, warm = {{0}, {0}, {0}};
 	int profile = getenv("MURA_PROFILE") != NULL;
 
 	if (iters > 64)
 		iters = 64;
-	if (fn(r) < 0)
+	mura_model_profile(r->m, &warm);
+	int rc = fn(r);
+	mura_model_profile(r->m, NULL);
+	if (rc < 0)
 		return -1;
+	*flop = 0;
+	for (int k = 0; k < MURA_PROF_KINDS; k++)
+		*flop += warm.flop[k];
 	if (profile)
 		mura_model_profile(r->m, &prof);
 	c0 = cpu_now();
@@ -185,14 +307,15 @@ enum { DO_INFER = 1, DO_TRAIN = 2 };
 
 static int
 bench(int arch, int n, int size, int iters, int what, int precision, int quiet, double *infer_s,
-      double *train_s)
+      double *train_s, double *infer_flop, double *train_flop)
 {
 	struct mura_model_config c;
 	struct mura_optim_config oc;
 	struct run r = {0};
 	size_t np;
 	struct mura_rng g;
-	double cpu = 0;
+	double cpu = 0, flop = 0;
+	const int bf16 = precision == MURA_PRECISION_BF16;
 
 	mura_model_config_default(&c);
 	c.arch = arch;
@@ -217,18 +340,22 @@ bench(int arch, int n, int size, int iters, int what, int precision, int quiet, 
 		return -1;
 
 	if ((what & DO_INFER) && (mura_model_plan(r.m, n, size, size, 0) < 0 ||
-	                          (*infer_s = timed(&r, infer_once, iters, "inference", &cpu, precision == MURA_PRECISION_BF16)) < 0))
+	                          (*infer_s = timed(&r, infer_once, iters, "inference", &cpu, &flop, bf16)) < 0))
 		return -1;
 	if ((what & DO_INFER) && !quiet)
-		printf("infer %s %d %d %.2f %.3f %ld %.3f\n", mura_arch_name(arch), n, size, n / *infer_s,
-		       *infer_s, peak_rss_mb(), cpu);
+		printf("infer %s %d %d %.2f %.3f %ld %.3f %.2f %.0f\n", mura_arch_name(arch), n, size, n / *infer_s,
+		       *infer_s, peak_rss_mb(), cpu, flop / n * 1e-9, machine_peak(bf16, NULL, NULL));
+	if (what & DO_INFER)
+		*infer_flop = flop;
 	fflush(stdout);
 	if ((what & DO_TRAIN) && (mura_model_plan(r.m, n, size, size, 1) < 0 ||
-	                          (*train_s = timed(&r, train_once, iters, "training step", &cpu, precision == MURA_PRECISION_BF16)) < 0))
+	                          (*train_s = timed(&r, train_once, iters, "training step", &cpu, &flop, bf16)) < 0))
 		return -1;
 	if ((what & DO_TRAIN) && !quiet)
-		printf("train %s %d %d %.2f %.3f %ld %.3f\n", mura_arch_name(arch), n, size, n / *train_s,
-		       *train_s, peak_rss_mb(), cpu);
+		printf("train %s %d %d %.2f %.3f %ld %.3f %.2f %.0f\n", mura_arch_name(arch), n, size, n / *train_s,
+		       *train_s, peak_rss_mb(), cpu, flop / n * 1e-9, machine_peak(bf16, NULL, NULL));
+	if (what & DO_TRAIN)
+		*train_flop = flop;
 	mura_optim_free(&r.opt);
 	mura_model_free(r.m);
 	free(r.x), free(r.y), free(r.logits), free(r.dz);
@@ -238,12 +365,21 @@ bench(int arch, int n, int size, int iters, int what, int precision, int quiet, 
 int
 main(int argc, char **argv)
 {
-	double ti, tt;
+	double ti, tt, fi = 0, ft = 0;
 
 	if (argc == 1) {
 		CHECK("bench harness: resnet18 inference and a training step at 64x64",
-		      bench(MURA_ARCH_RESNET18, 2, 64, 1, DO_INFER | DO_TRAIN, 0, 1, &ti, &tt) == 0 && ti > 0 &&
-		          tt > 0);
+		      bench(MURA_ARCH_RESNET18, 2, 64, 1, DO_INFER | DO_TRAIN, 0, 1, &ti, &tt, &fi, &ft) == 0 &&
+		          ti > 0 && tt > 0);
+		/* resnet18 at 64 x 64, 2 images: its convolutions' 1,813,561,344
+		 * multiply-adds at 224 x 224 (torchvision's model counted by forward
+		 * hooks: 1,814,073,344 with its 1000-way head) times (64 / 224)^2,
+		 * exact since every map scales, and our one-logit head's 512; 2 FLOP
+		 * each */
+		CHECK_NEAR("bench harness: the counted inference arithmetic is resnet18's", fi * 1e-8,
+		           1e-8 * 2 * 2 * (1813561344.0 * 64 * 64 / (224 * 224) + 512), 1e-9);
+		CHECK("bench harness: a training step counts 2 to 3 times the inference's arithmetic",
+		      ft >= 2 * fi && ft <= 3 * fi);
 		return test_status();
 	}
 	int what = argc >= 6 ? (strcmp(argv[5], "infer") == 0 ? DO_INFER : strcmp(argv[5], "train") == 0 ? DO_TRAIN
@@ -255,7 +391,7 @@ main(int argc, char **argv)
 		return 2;
 	}
 	int arch = mura_arch_parse(argv[1]);
-	if (arch < 0 || bench(arch, atoi(argv[2]), atoi(argv[3]), atoi(argv[4]), what, precision, 0, &ti, &tt) < 0) {
+	if (arch < 0 || bench(arch, atoi(argv[2]), atoi(argv[3]), atoi(argv[4]), what, precision, 0, &ti, &tt, &fi, &ft) < 0) {
 		fprintf(stderr, "nn_bench: %s\n", mura_error_get());
 		return 1;
 	}

@@ -12,6 +12,14 @@
 #   (make bench PROFILE=1)                    operation, its GFLOP/s and their
 #                                             share of the sgemm peak (stderr)
 #
+# A ceiling column: nn_bench counts the arithmetic of our matrix products per
+# image (convolutions, linear layers, attention) and measures the machine's
+# peak rate for it (the larger of a loop of independent 512-bit FMAs, or
+# vdpbf16ps for bf16, on every thread, and our GEMM on 2048^3: where there is
+# AMX, the GEMM); peak / arithmetic is the images/s no program doing the same
+# products could pass on this machine, and "at most" that over PyTorch's
+# figure: the largest ratio a target may ask for here.
+#
 # PyTorch runs in its best documented configuration: for each network a
 # short probe (one warm-up and one round of each kind of work) under each
 # tuned allocator of alloc.sh (tcmalloc, jemalloc preloaded; glibc's malloc
@@ -81,11 +89,11 @@ for arch in $ARCHS; do
 done
 echo "engine: load after:  $(cut -d' ' -f1-3 /proc/loadavg)"
 
-# field KIND FILE: "IMAGES_PER_S RSS_MB" of that kind's line, or nothing
-field() { [ -f "$2" ] && awk -v k="$1" '$1 == k { print $5, $7 }' "$2" || true; }
+# field KIND FILE: "IMAGES_PER_S RSS_MB [GFLOP PEAK]" of that kind's line, or nothing
+field() { [ -f "$2" ] && awk -v k="$1" '$1 == k { print $5, $7, $9, $10 }' "$2" || true; }
 
-printf '%-34s %9s %9s %7s %-11s %9s %9s %9s\n' "work (images/s)" "mura" "PyTorch" "ratio" "allocator" \
-	"default" "mura RSS" "torch RSS"
+printf '%-34s %9s %9s %7s %-11s %9s %9s %9s %9s %7s\n' "work (images/s)" "mura" "PyTorch" "ratio" "allocator" \
+	"default" "mura RSS" "torch RSS" "ceiling" "at most"
 for arch in $ARCHS; do
 	for prec in $PRECS; do
 		for kind in infer train; do
@@ -98,13 +106,21 @@ for arch in $ARCHS; do
 			alloc=$(cat "$T/alloc.$arch" 2>/dev/null || echo -)
 			echo "$ours|$theirs|$def" | awk -F'|' -v w="$what" -v al="$alloc" '{
 				no = split($1, o, " "); nt = split($2, t, " ");
-				printf "%-34s %9s %9s %7s %-11s %9s %6s MB %6s MB\n", w,
+				ceil = no >= 4 && o[3] > 0 ? o[4] / o[3] : 0;
+				printf "%-34s %9s %9s %7s %-11s %9s %6s MB %6s MB %9s %7s\n", w,
 				    no ? sprintf("%.2f", o[1]) : "-", nt ? sprintf("%.2f", t[1]) : "-",
 				    no && nt ? sprintf("%.2fx", o[1] / t[1]) : "-", nt ? al : "-",
-				    $3 != "" ? sprintf("%.2f", $3) : "-", no ? o[2] : "-", nt ? t[2] : "-" }'
+				    $3 != "" ? sprintf("%.2f", $3) : "-", no ? o[2] : "-", nt ? t[2] : "-",
+				    ceil ? sprintf("%.2f", ceil) : "-", ceil && nt ? sprintf("%.2fx", ceil / t[1]) : "-" }'
 		done
 	done
 done
 [ "$have_torch" = 1 ] || echo "engine: PyTorch (python3-torch, python3-torchvision) is not installed: no comparison"
 echo "engine: PyTorch's column runs under the allocator named, the fastest of its probe; \"default\" is PyTorch with glibc's malloc as it starts"
 echo "engine: RSS is each process's peak after that work (inference runs first, so a training figure covers both)"
+echo "engine: ceiling is the images/s of our work if every matrix product (convolutions, linear layers, attention: nn_bench's"
+echo "engine: GFLOP per image) ran at this machine's peak and nothing else took time; \"at most\" is the ratio to PyTorch that allows"
+for prec in $PRECS; do
+	cat "$T"/ours.*."$prec" 2>/dev/null | awk -v p="$prec" 'NF >= 10 { print "engine: this machine'"'"'s peak, " p ": " $10 \
+		" GFLOP/s, the larger of its vector units'"'"' and our GEMM'"'"'s on 2048^3 (nn_bench)"; exit }'
+done
