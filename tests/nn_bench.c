@@ -33,7 +33,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#if defined(__x86_64__) && defined(__GNUC__)
+#define HAVE_SPIN 1
 #include <immintrin.h>
+#endif
 
 #include "error.h"
 #include "nn/loss.h"
@@ -150,6 +153,8 @@ gemm_peak(int bf16)
 #define CHAINS 16
 #define SPINS 4000000L
 
+#ifdef HAVE_SPIN
+
 __attribute__((target("avx512f"))) static void
 spin_avx512(void *arg, int i, int n)
 {
@@ -202,6 +207,8 @@ spin_bf16(void *arg, int i, int n)
 	((volatile float *)arg)[i] = _mm512_reduce_add_ps(acc[0]);
 }
 
+#endif
+
 static double
 vector_peak(int bf16)
 {
@@ -210,6 +217,7 @@ vector_peak(int bf16)
 	double madds = 0, best = 0;
 	static float sink[1024];  /* a thread's result, so that its loop is kept */
 
+#ifdef HAVE_SPIN
 	__builtin_cpu_init();
 	if (bf16 && mura_bf16_supported())
 		fn = spin_bf16, madds = 32;
@@ -217,6 +225,9 @@ vector_peak(int bf16)
 		fn = spin_avx512, madds = 16;
 	else if (!bf16 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
 		fn = spin_avx2, madds = 8;
+#else
+	(void)bf16;
+#endif
 	for (int i = 0; p && fn && i < 5; i++) {
 		double t0 = now();
 		mura_threads_run(p, fn, sink);
