@@ -154,38 +154,33 @@ gemm_peak(int bf16)
 #define SPINS 4000000L
 
 #ifdef HAVE_SPIN
+/* CHAINS accumulators of type V (set1's), each `step` SPINS times (its
+ * acc[k] the accumulator), then summed into acc[0] by `add` */
+#define SPIN(V, set1, add, step)                                               \
+	V acc[CHAINS];                                                             \
+	for (int k = 0; k < CHAINS; k++)                                           \
+		acc[k] = set1((float)k);                                               \
+	for (long s = 0; s < SPINS; s++)                                           \
+		_Pragma("GCC unroll 16") for (int k = 0; k < CHAINS; k++) acc[k] = step; \
+	for (int k = 1; k < CHAINS; k++)                                           \
+		acc[0] = add(acc[0], acc[k])
 
 __attribute__((target("avx512f"))) static void
 spin_avx512(void *arg, int i, int n)
 {
-	__m512 acc[CHAINS], a = _mm512_set1_ps(0.999f), b = _mm512_set1_ps(1e-7f);
+	const __m512 a = _mm512_set1_ps(0.999f), b = _mm512_set1_ps(1e-7f);
+	SPIN(__m512, _mm512_set1_ps, _mm512_add_ps, _mm512_fmadd_ps(acc[k], a, b));
 	(void)n;
-#pragma GCC unroll 16
-	for (int k = 0; k < CHAINS; k++)
-		acc[k] = _mm512_set1_ps((float)k);
-	for (long s = 0; s < SPINS; s++)
-#pragma GCC unroll 16
-		for (int k = 0; k < CHAINS; k++)
-			acc[k] = _mm512_fmadd_ps(acc[k], a, b);
-	for (int k = 1; k < CHAINS; k++)
-		acc[0] = _mm512_add_ps(acc[0], acc[k]);
 	((volatile float *)arg)[i] = _mm512_reduce_add_ps(acc[0]);
 }
 
 __attribute__((target("avx2,fma"))) static void
 spin_avx2(void *arg, int i, int n)
 {
-	__m256 acc[CHAINS], a = _mm256_set1_ps(0.999f), b = _mm256_set1_ps(1e-7f);
-	(void)n;
-	for (int k = 0; k < CHAINS; k++)
-		acc[k] = _mm256_set1_ps((float)k);
-	for (long s = 0; s < SPINS; s++)
-#pragma GCC unroll 16
-		for (int k = 0; k < CHAINS; k++)
-			acc[k] = _mm256_fmadd_ps(acc[k], a, b);
-	for (int k = 1; k < CHAINS; k++)
-		acc[0] = _mm256_add_ps(acc[0], acc[k]);
+	const __m256 a = _mm256_set1_ps(0.999f), b = _mm256_set1_ps(1e-7f);
 	float v[8];
+	SPIN(__m256, _mm256_set1_ps, _mm256_add_ps, _mm256_fmadd_ps(acc[k], a, b));
+	(void)n;
 	_mm256_storeu_ps(v, acc[0]);
 	((volatile float *)arg)[i] = v[0];
 }
@@ -193,17 +188,9 @@ spin_avx2(void *arg, int i, int n)
 __attribute__((target("avx512f,avx512bf16"))) static void
 spin_bf16(void *arg, int i, int n)
 {
-	__m512 acc[CHAINS];
-	__m512bh a = (__m512bh)_mm512_set1_epi16(0x3f80), b = (__m512bh)_mm512_set1_epi16(0x3380);
+	const __m512bh a = (__m512bh)_mm512_set1_epi16(0x3f80), b = (__m512bh)_mm512_set1_epi16(0x3380);
+	SPIN(__m512, _mm512_set1_ps, _mm512_add_ps, _mm512_dpbf16_ps(acc[k], a, b));
 	(void)n;
-	for (int k = 0; k < CHAINS; k++)
-		acc[k] = _mm512_set1_ps((float)k);
-	for (long s = 0; s < SPINS; s++)
-#pragma GCC unroll 16
-		for (int k = 0; k < CHAINS; k++)
-			acc[k] = _mm512_dpbf16_ps(acc[k], a, b);
-	for (int k = 1; k < CHAINS; k++)
-		acc[0] = _mm512_add_ps(acc[0], acc[k]);
 	((volatile float *)arg)[i] = _mm512_reduce_add_ps(acc[0]);
 }
 
