@@ -2,7 +2,7 @@
  * nn_bench.c - the engine's side of `make bench` (tests/bench/engine.sh).
  *
  *   nn_bench ARCH BATCH SIZE ITERS [infer|train|both [fp32|bf16]]   one line per kind:
- *       "infer ARCH BATCH SIZE IMAGES_PER_S SECONDS_PER_BATCH PEAK_RSS_MB CPU_S"
+ *       "infer ARCH BATCH SIZE IMAGES_PER_S SECONDS_PER_BATCH PEAK_RSS_MB CPU_S GFLOP PEAK"
  *       "train ARCH BATCH SIZE IMAGES_PER_S SECONDS_PER_STEP PEAK_RSS_MB CPU_S GFLOP PEAK"
  * CPU_S is the processor time (all threads) of a round, the mean: a figure
  * that a busy machine disturbs less than the wall time.  GFLOP is the
@@ -146,9 +146,10 @@ gemm_peak(int bf16)
  * The vector units' rate: on each of the pool's threads, CHAINS independent
  * chains of 512-bit FMAs (fp32: 16 multiply-adds each), or of vdpbf16ps
  * (bf16: 32), enough to cover their latency on every core we know, with
- * the operands in registers; the best of five.  0 where the CPU has
- * neither (AVX2's 256-bit FMA then: 8 multiply-adds).  On a CPU with AMX
- * the tiles run faster than any vector loop, and gemm_peak is the larger.
+ * the operands in registers; the best of five.  Without AVX-512, fp32 takes
+ * AVX2's 256-bit FMA (8 multiply-adds); 0 without either, or for bf16
+ * without AVX512-BF16.  On a CPU with AMX the tiles run faster than any
+ * vector loop, and gemm_peak is the larger.
  */
 #define CHAINS 16
 #define SPINS 4000000L
