@@ -313,7 +313,7 @@ bench(int arch, int n, int size, int iters, int what, int precision, int quiet, 
 	struct run r = {0};
 	size_t np;
 	struct mura_rng g;
-	double cpu = 0, flop = 0;
+	double cpu = 0;
 	const int bf16 = precision == MURA_PRECISION_BF16;
 
 	mura_model_config_default(&c);
@@ -339,22 +339,18 @@ bench(int arch, int n, int size, int iters, int what, int precision, int quiet, 
 		return -1;
 
 	if ((what & DO_INFER) && (mura_model_plan(r.m, n, size, size, 0) < 0 ||
-	                          (*infer_s = timed(&r, infer_once, iters, "inference", &cpu, &flop, bf16)) < 0))
+	                          (*infer_s = timed(&r, infer_once, iters, "inference", &cpu, infer_flop, bf16)) < 0))
 		return -1;
 	if ((what & DO_INFER) && !quiet)
 		printf("infer %s %d %d %.2f %.3f %ld %.3f %.2f %.0f\n", mura_arch_name(arch), n, size, n / *infer_s,
-		       *infer_s, peak_rss_mb(), cpu, flop / n * 1e-9, machine_peak(bf16, NULL, NULL));
-	if (what & DO_INFER)
-		*infer_flop = flop;
+		       *infer_s, peak_rss_mb(), cpu, *infer_flop / n * 1e-9, machine_peak(bf16, NULL, NULL));
 	fflush(stdout);
 	if ((what & DO_TRAIN) && (mura_model_plan(r.m, n, size, size, 1) < 0 ||
-	                          (*train_s = timed(&r, train_once, iters, "training step", &cpu, &flop, bf16)) < 0))
+	                          (*train_s = timed(&r, train_once, iters, "training step", &cpu, train_flop, bf16)) < 0))
 		return -1;
 	if ((what & DO_TRAIN) && !quiet)
 		printf("train %s %d %d %.2f %.3f %ld %.3f %.2f %.0f\n", mura_arch_name(arch), n, size, n / *train_s,
-		       *train_s, peak_rss_mb(), cpu, flop / n * 1e-9, machine_peak(bf16, NULL, NULL));
-	if (what & DO_TRAIN)
-		*train_flop = flop;
+		       *train_s, peak_rss_mb(), cpu, *train_flop / n * 1e-9, machine_peak(bf16, NULL, NULL));
 	mura_optim_free(&r.opt);
 	mura_model_free(r.m);
 	free(r.x), free(r.y), free(r.logits), free(r.dz);
